@@ -1,0 +1,122 @@
+/* lwIP options for slipway.
+ *
+ * lwIP runs single-threaded inside the slipway event loop (NO_SYS=1): the
+ * engine feeds it IP packets, drives its timers from a libuv timer, and takes
+ * IP packets out through netif->output. lwIP never sees Ethernet or ARP: the
+ * gateway (netstack/gateway) owns the link layer.
+ *
+ * Sizing: the virtual link has an MTU of up to 65520 (like slirp4netns and
+ * pasta), so the MSS and windows are large and window scaling is on. Memory
+ * comes from the C heap (MEM_LIBC_MALLOC, MEMP_MEM_MALLOC); the engine bounds
+ * the number of flows and each flow is bounded by TCP_WND and TCP_SND_BUF, so
+ * no buffer grows without limit.
+ */
+#ifndef SLIPWAY_LWIPOPTS_H
+#define SLIPWAY_LWIPOPTS_H
+
+#define NO_SYS 1
+#define SYS_LIGHTWEIGHT_PROT 0
+#define LWIP_TIMERS 1
+#define LWIP_NETCONN 0
+#define LWIP_SOCKET 0
+#define LWIP_RAW 0
+#define LWIP_DHCP 0
+#define LWIP_AUTOIP 0
+#define LWIP_IGMP 0
+#define LWIP_DNS 0
+#define LWIP_ARP 0
+#define LWIP_ETHERNET 0
+#define LWIP_IPV4 1
+#define LWIP_IPV6 0
+#define LWIP_ICMP 1
+#define LWIP_BROADCAST_PING 0
+#define LWIP_MULTICAST_PING 0
+#define LWIP_UDP 1
+#define LWIP_TCP 1
+#define LWIP_SINGLE_NETIF 1
+#define LWIP_NETIF_STATUS_CALLBACK 0
+#define LWIP_NETIF_LINK_CALLBACK 0
+#define LWIP_HAVE_LOOPIF 0
+#define LWIP_NETIF_LOOPBACK 0
+
+/* Memory: the C heap, bounded by the engine's flow limit. */
+#define MEM_LIBC_MALLOC 1
+#define MEMP_MEM_MALLOC 1
+#define MEM_ALIGNMENT 8
+#define MEM_SIZE (1024 * 1024)
+#define PBUF_POOL_SIZE 64
+#define PBUF_POOL_BUFSIZE 2048
+#define MEMP_NUM_TCP_PCB 16384
+#define MEMP_NUM_TCP_PCB_LISTEN 4
+#define MEMP_NUM_UDP_PCB 8
+#define MEMP_NUM_TCP_SEG 65536
+#define MEMP_NUM_REASSDATA 64
+#define MEMP_NUM_FRAG_PBUF 256
+#define MEMP_NUM_SYS_TIMEOUT 16
+
+/* IPv4: reassemble guest fragments; fragment what we send if needed. */
+#define IP_FORWARD 0
+#define IP_REASSEMBLY 1
+#define IP_FRAG 1
+#define IP_REASS_MAX_PBUFS 256
+#define IP_DEFAULT_TTL 64
+#define IP_SOF_BROADCAST 0
+
+/* TCP sized for MTU 65520: MSS = 65520 - 40. Window scaling on. */
+#define TCP_MSS 65480
+#define LWIP_WND_SCALE 1
+#define TCP_RCV_SCALE 6
+#define TCP_WND (2 * 1024 * 1024)
+#define TCP_SND_BUF (2 * 1024 * 1024)
+#define TCP_SND_QUEUELEN 4096
+#define TCP_SNDLOWAT (TCP_SND_BUF / 2)
+#define TCP_SNDQUEUELOWAT (TCP_SND_QUEUELEN / 2)
+#define TCP_OVERSIZE TCP_MSS
+/* lwIP's sanity checks assume 16-bit windows (TCP_SNDLOWAT below 0xffff);
+ * with LWIP_WND_SCALE the send buffer is 32-bit. The other checks hold for
+ * the values above: SND_BUF >= 2*MSS, QUEUELEN >= 2*SND_BUF/MSS,
+ * LOWATs below their limits, WND >= MSS. */
+#define LWIP_DISABLE_TCP_SANITY_CHECKS 1
+#define TCP_QUEUE_OOSEQ 1
+#define TCP_OOSEQ_MAX_BYTES TCP_WND
+#define TCP_OOSEQ_MAX_PBUFS 512
+#define LWIP_TCP_SACK_OUT 1
+#define TCP_LISTEN_BACKLOG 0
+#define LWIP_TCP_TIMESTAMPS 0
+#define TCP_TTL 64
+#define TCP_MSL 10000UL
+#define TCP_MAXRTX 12
+#define TCP_SYNMAXRTX 6
+#define LWIP_TCP_KEEPALIVE 1
+#define LWIP_CALLBACK_API 1
+#define LWIP_EVENT_API 0
+#define TCP_CALCULATE_EFF_SEND_MSS 1
+
+/* Checksums: generated for everything we send; guest input checked for the
+ * IP header only. A guest that sends bad TCP/UDP checksums only corrupts its
+ * own data; skipping the check saves a pass over every byte. */
+#define CHECKSUM_GEN_IP 1
+#define CHECKSUM_GEN_UDP 1
+#define CHECKSUM_GEN_TCP 1
+#define CHECKSUM_GEN_ICMP 1
+#define CHECKSUM_CHECK_IP 1
+#define CHECKSUM_CHECK_UDP 0
+#define CHECKSUM_CHECK_TCP 0
+#define CHECKSUM_CHECK_ICMP 0
+#define LWIP_CHECKSUM_ON_COPY 1
+
+/* Statistics: kept in debug builds only. */
+#ifdef NDEBUG
+#define LWIP_STATS 0
+#else
+#define LWIP_STATS 1
+#define LWIP_STATS_DISPLAY 0
+#endif
+#define LWIP_NOASSERT_ON_ERROR 1
+
+/* slipway's hooks and the transparent-termination patch
+ * (patches/0001-transparent-termination.patch). */
+#define SLIPWAY_TRANSPARENT 1
+#define LWIP_RAND() slipway_lwip_rand()
+
+#endif
