@@ -1,0 +1,93 @@
+#include "netstack/cli/options.h"
+
+#include <charconv>
+
+namespace slipway::cli {
+namespace {
+
+wire::Ipv4Addr parse_addr(const std::string& what, const std::string& text) {
+  auto a = wire::Ipv4Addr::parse(text);
+  if (!a) throw CLI::ValidationError(what, "'" + text + "' is not an IPv4 address");
+  return *a;
+}
+
+std::pair<wire::Ipv4Addr, unsigned> parse_cidr(const std::string& what, const std::string& text) {
+  auto slash = text.find('/');
+  if (slash == std::string::npos) throw CLI::ValidationError(what, "'" + text + "' needs a prefix, as in 10.0.2.15/24");
+  auto addr = parse_addr(what, text.substr(0, slash));
+  unsigned prefix = 0;
+  auto tail = text.substr(slash + 1);
+  auto [p, ec] = std::from_chars(tail.data(), tail.data() + tail.size(), prefix);
+  if (ec != std::errc() || p != tail.data() + tail.size() || prefix < 8 || prefix > 30)
+    throw CLI::ValidationError(what, "prefix length must be 8 to 30, not '" + tail + "'");
+  return {addr, prefix};
+}
+
+}  // namespace
+
+void NetworkOptions::add_to(CLI::App& app) {
+  app.add_option("--address", address, "Guest IPv4 address and prefix length")->capture_default_str();
+  app.add_option("--gateway", gateway, "Gateway address; connections to it reach the host's loopback")
+      ->capture_default_str();
+  app.add_option("--dns", dns, "DNS address announced to the guest")->capture_default_str();
+  app.add_option("--mac", mac, "Guest MAC address")->capture_default_str();
+  app.add_option("--mtu", mtu, "MTU of the guest interface")->check(CLI::Range(576u, 65520u))->capture_default_str();
+  app.add_option("--interface", interface, "Name of the guest interface")->capture_default_str();
+  app.add_flag("--no-host-loopback", no_host_loopback,
+               "Refuse connections to the gateway address instead of relaying them to the host's loopback");
+  app.add_flag("--no-configure", no_configure,
+               "Only create the interface and bring it up (for a DHCP client in the guest)");
+  app.add_option("--search", search, "DNS search domain for the guest (repeatable)");
+  app.add_option("--pcap", pcap, "Record every frame on the guest link to FILE (pcap format)");
+  app.add_option("--max-tcp-flows", max_tcp_flows, "Most TCP connections at once")->capture_default_str();
+  app.add_option("--max-udp-flows", max_udp_flows, "Most UDP mappings at once")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+}
+
+gateway::GatewayConfig NetworkOptions::gateway_config() const {
+  gateway::GatewayConfig c;
+  auto [guest, prefix] = parse_cidr("--address", address);
+  c.nat.guest = guest;
+  c.nat.prefix = prefix;
+  c.nat.gateway = parse_addr("--gateway", gateway);
+  c.nat.dns = parse_addr("--dns", dns);
+  c.nat.host_loopback = !no_host_loopback;
+  if (!c.nat.gateway.in_subnet(guest, prefix))
+    throw CLI::ValidationError("--gateway", gateway + " is not in " + address);
+  if (!c.nat.dns.in_subnet(guest, prefix)) throw CLI::ValidationError("--dns", dns + " is not in " + address);
+  if (c.nat.gateway == guest || c.nat.dns == guest)
+    throw CLI::ValidationError("--address", "the guest address must differ from the gateway and DNS addresses");
+  c.mtu = static_cast<uint16_t>(mtu);
+  c.search_domains = search;
+  c.max_tcp_flows = max_tcp_flows;
+  c.max_udp_flows = max_udp_flows;
+  // The gateway's MAC follows slirp's convention: 52:55 and the gateway address.
+  uint32_t g = c.nat.gateway.value;
+  c.mac = wire::MacAddr{{0x52, 0x55, static_cast<uint8_t>(g >> 24), static_cast<uint8_t>(g >> 16),
+                         static_cast<uint8_t>(g >> 8), static_cast<uint8_t>(g)}};
+  return c;
+}
+
+ns::GuestInterface NetworkOptions::guest_interface() const {
+  auto g = gateway_config();
+  auto m = wire::MacAddr::parse(mac);
+  if (!m || m->is_multicast() || m->is_zero())
+    throw CLI::ValidationError("--mac", "'" + mac + "' is not a unicast MAC address");
+  if (interface.empty() || interface.size() > 15)
+    throw CLI::ValidationError("--interface", "a name of 1 to 15 characters is needed");
+  ns::GuestInterface i;
+  i.name = interface;
+  i.mtu = mtu;
+  i.mac = m->octets;
+  i.configure = !no_configure;
+  i.address = g.nat.guest.value;
+  i.prefix = g.nat.prefix;
+  i.gateway = g.nat.gateway.value;
+  i.dns = g.nat.dns.value;
+  i.search = search;
+  return i;
+}
+
+}  // namespace slipway::cli

@@ -1,0 +1,412 @@
+#include "netstack/engine/lwip_engine.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+
+#include <cstring>
+#include <stdexcept>
+
+extern "C" {
+#include "lwip/icmp.h"
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/ip4.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/tcp.h"
+#include "lwip/timeouts.h"
+#include "lwip/udp.h"
+#include "lwip/priv/tcp_priv.h"  // tcp_active_pcbs, tcp_tw_pcbs: freed at shutdown
+}
+
+#include "netstack/engine/tcp_flow.h"
+#include "netstack/engine/udp_flow.h"
+#include "netstack/wire/ethernet.h"
+#include "netstack/wire/frame.h"
+#include "netstack/wire/icmp.h"
+#include "netstack/wire/tcp.h"
+#include "netstack/wire/udp.h"
+
+namespace slipway::engine {
+namespace {
+
+// lwIP keeps global state: one engine per process.
+LwipEngine* g_engine = nullptr;
+uv_loop_t* g_loop = nullptr;
+bool g_lwip_initialised = false;
+
+ip4_addr_t to_lwip(wire::Ipv4Addr a) {
+  ip4_addr_t r;
+  r.addr = lwip_htonl(a.value);
+  return r;
+}
+wire::Ipv4Addr from_lwip(const ip4_addr_t* a) { return wire::Ipv4Addr{lwip_ntohl(a->addr)}; }
+
+template <class T>
+void close_and_free(T* handle) {
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete reinterpret_cast<T*>(h); });
+}
+
+}  // namespace
+
+const char* uv_error_text(int err) { return uv_strerror(err); }
+
+struct EngineCallbacks {
+  static err_t netif_init(struct netif* nif) {
+    nif->name[0] = 's';
+    nif->name[1] = 'w';
+    nif->output = netif_output;
+    nif->flags = 0;
+    return ERR_OK;
+  }
+
+  // Everything lwIP sends: copy into a frame with room for the link header.
+  static err_t netif_output(struct netif*, struct pbuf* p, const ip4_addr_t*) {
+    LwipEngine* e = g_engine;
+    if (e == nullptr) return ERR_IF;
+    size_t len = p->tot_len;
+    auto& buf = e->out_buffer_;
+    buf.resize(wire::kEthernetHeaderLen + len);
+    pbuf_copy_partial(p, buf.data() + wire::kEthernetHeaderLen, p->tot_len, 0);
+    e->output_(wire::MutBytes(buf.data(), buf.size()));
+    return ERR_OK;
+  }
+
+  static err_t on_accept(void*, struct tcp_pcb* pcb, err_t err) {
+    LwipEngine* e = g_engine;
+    if (e == nullptr || err != ERR_OK || pcb == nullptr) return ERR_VAL;
+    FlowKey key{from_lwip(ip_2_ip4(&pcb->remote_ip)), pcb->remote_port, from_lwip(ip_2_ip4(&pcb->local_ip)),
+                pcb->local_port};
+    auto it = e->tcp_flows_.find(key);
+    if (it == e->tcp_flows_.end() || it->second->state() != TcpFlow::State::kAccepting) {
+      // A SYN that reached lwIP without a host connection (a fragmented SYN,
+      // or one for a flow that has since closed): refuse it.
+      spdlog::debug("tcp: no host connection for {}, resetting", key.to_string());
+      tcp_abort(pcb);
+      return ERR_ABRT;
+    }
+    it->second->attach(pcb);
+    return ERR_OK;
+  }
+
+  static void on_udp_recv(void*, struct udp_pcb*, struct pbuf* p, const ip_addr_t* addr, u16_t port) {
+    LwipEngine* e = g_engine;
+    if (e == nullptr) {
+      pbuf_free(p);
+      return;
+    }
+    e->handle_udp(p, from_lwip(ip_2_ip4(addr)), port);
+  }
+
+  static void on_lwip_timer(uv_timer_t*) { sys_check_timeouts(); }
+
+  // After every loop iteration: lwIP may have armed new timeouts.
+  static void on_check(uv_check_t* c) {
+    auto* e = static_cast<LwipEngine*>(c->data);
+    u32_t sleep = sys_timeouts_sleeptime();
+    if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
+      uv_timer_stop(e->lwip_timer_);
+    } else {
+      uv_timer_start(e->lwip_timer_, on_lwip_timer, sleep, 0);
+    }
+  }
+
+  static void on_housekeeping(uv_timer_t* t) {
+    auto* e = static_cast<LwipEngine*>(t->data);
+    e->housekeeping(uv_now(e->loop_));
+  }
+};
+
+LwipEngine::LwipEngine(uv_loop_t* loop, EngineConfig config, Output output)
+    : loop_(loop), config_(config), output_(std::move(output)), netif_(std::make_unique<struct netif>()) {
+  if (g_engine != nullptr) throw std::logic_error("only one LwipEngine may exist per process");
+  g_engine = this;
+  g_loop = loop;
+  if (!g_lwip_initialised) {
+    lwip_init();
+    g_lwip_initialised = true;
+  }
+  read_buffer_.resize(256 * 1024);
+
+  ip4_addr_t addr = to_lwip(config_.nat.gateway);
+  ip4_addr_t mask;
+  mask.addr = lwip_htonl(wire::prefix_to_mask(config_.nat.prefix));
+  ip4_addr_t gw = to_lwip(config_.nat.gateway);
+  std::memset(netif_.get(), 0, sizeof(struct netif));
+  netif_add(netif_.get(), &addr, &mask, &gw, nullptr, EngineCallbacks::netif_init, ip4_input);
+  netif_->mtu = config_.mtu;
+  netif_set_default(netif_.get());
+  netif_set_link_up(netif_.get());
+  netif_set_up(netif_.get());
+
+  // One listener on port 0 accepts every destination (the transparent patch).
+  struct tcp_pcb* pcb = tcp_new();
+  if (pcb == nullptr) throw std::runtime_error("lwIP: cannot allocate the listening pcb");
+  err_t err = ERR_OK;
+  listener_ = tcp_listen_with_backlog_and_err(pcb, TCP_DEFAULT_LISTEN_BACKLOG, &err);
+  if (listener_ == nullptr) throw std::runtime_error("lwIP: cannot listen");
+  tcp_accept(listener_, EngineCallbacks::on_accept);
+
+  // One UDP pcb receives every destination port: bind to get it into the pcb
+  // list, then reset its port to 0 (which the patch treats as "any").
+  udp_receiver_ = udp_new();
+  udp_sender_ = udp_new();
+  if (udp_receiver_ == nullptr || udp_sender_ == nullptr) throw std::runtime_error("lwIP: cannot allocate UDP pcbs");
+  udp_bind(udp_receiver_, IP4_ADDR_ANY, 0);
+  udp_receiver_->local_port = 0;
+  udp_recv(udp_receiver_, EngineCallbacks::on_udp_recv, nullptr);
+
+  lwip_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, lwip_timer_);
+  uv_unref(reinterpret_cast<uv_handle_t*>(lwip_timer_));
+  check_ = new uv_check_t;
+  uv_check_init(loop_, check_);
+  check_->data = this;
+  uv_check_start(check_, EngineCallbacks::on_check);
+  uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+  housekeeping_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, housekeeping_timer_);
+  housekeeping_timer_->data = this;
+  uv_timer_start(housekeeping_timer_, EngineCallbacks::on_housekeeping, 1000, 1000);
+  uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_timer_));
+}
+
+LwipEngine::~LwipEngine() {
+  shutting_down_ = true;
+  // Close every flow: each erases itself from its table in its close
+  // callback, so iterate over copies.
+  std::vector<TcpFlow*> tcp;
+  for (auto& [k, f] : tcp_flows_) tcp.push_back(f);
+  for (TcpFlow* f : tcp) f->close();
+  std::vector<UdpFlow*> udp;
+  for (auto& [k, f] : udp_flows_) udp.push_back(f);
+  for (UdpFlow* f : udp) f->close();
+  tcp_flows_.clear();
+  udp_flows_.clear();
+
+  if (listener_ != nullptr) tcp_close(listener_);
+  if (udp_receiver_ != nullptr) udp_remove(udp_receiver_);
+  if (udp_sender_ != nullptr) udp_remove(udp_sender_);
+  // Every active pcb belongs to a flow closed above; abort whatever is left
+  // (TIME_WAIT and closing pcbs) so that lwIP holds no memory for us.
+  while (tcp_active_pcbs != nullptr) tcp_abort(tcp_active_pcbs);
+  while (tcp_tw_pcbs != nullptr) tcp_abort(tcp_tw_pcbs);
+  netif_remove(netif_.get());
+
+  close_and_free(lwip_timer_);
+  close_and_free(check_);
+  close_and_free(housekeeping_timer_);
+  g_engine = nullptr;
+}
+
+void LwipEngine::input(const wire::Ipv4Packet& packet) {
+  if (packet.protocol() == wire::ipproto::kTcp && !packet.is_fragment()) {
+    input_tcp(packet);
+    return;
+  }
+  if (packet.protocol() == wire::ipproto::kTcp || packet.protocol() == wire::ipproto::kUdp) {
+    feed_lwip(packet.bytes());
+    return;
+  }
+  stats_.packets_dropped++;
+}
+
+void LwipEngine::feed_lwip(wire::Bytes ipv4_packet) {
+  if (ipv4_packet.size() > 0xffff) {
+    stats_.packets_dropped++;
+    return;
+  }
+  struct pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(ipv4_packet.size()), PBUF_RAM);
+  if (p == nullptr) {
+    stats_.packets_dropped++;
+    return;
+  }
+  std::memcpy(p->payload, ipv4_packet.data(), ipv4_packet.size());
+  ip4_input(p, netif_.get());  // takes ownership of p
+}
+
+void LwipEngine::input_tcp(const wire::Ipv4Packet& packet) {
+  auto seg = wire::TcpSegment::parse(packet.payload());
+  if (!seg) {
+    stats_.packets_dropped++;
+    return;
+  }
+  FlowKey key{packet.src(), seg->src_port(), packet.dst(), seg->dst_port()};
+  uint8_t flags = seg->flags();
+  bool syn_only = (flags & (wire::tcpflag::kSyn | wire::tcpflag::kAck | wire::tcpflag::kRst)) == wire::tcpflag::kSyn;
+  auto it = tcp_flows_.find(key);
+  if (syn_only) {
+    if (it == tcp_flows_.end()) {
+      start_tcp_flow(key, packet);
+      return;
+    }
+    if (it->second->state() == TcpFlow::State::kConnecting) return;  // retransmitted SYN
+  } else if (it != tcp_flows_.end() && it->second->state() == TcpFlow::State::kConnecting) {
+    if (flags & wire::tcpflag::kRst) it->second->cancel();
+    return;
+  }
+  feed_lwip(packet.bytes());
+}
+
+void LwipEngine::start_tcp_flow(const FlowKey& key, const wire::Ipv4Packet& syn) {
+  auto host = config_.nat.host_destination(key.remote);
+  if (!host || key.remote_port == 0) {
+    spdlog::debug("tcp: {} refused by policy", key.to_string());
+    stats_.tcp_refused++;
+    refuse_syn(syn.bytes());
+    return;
+  }
+  if (tcp_flows_.size() >= config_.max_tcp_flows) {
+    stats_.tcp_limit++;
+    spdlog::warn("tcp: flow limit {} reached, refusing {}", config_.max_tcp_flows, key.to_string());
+    refuse_syn(syn.bytes());
+    return;
+  }
+  stats_.tcp_connects++;
+  auto* flow = new TcpFlow(*this, key, syn.bytes(), uv_now(loop_));
+  tcp_flows_.emplace(key, flow);
+  flow->connect(*host, key.remote_port);
+}
+
+void LwipEngine::refuse_syn(wire::Bytes syn_packet) {
+  auto ip = wire::Ipv4Packet::parse(syn_packet);
+  if (!ip) return;
+  auto seg = wire::TcpSegment::parse(ip->payload());
+  if (!seg) return;
+  wire::TcpHeaderFields rst;
+  rst.src_port = seg->dst_port();
+  rst.dst_port = seg->src_port();
+  rst.seq = 0;
+  rst.ack = seg->seq() + 1;
+  rst.flags = wire::tcpflag::kRst | wire::tcpflag::kAck;
+  send_frame(wire::build_ipv4_tcp_frame({}, {}, ip->dst(), ip->src(), rst, {}));
+}
+
+void LwipEngine::report_unreachable(wire::Bytes packet, uint8_t code) {
+  auto ip = wire::Ipv4Packet::parse(packet);
+  if (!ip) return;
+  send_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, wire::icmptype::kDestUnreachable, code,
+                                               *ip));
+}
+
+void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port) {
+  // lwIP removed the UDP header just before the payload: look back at it for
+  // the destination port.
+  wire::Ipv4Addr dst = from_lwip(ip4_current_dest_addr());
+  uint16_t dst_port = 0;
+  if (pbuf_add_header(p, UDP_HLEN) == 0) {
+    const auto* h = static_cast<const uint8_t*>(p->payload);
+    dst_port = static_cast<uint16_t>((h[2] << 8) | h[3]);
+    pbuf_remove_header(p, UDP_HLEN);
+  }
+  uint64_t now = uv_now(loop_);
+  auto host = config_.nat.host_destination(dst);
+  if (!host || dst_port == 0 || src_port == 0) {
+    stats_.udp_dropped++;
+    pbuf_free(p);
+    return;
+  }
+  UdpKey key{src, src_port};
+  auto it = udp_flows_.find(key);
+  UdpFlow* flow = nullptr;
+  if (it != udp_flows_.end()) {
+    flow = it->second;
+  } else {
+    if (udp_flows_.size() >= config_.max_udp_flows) {
+      stats_.udp_dropped++;
+      pbuf_free(p);
+      return;
+    }
+    flow = new UdpFlow(*this, src, src_port, now);
+    if (!flow->open()) {
+      stats_.udp_dropped++;
+      pbuf_free(p);
+      return;
+    }
+    udp_flows_.emplace(key, flow);
+  }
+  // Gather the (possibly reassembled, chained) payload.
+  std::vector<std::byte> data(p->tot_len);
+  pbuf_copy_partial(p, data.data(), p->tot_len, 0);
+  pbuf_free(p);
+  stats_.udp_datagrams_out++;
+  flow->send(*host, dst_port, data, now);
+}
+
+void LwipEngine::send_udp_to_guest(wire::Ipv4Addr src, uint16_t src_port, wire::Ipv4Addr guest,
+                                   uint16_t guest_port, wire::Bytes payload) {
+  if (payload.size() > 0xffff - 28) {
+    stats_.udp_dropped++;
+    return;
+  }
+  struct pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(payload.size()), PBUF_RAM);
+  if (p == nullptr) {
+    stats_.udp_dropped++;
+    return;
+  }
+  std::memcpy(p->payload, payload.data(), payload.size());
+  ip4_addr_t s = to_lwip(src);
+  ip4_addr_t d = to_lwip(guest);
+  udp_sender_->local_port = src_port;
+  udp_sendto_if_src(udp_sender_, p, &d, guest_port, netif_.get(), &s);
+  pbuf_free(p);
+  stats_.udp_datagrams_in++;
+}
+
+void LwipEngine::send_frame(std::vector<std::byte> frame) {
+  if (frame.size() < wire::kEthernetHeaderLen) return;
+  output_(wire::MutBytes(frame.data(), frame.size()));
+}
+
+void LwipEngine::on_tcp_flow_closed(TcpFlow* flow) {
+  auto it = tcp_flows_.find(flow->key());
+  if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
+}
+
+void LwipEngine::on_udp_flow_closed(UdpFlow* flow) {
+  auto it = udp_flows_.find(UdpKey{flow->guest(), flow->guest_port()});
+  if (it != udp_flows_.end() && it->second == flow) udp_flows_.erase(it);
+}
+
+void LwipEngine::housekeeping(uint64_t now) {
+  std::vector<UdpFlow*> idle;
+  for (auto& [k, f] : udp_flows_)
+    if (now - f->last_active() > config_.udp_idle_timeout_ms) idle.push_back(f);
+  for (UdpFlow* f : idle) {
+    spdlog::debug("udp: mapping for {}:{} expired", f->guest().to_string(), f->guest_port());
+    f->close();
+  }
+  std::vector<TcpFlow*> stuck;
+  for (auto& [k, f] : tcp_flows_) {
+    if ((f->state() == TcpFlow::State::kConnecting || f->state() == TcpFlow::State::kAccepting) &&
+        now - f->started() > config_.tcp_connect_timeout_ms)
+      stuck.push_back(f);
+  }
+  for (TcpFlow* f : stuck) {
+    spdlog::debug("tcp: {} did not complete its handshake, closing", f->key().to_string());
+    f->close();
+  }
+}
+
+}  // namespace slipway::engine
+
+// lwIP's platform hooks.
+extern "C" {
+u32_t sys_now(void) {
+  using slipway::engine::g_loop;
+  if (g_loop != nullptr) return static_cast<u32_t>(uv_now(g_loop));
+  uint64_t ns = uv_hrtime();
+  return static_cast<u32_t>(ns / 1000000u);
+}
+
+uint32_t slipway_lwip_rand(void) {
+  uint32_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) v = static_cast<uint32_t>(uv_hrtime());
+  return v;
+}
+
+void slipway_lwip_assert(const char* msg, const char* file, int line) {
+  spdlog::critical("lwIP assertion failed: {} at {}:{}", msg, file, line);
+  abort();
+}
+}

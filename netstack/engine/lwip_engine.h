@@ -1,0 +1,143 @@
+// LwipEngine: terminates the guest's TCP and UDP in lwIP and relays each flow
+// over a host socket on the libuv loop.
+//
+// Theory of operation
+//   The gateway hands the engine every IPv4 packet from the guest that is TCP
+//   or UDP (or an IPv4 fragment, which lwIP reassembles). lwIP is patched to be
+//   transparent (patches/0001-transparent-termination.patch): one listening
+//   pcb on port 0 accepts connections to any address and port, and one UDP pcb
+//   on port 0 receives datagrams to any address and port. What lwIP sends
+//   comes out of netif->output as IPv4 packets, which the engine passes to the
+//   gateway in a buffer with room for the Ethernet header in front.
+//
+//   TCP: a guest SYN is not given to lwIP at once. The engine first connects a
+//   host socket to the mapped destination (NatPolicy); only when that succeeds
+//   is the saved SYN fed to lwIP, which answers SYN-ACK, so the guest sees the
+//   real outcome: refused -> RST, unreachable -> ICMP unreachable. SYN
+//   retransmissions while the host connect is under way are dropped. See
+//   tcp_flow.h for the flow states, half-close, RST and flow control.
+//
+//   UDP: one host socket per guest (address, source port): an endpoint-
+//   independent mapping (RFC 4787), with replies accepted only from addresses
+//   the guest has sent to through it. Mappings expire when idle.
+//
+// Limits: lwIP keeps global state, so there is one engine per process. Flow
+// counts are bounded (EngineConfig); a SYN beyond the limit gets a RST and a
+// datagram beyond it is dropped. Timers: lwIP's timeouts run from a libuv
+// timer re-armed after every loop iteration; housekeeping (idle UDP mappings,
+// stuck connects) runs once a second.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "netstack/engine/flow_key.h"
+#include "netstack/engine/nat.h"
+#include "netstack/wire/bytes.h"
+#include "netstack/wire/ipv4.h"
+
+struct netif;
+struct pbuf;
+struct tcp_pcb;
+struct udp_pcb;
+
+namespace slipway::engine {
+
+class TcpFlow;
+class UdpFlow;
+
+struct EngineConfig {
+  NatPolicy nat;
+  uint16_t mtu = 65520;
+  size_t max_tcp_flows = 16384;
+  size_t max_udp_flows = 4096;
+  uint64_t udp_idle_timeout_ms = 60'000;
+  uint64_t tcp_connect_timeout_ms = 30'000;
+};
+
+struct EngineStats {
+  uint64_t tcp_connects = 0, tcp_refused = 0, tcp_unreachable = 0, tcp_limit = 0;
+  uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
+  uint64_t packets_dropped = 0;
+};
+
+class LwipEngine {
+ public:
+  // Receives an IPv4 packet for the guest. frame[0, kEthernetHeaderLen) is
+  // free for the link header; the IPv4 packet follows.
+  using Output = std::function<void(wire::MutBytes frame)>;
+
+  LwipEngine(uv_loop_t* loop, EngineConfig config, Output output);
+  ~LwipEngine();
+  LwipEngine(const LwipEngine&) = delete;
+  LwipEngine& operator=(const LwipEngine&) = delete;
+
+  // One TCP or UDP packet (or fragment) from the guest.
+  void input(const wire::Ipv4Packet& packet);
+
+  const EngineConfig& config() const { return config_; }
+  const EngineStats& stats() const { return stats_; }
+  uv_loop_t* loop() const { return loop_; }
+  size_t tcp_flow_count() const { return tcp_flows_.size(); }
+  size_t udp_flow_count() const { return udp_flows_.size(); }
+
+  // For flows.
+  void feed_lwip(wire::Bytes ipv4_packet);
+  void send_frame(std::vector<std::byte> frame);  // a whole frame built outside lwIP
+  void refuse_syn(wire::Bytes syn_packet);         // RST answering a guest SYN
+  void report_unreachable(wire::Bytes packet, uint8_t code);  // ICMP unreachable quoting packet
+  void send_udp_to_guest(wire::Ipv4Addr src, uint16_t src_port, wire::Ipv4Addr guest, uint16_t guest_port,
+                         wire::Bytes payload);
+  void on_tcp_flow_closed(TcpFlow* flow);
+  void on_udp_flow_closed(UdpFlow* flow);
+  EngineStats& mutable_stats() { return stats_; }
+  // A shared buffer for host reads: its contents are consumed before the
+  // read callback returns.
+  std::vector<std::byte>& read_buffer() { return read_buffer_; }
+
+ private:
+  friend struct EngineCallbacks;  // lwIP and libuv callbacks, in the .cc
+
+  void input_tcp(const wire::Ipv4Packet& packet);
+  void start_tcp_flow(const FlowKey& key, const wire::Ipv4Packet& syn);
+  void handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port);
+  void housekeeping(uint64_t now);
+
+  uv_loop_t* loop_;
+  EngineConfig config_;
+  Output output_;
+  EngineStats stats_;
+  std::unique_ptr<struct netif> netif_;
+  struct tcp_pcb* listener_ = nullptr;
+  struct udp_pcb* udp_receiver_ = nullptr;
+  struct udp_pcb* udp_sender_ = nullptr;
+  // Timer handles are heap-allocated and freed in their close callbacks.
+  uv_timer_t* lwip_timer_;
+  uv_check_t* check_;
+  uv_timer_t* housekeeping_timer_;
+  std::vector<std::byte> out_buffer_;
+  std::vector<std::byte> read_buffer_;
+  std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
+  struct UdpKey {
+    wire::Ipv4Addr guest;
+    uint16_t port;
+    friend bool operator==(const UdpKey&, const UdpKey&) = default;
+  };
+  struct UdpKeyHash {
+    size_t operator()(const UdpKey& k) const noexcept {
+      return std::hash<uint64_t>{}((uint64_t{k.guest.value} << 16) | k.port);
+    }
+  };
+  std::unordered_map<UdpKey, UdpFlow*, UdpKeyHash> udp_flows_;
+  bool shutting_down_ = false;
+};
+
+// Converts a libuv/errno error into a short text for logs.
+const char* uv_error_text(int err);
+
+}  // namespace slipway::engine

@@ -1,0 +1,387 @@
+#include "netstack/engine/tcp_flow.h"
+
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+extern "C" {
+#include "lwip/pbuf.h"
+#include "lwip/tcp.h"
+}
+
+#include "netstack/engine/lwip_engine.h"
+#include "netstack/wire/icmp.h"
+
+namespace slipway::engine {
+namespace {
+
+constexpr size_t kMaxIov = 16;
+
+// A uv_write request with its own copy of the bytes it writes.
+struct WriteReq {
+  uv_write_t req;
+  TcpFlow* flow;
+  size_t len;
+  std::unique_ptr<std::byte[]> data;
+};
+
+// lwIP's tcp_recved takes at most 0xffff bytes at a time.
+void recved(struct tcp_pcb* pcb, size_t len) {
+  while (len > 0) {
+    auto n = static_cast<u16_t>(std::min<size_t>(len, 0xffff));
+    tcp_recved(pcb, n);
+    len -= n;
+  }
+}
+
+}  // namespace
+
+struct TcpFlowCallbacks {
+  static TcpFlow* of(uv_handle_t* h) { return static_cast<TcpFlow*>(h->data); }
+
+  static void on_connect(uv_connect_t* req, int status) {
+    auto* f = static_cast<TcpFlow*>(req->data);
+    if (f->closing_) return;
+    if (status != 0) {
+      f->connect_failed(status);
+      return;
+    }
+    uv_tcp_nodelay(&f->sock_, 1);
+    f->state_ = TcpFlow::State::kAccepting;
+    // Now that the host accepted, let lwIP answer the guest's SYN.
+    std::vector<std::byte> syn;
+    syn.swap(f->syn_);
+    f->engine_.feed_lwip(syn);
+  }
+
+  static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+    TcpFlow* f = of(h);
+    auto& rb = f->engine_.read_buffer();
+    size_t room = rb.size();
+    if (f->pcb_ != nullptr) room = std::clamp<size_t>(tcp_sndbuf(f->pcb_), 16 * 1024, rb.size());
+    *buf = uv_buf_init(reinterpret_cast<char*>(rb.data()), static_cast<unsigned>(room));
+  }
+
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    TcpFlow* f = of(reinterpret_cast<uv_handle_t*>(s));
+    if (nread > 0) {
+      f->host_data(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread));
+    } else if (nread == UV_EOF) {
+      f->host_eof();
+    } else if (nread < 0) {
+      spdlog::debug("tcp: {}: host read: {}", f->key_.to_string(), uv_strerror(static_cast<int>(nread)));
+      f->abort_guest();
+    }
+  }
+
+  static void on_write(uv_write_t* req, int status) {
+    auto* w = reinterpret_cast<WriteReq*>(req);
+    TcpFlow* f = w->flow;
+    size_t len = w->len;
+    delete w;
+    f->host_written(len, status);
+  }
+
+  static void on_shutdown(uv_shutdown_t* req, int) {
+    auto* f = static_cast<TcpFlow*>(req->data);
+    f->maybe_finish();
+  }
+
+  static void on_close(uv_handle_t* h) {
+    TcpFlow* f = of(h);
+    f->engine_.on_tcp_flow_closed(f);
+    delete f;
+  }
+
+  static err_t on_lwip_recv(void* arg, struct tcp_pcb*, struct pbuf* p, err_t) {
+    auto* f = static_cast<TcpFlow*>(arg);
+    if (p == nullptr) {
+      f->guest_fin();
+    } else {
+      f->guest_data(p);
+    }
+    return ERR_OK;
+  }
+
+  static err_t on_lwip_sent(void* arg, struct tcp_pcb*, u16_t) {
+    static_cast<TcpFlow*>(arg)->guest_acked();
+    return ERR_OK;
+  }
+
+  static void on_lwip_err(void* arg, err_t err) {
+    // The pcb is already freed by lwIP.
+    auto* f = static_cast<TcpFlow*>(arg);
+    f->pcb_ = nullptr;
+    spdlog::debug("tcp: {}: guest side ended ({})", f->key_.to_string(), lwip_strerr(err));
+    f->close_socket(err == ERR_RST);
+  }
+};
+
+TcpFlow::TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint64_t now)
+    : engine_(engine), key_(key), started_(now), syn_(syn_packet.begin(), syn_packet.end()) {
+  std::memset(&sock_, 0, sizeof sock_);
+  sock_.data = this;
+  connect_req_.data = this;
+  shutdown_req_.data = this;
+}
+
+void TcpFlow::connect(wire::Ipv4Addr host, uint16_t port) {
+  int rc = uv_tcp_init(engine_.loop(), &sock_);
+  if (rc != 0) {
+    // Nothing to close: report and delete at once.
+    engine_.refuse_syn(syn_);
+    engine_.on_tcp_flow_closed(this);
+    delete this;
+    return;
+  }
+  socket_open_ = true;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(host.value);
+  rc = uv_tcp_connect(&connect_req_, &sock_, reinterpret_cast<const sockaddr*>(&sa), TcpFlowCallbacks::on_connect);
+  if (rc != 0) connect_failed(rc);
+}
+
+void TcpFlow::connect_failed(int status) {
+  auto& stats = engine_.mutable_stats();
+  switch (status) {
+    case UV_ENETUNREACH:
+      stats.tcp_unreachable++;
+      engine_.report_unreachable(syn_, wire::icmpcode::kNetUnreachable);
+      break;
+    case UV_EHOSTUNREACH:
+    case UV_ETIMEDOUT:
+      stats.tcp_unreachable++;
+      engine_.report_unreachable(syn_, wire::icmpcode::kHostUnreachable);
+      break;
+    case UV_EACCES:
+    case UV_EPERM:
+      stats.tcp_unreachable++;
+      engine_.report_unreachable(syn_, wire::icmpcode::kAdminProhibited);
+      break;
+    default:  // ECONNREFUSED and anything else
+      stats.tcp_refused++;
+      engine_.refuse_syn(syn_);
+      break;
+  }
+  spdlog::debug("tcp: {}: connect failed: {}", key_.to_string(), uv_strerror(status));
+  close_socket(false);
+}
+
+void TcpFlow::cancel() {
+  spdlog::debug("tcp: {}: guest reset while connecting", key_.to_string());
+  close();
+}
+
+void TcpFlow::attach(struct tcp_pcb* pcb) {
+  pcb_ = pcb;
+  state_ = State::kEstablished;
+  tcp_arg(pcb, this);
+  tcp_recv(pcb, TcpFlowCallbacks::on_lwip_recv);
+  tcp_sent(pcb, TcpFlowCallbacks::on_lwip_sent);
+  tcp_err(pcb, TcpFlowCallbacks::on_lwip_err);
+  tcp_nagle_disable(pcb);
+  start_reading();
+}
+
+void TcpFlow::start_reading() {
+  if (reading_ || host_eof_ || closing_) return;
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&sock_), TcpFlowCallbacks::on_alloc, TcpFlowCallbacks::on_read) ==
+      0)
+    reading_ = true;
+}
+
+void TcpFlow::stop_reading() {
+  if (!reading_) return;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&sock_));
+  reading_ = false;
+}
+
+// Guest -> host. Write what the socket takes now; copy the rest into a write
+// request. Only bytes the socket took are acknowledged to lwIP.
+void TcpFlow::guest_data(struct pbuf* p) {
+  size_t total = p->tot_len;
+  if (closing_ || host_shutdown_) {
+    if (pcb_ != nullptr) recved(pcb_, total);
+    pbuf_free(p);
+    return;
+  }
+  bytes_to_host_ += total;
+  uv_buf_t iov[kMaxIov];
+  unsigned n = 0;
+  for (struct pbuf* q = p; q != nullptr && n < kMaxIov; q = q->next)
+    iov[n++] = uv_buf_init(static_cast<char*>(q->payload), q->len);
+  size_t written = 0;
+  if (to_host_inflight_ == 0) {
+    int rc = uv_try_write(reinterpret_cast<uv_stream_t*>(&sock_), iov, n);
+    if (rc > 0) {
+      written = static_cast<size_t>(rc);
+    } else if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
+      pbuf_free(p);
+      spdlog::debug("tcp: {}: host write: {}", key_.to_string(), uv_strerror(rc));
+      abort_guest();
+      return;
+    }
+  }
+  if (written < total) {
+    auto* w = new WriteReq;
+    w->flow = this;
+    w->len = total - written;
+    w->data = std::make_unique<std::byte[]>(w->len);
+    pbuf_copy_partial(p, w->data.get(), static_cast<u16_t>(w->len), static_cast<u16_t>(written));
+    uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->data.get()), static_cast<unsigned>(w->len));
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&sock_), &b, 1, TcpFlowCallbacks::on_write);
+    if (rc != 0) {
+      delete w;
+      pbuf_free(p);
+      abort_guest();
+      return;
+    }
+    to_host_inflight_ += total - written;
+  }
+  pbuf_free(p);
+  if (written > 0 && pcb_ != nullptr) recved(pcb_, written);
+}
+
+void TcpFlow::host_written(size_t len, int status) {
+  to_host_inflight_ -= len;
+  if (closing_) return;
+  if (status != 0) {
+    spdlog::debug("tcp: {}: host write: {}", key_.to_string(), uv_strerror(status));
+    abort_guest();
+    return;
+  }
+  if (pcb_ != nullptr) recved(pcb_, len);
+  maybe_shutdown_host();
+}
+
+void TcpFlow::guest_fin() {
+  guest_fin_ = true;
+  maybe_shutdown_host();
+  maybe_finish();
+}
+
+void TcpFlow::maybe_shutdown_host() {
+  if (!guest_fin_ || host_shutdown_ || to_host_inflight_ != 0 || closing_) return;
+  host_shutdown_ = true;
+  int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&sock_), TcpFlowCallbacks::on_shutdown);
+  if (rc != 0) {
+    host_shutdown_ = false;
+    abort_guest();
+  }
+}
+
+// Host -> guest. lwIP copies what fits in its send buffer; the rest waits in
+// to_guest_ and reading pauses until the guest acknowledges data.
+void TcpFlow::host_data(const std::byte* data, size_t len) {
+  bytes_to_guest_ += len;
+  if (pcb_ == nullptr) return;
+  size_t taken = to_guest_.empty() ? write_to_lwip(data, len) : 0;
+  to_guest_.insert(to_guest_.end(), data + taken, data + len);
+  after_push();
+}
+
+void TcpFlow::push_to_guest() {
+  if (pcb_ == nullptr) return;
+  size_t taken = write_to_lwip(to_guest_.data(), to_guest_.size());
+  to_guest_.erase(to_guest_.begin(), to_guest_.begin() + static_cast<std::ptrdiff_t>(taken));
+  after_push();
+}
+
+size_t TcpFlow::write_to_lwip(const std::byte* data, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    size_t room = tcp_sndbuf(pcb_);
+    if (room == 0 || tcp_sndqueuelen(pcb_) >= TCP_SND_QUEUELEN - 4) break;
+    size_t n = std::min({room, len - off, size_t{0xffff}});
+    u8_t flags = TCP_WRITE_FLAG_COPY;
+    if (off + n < len) flags |= TCP_WRITE_FLAG_MORE;
+    if (tcp_write(pcb_, data + off, static_cast<u16_t>(n), flags) != ERR_OK) break;
+    off += n;
+  }
+  if (off > 0) tcp_output(pcb_);
+  return off;
+}
+
+void TcpFlow::after_push() {
+  if (!to_guest_.empty()) {
+    stop_reading();
+    return;
+  }
+  if (host_eof_ && !fin_to_guest_) {
+    fin_to_guest_ = true;
+    tcp_shutdown(pcb_, 0, 1);
+    maybe_finish();
+  } else {
+    start_reading();
+  }
+}
+
+void TcpFlow::guest_acked() {
+  if (!to_guest_.empty() || !reading_) push_to_guest();
+}
+
+void TcpFlow::host_eof() {
+  host_eof_ = true;
+  stop_reading();
+  push_to_guest();
+}
+
+void TcpFlow::maybe_finish() {
+  if (closing_) return;
+  if (!(guest_fin_ && fin_to_guest_ && host_shutdown_ && to_host_inflight_ == 0)) return;
+  // Both directions are done: let lwIP finish the close handshake on its own.
+  if (pcb_ != nullptr) {
+    struct tcp_pcb* pcb = pcb_;
+    detach_pcb();
+    if (tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
+  }
+  close_socket(false);
+}
+
+void TcpFlow::detach_pcb() {
+  if (pcb_ == nullptr) return;
+  tcp_arg(pcb_, nullptr);
+  tcp_recv(pcb_, nullptr);
+  tcp_sent(pcb_, nullptr);
+  tcp_err(pcb_, nullptr);
+  pcb_ = nullptr;
+}
+
+void TcpFlow::abort_guest() {
+  if (pcb_ != nullptr) {
+    struct tcp_pcb* pcb = pcb_;
+    detach_pcb();
+    tcp_abort(pcb);  // sends RST
+  }
+  close_socket(true);
+}
+
+void TcpFlow::close() {
+  if (pcb_ != nullptr) {
+    struct tcp_pcb* pcb = pcb_;
+    detach_pcb();
+    tcp_abort(pcb);
+  }
+  close_socket(false);
+}
+
+void TcpFlow::close_socket(bool reset) {
+  if (closing_) return;
+  closing_ = true;
+  state_ = State::kClosed;
+  detach_pcb();
+  if (!socket_open_) {
+    engine_.on_tcp_flow_closed(this);
+    delete this;
+    return;
+  }
+  auto* h = reinterpret_cast<uv_handle_t*>(&sock_);
+  if (reset && uv_tcp_close_reset(&sock_, TcpFlowCallbacks::on_close) == 0) return;
+  uv_close(h, TcpFlowCallbacks::on_close);
+}
+
+}  // namespace slipway::engine

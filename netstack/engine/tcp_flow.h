@@ -1,0 +1,113 @@
+// TcpFlow: one guest TCP connection spliced to one host TCP socket.
+//
+// States (what is allowed in each):
+//   kConnecting   the host socket is connecting; the guest's SYN is saved and
+//                 not yet given to lwIP. Guest SYN retransmissions are dropped;
+//                 a guest RST cancels. Success -> kAccepting (the SYN is fed to
+//                 lwIP). Refused -> RST to the guest; unreachable -> ICMP
+//                 unreachable; then closed.
+//   kAccepting    lwIP has the SYN and answers SYN-ACK; the flow waits for
+//                 lwIP to accept the connection (the guest's final ACK).
+//   kEstablished  data both ways. Guest -> host: lwIP's recv callback writes
+//                 to the host socket; the bytes are acknowledged to lwIP
+//                 (tcp_recved, which reopens the guest's window) only once the
+//                 host socket has taken them, so a slow host reader closes
+//                 the guest's window. Host -> guest: reads go into lwIP's send
+//                 buffer; when it is full the host socket stops being read
+//                 until lwIP reports data acknowledged by the guest.
+//   kClosed       both handles are being closed; the object is deleted in the
+//                 host socket's close callback.
+//
+// Half-close: a guest FIN becomes shutdown(SHUT_WR) on the host socket once
+// every byte before it was written; host EOF becomes a FIN to the guest once
+// every byte before it is queued in lwIP. The flow closes when both
+// directions are finished. RST: a guest RST resets the host socket
+// (SO_LINGER 0); a host reset or error aborts the lwIP pcb, which sends RST.
+//
+// Memory per flow is bounded by lwIP's window and send buffer (TCP_WND,
+// TCP_SND_BUF) plus at most one host read not yet taken by lwIP.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "netstack/engine/flow_key.h"
+#include "netstack/wire/bytes.h"
+
+struct tcp_pcb;
+struct pbuf;
+
+namespace slipway::engine {
+
+class LwipEngine;
+
+class TcpFlow {
+ public:
+  enum class State { kConnecting, kAccepting, kEstablished, kClosed };
+
+  TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint64_t now);
+  TcpFlow(const TcpFlow&) = delete;
+  TcpFlow& operator=(const TcpFlow&) = delete;
+
+  // Starts connecting to the host address. Failure is reported to the guest
+  // like a failed connect and the flow closes itself.
+  void connect(wire::Ipv4Addr host, uint16_t port);
+  // lwIP accepted the guest's connection for this flow.
+  void attach(struct tcp_pcb* pcb);
+  // Closes without telling anyone (engine shutdown, timeouts).
+  void close();
+  // A guest RST arrived while connecting.
+  void cancel();
+
+  State state() const { return state_; }
+  const FlowKey& key() const { return key_; }
+  uint64_t started() const { return started_; }
+  uint64_t bytes_to_host() const { return bytes_to_host_; }
+  uint64_t bytes_to_guest() const { return bytes_to_guest_; }
+
+ private:
+  friend struct TcpFlowCallbacks;
+  ~TcpFlow() = default;  // deleted only from the close callback
+
+  void connect_failed(int status);
+  void guest_data(struct pbuf* p);
+  void guest_fin();
+  void host_data(const std::byte* data, size_t len);
+  void host_eof();
+  void host_written(size_t len, int status);
+  void guest_acked();
+  void push_to_guest();
+  size_t write_to_lwip(const std::byte* data, size_t len);  // bytes lwIP took
+  void after_push();
+  void maybe_shutdown_host();
+  void maybe_finish();
+  void abort_guest();            // RST to the guest, then close
+  void detach_pcb();
+  void close_socket(bool reset);
+  void start_reading();
+  void stop_reading();
+
+  LwipEngine& engine_;
+  FlowKey key_;
+  State state_ = State::kConnecting;
+  uint64_t started_;
+  uv_tcp_t sock_;
+  uv_connect_t connect_req_;
+  uv_shutdown_t shutdown_req_;
+  struct tcp_pcb* pcb_ = nullptr;
+  std::vector<std::byte> syn_;        // the guest's SYN while connecting
+  std::vector<std::byte> to_guest_;   // host bytes lwIP could not take yet
+  size_t to_host_inflight_ = 0;       // bytes in uv_write requests
+  bool socket_open_ = false;
+  bool reading_ = false;
+  bool guest_fin_ = false;            // guest sent FIN
+  bool host_shutdown_ = false;        // shutdown(SHUT_WR) requested on the host socket
+  bool host_eof_ = false;             // host sent EOF
+  bool fin_to_guest_ = false;         // FIN queued in lwIP
+  bool closing_ = false;
+  uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
+};
+
+}  // namespace slipway::engine

@@ -1,0 +1,100 @@
+#include "netstack/engine/udp_flow.h"
+
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "netstack/engine/lwip_engine.h"
+
+namespace slipway::engine {
+
+struct UdpFlowCallbacks {
+  static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+    auto* f = static_cast<UdpFlow*>(h->data);
+    auto& rb = f->engine_.read_buffer();
+    *buf = uv_buf_init(reinterpret_cast<char*>(rb.data()), static_cast<unsigned>(rb.size()));
+  }
+  static void on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const struct sockaddr* addr, unsigned flags) {
+    auto* f = static_cast<UdpFlow*>(h->data);
+    if (nread < 0 || addr == nullptr || f->closing_) return;
+    if (flags & UV_UDP_PARTIAL) {
+      f->engine_.mutable_stats().udp_dropped++;
+      return;
+    }
+    f->received(addr, reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread));
+  }
+  static void on_close(uv_handle_t* h) {
+    auto* f = static_cast<UdpFlow*>(h->data);
+    f->engine_.on_udp_flow_closed(f);
+    delete f;
+  }
+};
+
+UdpFlow::UdpFlow(LwipEngine& engine, wire::Ipv4Addr guest, uint16_t guest_port, uint64_t now)
+    : engine_(engine), guest_(guest), guest_port_(guest_port), last_active_(now) {
+  std::memset(&sock_, 0, sizeof sock_);
+  sock_.data = this;
+}
+
+bool UdpFlow::open() {
+  if (uv_udp_init(engine_.loop(), &sock_) != 0) {
+    delete this;
+    return false;
+  }
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  int rc = uv_udp_bind(&sock_, reinterpret_cast<const sockaddr*>(&any), 0);
+  if (rc == 0) rc = uv_udp_recv_start(&sock_, UdpFlowCallbacks::on_alloc, UdpFlowCallbacks::on_recv);
+  if (rc != 0) {
+    spdlog::warn("udp: cannot open a host socket for {}:{}: {}", guest_.to_string(), guest_port_, uv_strerror(rc));
+    closing_ = true;
+    // Not yet in the engine's table: the close callback's erase is a no-op.
+    uv_close(reinterpret_cast<uv_handle_t*>(&sock_), UdpFlowCallbacks::on_close);
+    return false;
+  }
+  return true;
+}
+
+void UdpFlow::send(wire::Ipv4Addr host_dst, uint16_t port, wire::Bytes payload, uint64_t now) {
+  if (closing_) return;
+  last_active_ = now;
+  if (std::find(peers_.begin(), peers_.end(), host_dst) == peers_.end()) {
+    if (peers_.size() >= kMaxPeers) peers_.erase(peers_.begin());
+    peers_.push_back(host_dst);
+  }
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(host_dst.value);
+  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(payload.data())),
+                           static_cast<unsigned>(payload.size()));
+  int rc = uv_udp_try_send(&sock_, &b, 1, reinterpret_cast<const sockaddr*>(&sa));
+  if (rc < 0) {
+    // A full socket buffer drops the datagram, as a congested link would.
+    engine_.mutable_stats().udp_dropped++;
+    spdlog::trace("udp: send from {}:{}: {}", guest_.to_string(), guest_port_, uv_strerror(rc));
+  }
+}
+
+void UdpFlow::received(const struct sockaddr* from, const std::byte* data, size_t len) {
+  if (from->sa_family != AF_INET) return;
+  const auto* sin = reinterpret_cast<const sockaddr_in*>(from);
+  wire::Ipv4Addr src{ntohl(sin->sin_addr.s_addr)};
+  if (std::find(peers_.begin(), peers_.end(), src) == peers_.end()) {
+    engine_.mutable_stats().udp_filtered++;
+    return;
+  }
+  last_active_ = uv_now(engine_.loop());
+  engine_.send_udp_to_guest(engine_.config().nat.guest_source(src), ntohs(sin->sin_port), guest_, guest_port_,
+                            wire::Bytes(data, len));
+}
+
+void UdpFlow::close() {
+  if (closing_) return;
+  closing_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&sock_), UdpFlowCallbacks::on_close);
+}
+
+}  // namespace slipway::engine

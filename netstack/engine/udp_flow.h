@@ -1,0 +1,53 @@
+// UdpFlow: the host socket for one guest (address, source port).
+//
+// Every datagram the guest sends from that source port, to any destination,
+// leaves from the same host socket (endpoint-independent mapping, as RFC 4787
+// asks for). Replies are accepted only from addresses the guest has sent to
+// through this mapping (address-dependent filtering: at most kMaxPeers are
+// remembered), so an arbitrary host cannot inject into the guest. The flow
+// expires after EngineConfig::udp_idle_timeout_ms without traffic either way.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "netstack/wire/bytes.h"
+
+namespace slipway::engine {
+
+class LwipEngine;
+
+class UdpFlow {
+ public:
+  static constexpr size_t kMaxPeers = 64;
+
+  UdpFlow(LwipEngine& engine, wire::Ipv4Addr guest, uint16_t guest_port, uint64_t now);
+  UdpFlow(const UdpFlow&) = delete;
+  UdpFlow& operator=(const UdpFlow&) = delete;
+
+  // Opens the host socket; false (and the flow deletes itself) on failure.
+  bool open();
+  void send(wire::Ipv4Addr host_dst, uint16_t port, wire::Bytes payload, uint64_t now);
+  void close();
+
+  wire::Ipv4Addr guest() const { return guest_; }
+  uint16_t guest_port() const { return guest_port_; }
+  uint64_t last_active() const { return last_active_; }
+
+ private:
+  friend struct UdpFlowCallbacks;
+  ~UdpFlow() = default;
+  void received(const struct sockaddr* from, const std::byte* data, size_t len);
+
+  LwipEngine& engine_;
+  wire::Ipv4Addr guest_;
+  uint16_t guest_port_;
+  uint64_t last_active_;
+  uv_udp_t sock_;
+  bool closing_ = false;
+  std::vector<wire::Ipv4Addr> peers_;
+};
+
+}  // namespace slipway::engine

@@ -1,0 +1,257 @@
+#include "netstack/gateway/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include "netstack/engine/icmp_relay.h"
+#include "netstack/wire/arp.h"
+#include "netstack/wire/ethernet.h"
+#include "netstack/wire/frame.h"
+#include "netstack/wire/icmp.h"
+#include "netstack/wire/udp.h"
+
+namespace slipway::gateway {
+
+namespace {
+constexpr uint16_t kDhcpServerPort = 67;
+constexpr uint16_t kDhcpClientPort = 68;
+}  // namespace
+
+DhcpServerConfig dhcp_config_for(const GatewayConfig& config) {
+  DhcpServerConfig d;
+  const auto& nat = config.nat;
+  uint32_t mask = wire::prefix_to_mask(nat.prefix);
+  d.server_address = nat.gateway;
+  d.subnet = wire::Ipv4Addr{nat.guest.value & mask};
+  d.prefix = nat.prefix;
+  d.router = nat.gateway;
+  d.dns = {nat.dns};
+  d.pool_start = nat.guest;
+  // The pool runs from the guest address to the last host address.
+  d.pool_end = wire::Ipv4Addr{(nat.guest.value & mask) | (~mask - 1)};
+  if (d.pool_end.value < d.pool_start.value) d.pool_end = d.pool_start;
+  d.reserved = {nat.gateway, nat.dns};
+  d.mtu = config.mtu;
+  d.lease_time = config.lease_time;
+  d.domain_name = config.domain_name;
+  d.search_domains = config.search_domains;
+  return d;
+}
+
+Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
+    : loop_(loop), config_(std::move(config)), dhcp_(dhcp_config_for(config_)) {
+  engine::EngineConfig ec;
+  ec.nat = config_.nat;
+  ec.mtu = config_.mtu;
+  ec.max_tcp_flows = config_.max_tcp_flows;
+  ec.max_udp_flows = config_.max_udp_flows;
+  engine_ = std::make_unique<engine::LwipEngine>(loop_, ec, [this](wire::MutBytes frame) { to_guest(frame); });
+  icmp_ = std::make_unique<engine::IcmpEchoRelay>(
+      loop_,
+      [this](const engine::IcmpEchoReply& r) {
+        wire::Ipv4Addr from = config_.nat.guest_source(r.from);
+        auto frame = wire::build_ipv4_icmp_frame({}, {}, from, r.guest, wire::icmptype::kEchoReply, 0,
+                                                 (uint32_t{r.id} << 16) | r.seq, r.payload);
+        deliver_frame(std::move(frame));
+      },
+      [this](const engine::IcmpError& e) {
+        // Quote a reconstruction of the guest's echo request.
+        std::vector<std::byte> req(wire::Ipv4Header::kLen + wire::IcmpMessage::kHeaderLen);
+        wire::Ipv4Header h;
+        h.src = e.guest;
+        h.dst = e.dst;
+        h.protocol = wire::ipproto::kIcmp;
+        h.payload_len = wire::IcmpMessage::kHeaderLen;
+        h.emit(req);
+        wire::emit_icmp(wire::MutBytes(req).subspan(wire::Ipv4Header::kLen), wire::icmptype::kEchoRequest, 0,
+                        (uint32_t{e.id} << 16) | e.seq, {});
+        auto quoted = wire::Ipv4Packet::parse(req);
+        if (!quoted) return;
+        deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, e.type, e.code, *quoted));
+      });
+}
+
+Gateway::~Gateway() = default;
+
+bool Gateway::send(link::Frame frame) {
+  stats_.frames_in++;
+  auto eth = wire::EthernetFrame::parse(frame);
+  if (!eth) {
+    stats_.dropped_malformed++;
+    return true;
+  }
+  if (eth->dst() != config_.mac && !eth->dst().is_multicast()) {
+    stats_.dropped_not_for_us++;
+    return true;
+  }
+  switch (eth->ethertype()) {
+    case wire::ethertype::kArp:
+      on_arp(*eth);
+      break;
+    case wire::ethertype::kIpv4:
+      on_ipv4(*eth);
+      break;
+    default:
+      stats_.dropped_unsupported++;
+      break;
+  }
+  return true;
+}
+
+bool Gateway::is_guest_source(wire::Ipv4Addr src) const {
+  const auto& nat = config_.nat;
+  if (!src.in_subnet(nat.guest, nat.prefix)) return false;
+  if (src == nat.gateway || src == nat.dns) return false;
+  uint32_t host = src.value & ~wire::prefix_to_mask(nat.prefix);
+  return host != 0 && host != (~wire::prefix_to_mask(nat.prefix));
+}
+
+void Gateway::learn(wire::Ipv4Addr ip, wire::MacAddr mac) {
+  if (mac.is_multicast() || mac.is_zero() || !is_guest_source(ip)) return;
+  auto it = neighbors_.find(ip.value);
+  if (it == neighbors_.end() && neighbors_.size() >= kMaxNeighbors) {
+    // Evict the least recently seen entry.
+    auto oldest = neighbors_.begin();
+    for (auto i = neighbors_.begin(); i != neighbors_.end(); ++i)
+      if (i->second.seen < oldest->second.seen) oldest = i;
+    neighbors_.erase(oldest);
+  }
+  neighbors_[ip.value] = Neighbor{mac, uv_now(loop_)};
+}
+
+void Gateway::on_arp(const wire::EthernetFrame& eth) {
+  auto arp = wire::ArpPacket::parse(eth.payload());
+  if (!arp) {
+    stats_.dropped_malformed++;
+    return;
+  }
+  learn(arp->sender_ip, arp->sender_mac);
+  if (arp->op != wire::ArpPacket::kRequest) return;
+  const auto& nat = config_.nat;
+  if (arp->target_ip != nat.gateway && arp->target_ip != nat.dns) return;
+  wire::ArpPacket reply;
+  reply.op = wire::ArpPacket::kReply;
+  reply.sender_mac = config_.mac;
+  reply.sender_ip = arp->target_ip;
+  reply.target_mac = arp->sender_mac;
+  reply.target_ip = arp->sender_ip;
+  stats_.arp_replies++;
+  stats_.frames_out++;
+  auto frame = wire::build_arp_frame(arp->sender_mac, config_.mac, reply);
+  deliver(frame);
+}
+
+void Gateway::on_ipv4(const wire::EthernetFrame& eth) {
+  auto ip = wire::Ipv4Packet::parse(eth.payload());
+  if (!ip) {
+    stats_.dropped_malformed++;
+    return;
+  }
+  // DHCP comes from 0.0.0.0 before the guest has an address.
+  if (ip->protocol() == wire::ipproto::kUdp && !ip->is_fragment()) {
+    auto udp = wire::UdpDatagram::parse(ip->payload());
+    if (udp && udp->dst_port() == kDhcpServerPort && udp->src_port() == kDhcpClientPort &&
+        (ip->dst().is_broadcast() || ip->dst() == config_.nat.gateway)) {
+      on_dhcp(eth, udp->payload());
+      return;
+    }
+  }
+  if (!is_guest_source(ip->src())) {
+    stats_.dropped_bad_source++;
+    spdlog::trace("gateway: dropping IPv4 from {}", ip->src().to_string());
+    return;
+  }
+  learn(ip->src(), eth.src());
+  switch (ip->protocol()) {
+    case wire::ipproto::kIcmp:
+      on_icmp(*ip);
+      break;
+    case wire::ipproto::kTcp:
+    case wire::ipproto::kUdp:
+      engine_->input(*ip);
+      break;
+    default:
+      stats_.dropped_unsupported++;
+      break;
+  }
+}
+
+void Gateway::on_icmp(const wire::Ipv4Packet& ip) {
+  if (ip.is_fragment()) {
+    stats_.dropped_unsupported++;
+    return;
+  }
+  auto icmp = wire::IcmpMessage::parse(ip.payload());
+  if (!icmp || !icmp->checksum_ok()) {
+    stats_.dropped_malformed++;
+    return;
+  }
+  if (icmp->type() != wire::icmptype::kEchoRequest || icmp->code() != 0) {
+    stats_.dropped_unsupported++;  // errors about our own packets, and the rest
+    return;
+  }
+  const auto& nat = config_.nat;
+  if (ip.dst() == nat.gateway || ip.dst() == nat.dns) {
+    stats_.icmp_echo_local++;
+    deliver_frame(wire::build_ipv4_icmp_frame({}, {}, ip.dst(), ip.src(), wire::icmptype::kEchoReply, 0, icmp->rest(),
+                                              icmp->payload()));
+    return;
+  }
+  auto host = nat.host_destination(ip.dst());
+  if (!host) {
+    stats_.icmp_echo_failed++;
+    return;
+  }
+  uint64_t now = uv_now(loop_);
+  icmp_->expire(now);
+  if (icmp_->send_echo(ip.src(), *host, icmp->echo_id(), icmp->echo_seq(), icmp->payload(), ip.ttl(), now)) {
+    stats_.icmp_echo_relayed++;
+  } else {
+    stats_.icmp_echo_failed++;
+  }
+}
+
+void Gateway::on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload) {
+  auto reply = dhcp_.handle(udp_payload, eth.src(), Clock::now());
+  if (!reply) return;
+  if (!reply->dst_ip.is_broadcast()) learn(reply->dst_ip, reply->dst_mac);
+  stats_.frames_out++;
+  auto frame = wire::build_ipv4_udp_frame(reply->dst_mac, config_.mac, config_.nat.gateway, kDhcpServerPort,
+                                          reply->dst_ip, kDhcpClientPort, reply->payload);
+  deliver(frame);
+}
+
+void Gateway::deliver_frame(std::vector<std::byte> frame) { to_guest(wire::MutBytes(frame.data(), frame.size())); }
+
+void Gateway::to_guest(wire::MutBytes frame) {
+  if (frame.size() < wire::kEthernetHeaderLen + wire::Ipv4Header::kLen) return;
+  wire::Ipv4Addr dst = wire::Ipv4Addr::load(frame, wire::kEthernetHeaderLen + 16);
+  wire::MacAddr mac;
+  if (dst.is_broadcast()) {
+    mac = wire::MacAddr::broadcast();
+  } else {
+    auto it = neighbors_.find(dst.value);
+    if (it == neighbors_.end()) {
+      stats_.dropped_no_neighbor++;
+      request_neighbor(dst);
+      return;
+    }
+    mac = it->second.mac;
+  }
+  wire::emit_ethernet_header(frame, mac, config_.mac, wire::ethertype::kIpv4);
+  stats_.frames_out++;
+  deliver(frame);
+}
+
+void Gateway::request_neighbor(wire::Ipv4Addr ip) {
+  if (!is_guest_source(ip)) return;
+  wire::ArpPacket req;
+  req.op = wire::ArpPacket::kRequest;
+  req.sender_mac = config_.mac;
+  req.sender_ip = config_.nat.gateway;
+  req.target_ip = ip;
+  auto frame = wire::build_arp_frame(wire::MacAddr::broadcast(), config_.mac, req);
+  stats_.frames_out++;
+  deliver(frame);
+}
+
+}  // namespace slipway::gateway

@@ -1,0 +1,105 @@
+// Gateway: the virtual router the guest sees, as a Port.
+//
+// Theory of operation
+//   Frames from the guest arrive through send(); frames for the guest leave
+//   through the Port's sink. The gateway owns the link layer and the special
+//   addresses:
+//     - ARP: answers requests for the gateway and DNS addresses with its own
+//       MAC, and learns the guest's IP -> MAC bindings (a bounded table) from
+//       the ARP and IPv4 frames the guest sends;
+//     - DHCPv4 (UDP to port 67): served by DhcpServer;
+//     - ICMP echo: answered for the gateway and DNS addresses, relayed to
+//       other destinations through IcmpEchoRelay (ping or raw sockets);
+//     - TCP and UDP (and IPv4 fragments): handed to the LwipEngine, whose
+//       output comes back here to be framed for the guest.
+//   Everything from the guest is untrusted: each frame is parsed with the
+//   checked views in wire/, and whatever fails a check is dropped and counted
+//   (Stats), with a trace log.
+//
+// Limits: IPv4 only for now; one guest subnet. A frame for a guest address
+// whose MAC is unknown triggers an ARP request and is dropped.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "netstack/engine/lwip_engine.h"
+#include "netstack/gateway/dhcp_server.h"
+#include "netstack/link/port.h"
+#include "netstack/wire/bytes.h"
+#include "netstack/wire/ethernet.h"
+#include "netstack/wire/ipv4.h"
+
+namespace slipway::engine {
+class IcmpEchoRelay;
+}
+
+namespace slipway::gateway {
+
+struct GatewayConfig {
+  wire::MacAddr mac{{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}};
+  engine::NatPolicy nat;  // guest, gateway and DNS addresses; host loopback
+  uint16_t mtu = 65520;
+  std::chrono::seconds lease_time{86400};
+  std::vector<std::string> search_domains;
+  std::string domain_name;
+  size_t max_tcp_flows = 16384;
+  size_t max_udp_flows = 4096;
+};
+
+struct GatewayStats {
+  uint64_t frames_in = 0, frames_out = 0;
+  uint64_t dropped_malformed = 0, dropped_not_for_us = 0, dropped_bad_source = 0, dropped_unsupported = 0;
+  uint64_t dropped_no_neighbor = 0;
+  uint64_t arp_replies = 0, icmp_echo_local = 0, icmp_echo_relayed = 0, icmp_echo_failed = 0;
+};
+
+class Gateway : public link::Port {
+ public:
+  Gateway(uv_loop_t* loop, GatewayConfig config);
+  ~Gateway() override;
+
+  // A frame from the guest.
+  bool send(link::Frame frame) override;
+
+  const GatewayConfig& config() const { return config_; }
+  const GatewayStats& stats() const { return stats_; }
+  const engine::LwipEngine& engine() const { return *engine_; }
+  const DhcpServer& dhcp() const { return dhcp_; }
+
+ private:
+  static constexpr size_t kMaxNeighbors = 256;
+
+  void on_arp(const wire::EthernetFrame& eth);
+  void on_ipv4(const wire::EthernetFrame& eth);
+  void on_icmp(const wire::Ipv4Packet& ip);
+  void on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload);
+  void learn(wire::Ipv4Addr ip, wire::MacAddr mac);
+  bool is_guest_source(wire::Ipv4Addr src) const;
+  // Frames an IPv4 packet (after the headroom) for the guest and delivers it.
+  void to_guest(wire::MutBytes frame);
+  void deliver_frame(std::vector<std::byte> frame);
+  void request_neighbor(wire::Ipv4Addr ip);
+
+  uv_loop_t* loop_;
+  GatewayConfig config_;
+  GatewayStats stats_;
+  DhcpServer dhcp_;
+  std::unique_ptr<engine::LwipEngine> engine_;
+  std::unique_ptr<engine::IcmpEchoRelay> icmp_;
+  struct Neighbor {
+    wire::MacAddr mac;
+    uint64_t seen;
+  };
+  std::unordered_map<uint32_t, Neighbor> neighbors_;
+};
+
+// The DHCP server settings that follow from a gateway configuration.
+DhcpServerConfig dhcp_config_for(const GatewayConfig& config);
+
+}  // namespace slipway::gateway
