@@ -1,0 +1,51 @@
+// ICMPv4 (RFC 792): a checked view and an emitter.
+//
+// IcmpMessage::parse() only requires the 8-byte header; the checksum is
+// reported by checksum_ok() rather than enforced, so that callers can count
+// bad checksums separately. The four bytes after the checksum ("rest of
+// header") mean different things per type: echo id and sequence for echo,
+// unused/next-hop MTU for destination unreachable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "netstack/wire/bytes.h"
+
+namespace slipway::wire {
+
+namespace icmptype {
+constexpr uint8_t kEchoReply = 0, kDestUnreachable = 3, kEchoRequest = 8, kTimeExceeded = 11;
+}
+namespace icmpcode {
+constexpr uint8_t kNetUnreachable = 0, kHostUnreachable = 1, kProtoUnreachable = 2, kPortUnreachable = 3,
+                  kFragNeeded = 4, kAdminProhibited = 13;
+}
+
+class IcmpMessage {
+ public:
+  static constexpr size_t kHeaderLen = 8;
+
+  static std::optional<IcmpMessage> parse(Bytes l4);
+
+  uint8_t type() const { return load8(data_, 0); }
+  uint8_t code() const { return load8(data_, 1); }
+  uint16_t checksum() const { return load16(data_, 2); }
+  bool checksum_ok() const;
+  uint16_t echo_id() const { return load16(data_, 4); }
+  uint16_t echo_seq() const { return load16(data_, 6); }
+  uint32_t rest() const { return load32(data_, 4); }
+  Bytes payload() const { return data_.subspan(kHeaderLen); }
+  Bytes bytes() const { return data_; }
+
+ private:
+  explicit IcmpMessage(Bytes data) : data_(data) {}
+  Bytes data_;
+};
+
+// Writes the header, a copy of `payload` and the checksum at the start of
+// `out`; returns 8 + payload.size() (out.size() must be at least that).
+size_t emit_icmp(MutBytes out, uint8_t type, uint8_t code, uint32_t rest, Bytes payload);
+
+}  // namespace slipway::wire

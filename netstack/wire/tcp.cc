@@ -1,0 +1,44 @@
+// TCP view, emitter and checksum check; see tcp.h.
+#include "netstack/wire/tcp.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "netstack/wire/checksum.h"
+#include "netstack/wire/ipv4.h"
+
+namespace slipway::wire {
+
+std::optional<TcpSegment> TcpSegment::parse(Bytes l4) {
+  if (l4.size() < kMinHeaderLen) return std::nullopt;
+  size_t header_len = static_cast<size_t>(load8(l4, 12) >> 4) * 4;
+  if (header_len < kMinHeaderLen || header_len > l4.size()) return std::nullopt;
+  return TcpSegment{l4};
+}
+
+size_t emit_tcp(MutBytes out, Ipv4Addr src, Ipv4Addr dst, const TcpHeaderFields& fields, Bytes payload) {
+  size_t len = TcpSegment::kMinHeaderLen + payload.size();
+  assert(out.size() >= len);
+  assert(len <= 0xffff);
+  store16(out, 0, fields.src_port);
+  store16(out, 2, fields.dst_port);
+  store32(out, 4, fields.seq);
+  store32(out, 8, fields.ack);
+  store8(out, 12, 5 << 4);
+  store8(out, 13, fields.flags);
+  store16(out, 14, fields.window);
+  store16(out, 16, 0);
+  store16(out, 18, 0);
+  std::copy(payload.begin(), payload.end(), out.begin() + TcpSegment::kMinHeaderLen);
+  uint32_t sum = pseudo_header_sum_v4(src, dst, ipproto::kTcp, static_cast<uint16_t>(len));
+  store16(out, 16, checksum_fold(checksum_add(Bytes{out.first(len)}, sum)));
+  return len;
+}
+
+bool tcp_checksum_ok(Ipv4Addr src, Ipv4Addr dst, Bytes l4) {
+  if (l4.size() < TcpSegment::kMinHeaderLen || l4.size() > 0xffff) return false;
+  uint32_t sum = pseudo_header_sum_v4(src, dst, ipproto::kTcp, static_cast<uint16_t>(l4.size()));
+  return checksum_fold(checksum_add(l4, sum)) == 0;
+}
+
+}  // namespace slipway::wire

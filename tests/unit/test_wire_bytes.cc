@@ -1,0 +1,78 @@
+// Address text forms and the Internet checksum.
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "netstack/wire/bytes.h"
+#include "netstack/wire/checksum.h"
+
+using namespace slipway::wire;
+
+namespace {
+std::vector<std::byte> hex(std::string_view s) {
+  std::vector<std::byte> out;
+  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  for (size_t i = 0; i < s.size();) {
+    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
+    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
+    i += 2;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("Ipv4Addr parses and prints dotted quads", "[wire]") {
+  REQUIRE(Ipv4Addr::parse("10.0.2.15") == Ipv4Addr{10, 0, 2, 15});
+  REQUIRE(Ipv4Addr::parse("10.0.2.15")->value == 0x0a00020fu);
+  REQUIRE(Ipv4Addr::parse("0.0.0.0") == Ipv4Addr{});
+  REQUIRE(Ipv4Addr::parse("255.255.255.255") == Ipv4Addr{0xffffffffu});
+  REQUIRE(Ipv4Addr{192, 168, 100, 1}.to_string() == "192.168.100.1");
+  REQUIRE(Ipv4Addr{}.to_string() == "0.0.0.0");
+  for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1.2.3.4 ", " 1.2.3.4", "1..2.3", "a.b.c.d",
+                          "1.2.3.1000", "01.2.3.4", "1.2.3.-4", "1.2.3.4."}) {
+    INFO(bad);
+    REQUIRE_FALSE(Ipv4Addr::parse(bad));
+  }
+}
+
+TEST_CASE("MacAddr parses and prints colon form", "[wire]") {
+  auto mac = MacAddr::parse("52:54:00:AB:cd:0F");
+  REQUIRE(mac);
+  REQUIRE(mac->octets == std::array<uint8_t, 6>{0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f});
+  REQUIRE(mac->to_string() == "52:54:00:ab:cd:0f");
+  REQUIRE(MacAddr::broadcast().to_string() == "ff:ff:ff:ff:ff:ff");
+  for (const char* bad : {"", "52:54:00:ab:cd", "52:54:00:ab:cd:0f:", "52-54-00-ab-cd-0f", "52:54:00:ab:cd:0g",
+                          "5:254:00:ab:cd:0f", "52:54:00:ab:cd:0f0"}) {
+    INFO(bad);
+    REQUIRE_FALSE(MacAddr::parse(bad));
+  }
+}
+
+TEST_CASE("checksum of the RFC 1071 example and of an IPv4 header", "[wire]") {
+  // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2 (complement 0x220d).
+  auto data = hex("0001f203f4f5f6f7");
+  REQUIRE(checksum_add(data) == 0xddf2);
+  REQUIRE(checksum_fold(checksum_add(data)) == 0x220d);
+  // Chaining even-length pieces gives the same sum.
+  REQUIRE(checksum_add(Bytes{data}.subspan(4), checksum_add(Bytes{data}.first(4))) == 0xddf2);
+  // Odd length: the last byte is the high half of a word.
+  REQUIRE(checksum_add(hex("0001f2")) == 0xf201);
+  // Well-known header (Wikipedia "IPv4 header checksum"): checksum b861.
+  auto header = hex("45000073000040004011 0000 c0a80001c0a800c7");
+  REQUIRE(checksum_fold(checksum_add(header)) == 0xb861);
+  header[10] = std::byte{0xb8};
+  header[11] = std::byte{0x61};
+  REQUIRE(checksum_fold(checksum_add(header)) == 0);
+}
+
+TEST_CASE("checksum_add does not overflow on long input", "[wire]") {
+  std::vector<std::byte> ones(200000, std::byte{0xff});
+  REQUIRE(checksum_fold(checksum_add(ones)) == 0);
+  REQUIRE(checksum_fold(checksum_add(ones, checksum_add(ones))) == 0);
+}
+
+TEST_CASE("pseudo header sum", "[wire]") {
+  // 10.0.2.15 -> 10.0.2.3, UDP, length 13: 0a00+020f+0a00+0203+0011+000d
+  REQUIRE(pseudo_header_sum_v4(Ipv4Addr{10, 0, 2, 15}, Ipv4Addr{10, 0, 2, 3}, 17, 13) ==
+          0x0a00 + 0x020f + 0x0a00 + 0x0203 + 0x11 + 0x0d);
+}
