@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -177,10 +178,18 @@ int main(int argc, char** argv) {
   }
 
   ::signal(SIGPIPE, SIG_IGN);
+  // Every flow holds a host socket: allow as many as the hard limit does.
+  struct rlimit nofile {};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   try {
     if (run->parsed()) {
-      for (auto& r : run->remaining()) command.push_back(r);
-      if (!command.empty() && command.front() == "--") command.erase(command.begin());
+      // CLI11 hands every word from the first positional on to `command`;
+      // remaining() keeps the "--" separator and unknown options before it.
+      for (auto& r : run->remaining())
+        if (r != "--") throw CLI::ExtrasError("run", {r});
       if (command.empty()) {
         const char* sh = std::getenv("SHELL");
         command.push_back(sh != nullptr && *sh != '\0' ? sh : "/bin/sh");

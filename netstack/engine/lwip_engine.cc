@@ -30,6 +30,8 @@ extern "C" {
 namespace slipway::engine {
 namespace {
 
+constexpr uint16_t kDnsPort = 53;
+
 // lwIP keeps global state: one engine per process.
 LwipEngine* g_engine = nullptr;
 uv_loop_t* g_loop = nullptr;
@@ -50,6 +52,8 @@ void close_and_free(T* handle) {
 }  // namespace
 
 const char* uv_error_text(int err) { return uv_strerror(err); }
+
+uint64_t engine_now() { return g_loop != nullptr ? uv_now(g_loop) : 0; }
 
 struct EngineCallbacks {
   static err_t netif_init(struct netif* nif) {
@@ -77,6 +81,10 @@ struct EngineCallbacks {
     if (e == nullptr || err != ERR_OK || pcb == nullptr) return ERR_VAL;
     FlowKey key{from_lwip(ip_2_ip4(&pcb->remote_ip)), pcb->remote_port, from_lwip(ip_2_ip4(&pcb->local_ip)),
                 pcb->local_port};
+    if (key.remote == e->config_.nat.dns && key.remote_port == kDnsPort && e->dns_resolver_) {
+      e->start_dns_session(pcb);
+      return ERR_OK;
+    }
     auto it = e->tcp_flows_.find(key);
     if (it == e->tcp_flows_.end() || it->second->state() != TcpFlow::State::kAccepting) {
       // A SYN that reached lwIP without a host connection (a fragmented SYN,
@@ -103,6 +111,7 @@ struct EngineCallbacks {
   // After every loop iteration: lwIP may have armed new timeouts.
   static void on_check(uv_check_t* c) {
     auto* e = static_cast<LwipEngine*>(c->data);
+    e->dead_dns_sessions_.clear();
     u32_t sleep = sys_timeouts_sleeptime();
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
       uv_timer_stop(e->lwip_timer_);
@@ -183,6 +192,11 @@ LwipEngine::~LwipEngine() {
   for (UdpFlow* f : udp) f->close();
   tcp_flows_.clear();
   udp_flows_.clear();
+  std::vector<std::shared_ptr<DnsTcpSession>> dns;
+  for (auto& [k, s] : dns_sessions_) dns.push_back(s);
+  for (auto& s : dns) s->close();
+  dns_sessions_.clear();
+  dead_dns_sessions_.clear();
 
   if (listener_ != nullptr) tcp_close(listener_);
   if (udp_receiver_ != nullptr) udp_remove(udp_receiver_);
@@ -236,6 +250,10 @@ void LwipEngine::input_tcp(const wire::Ipv4Packet& packet) {
   bool syn_only = (flags & (wire::tcpflag::kSyn | wire::tcpflag::kAck | wire::tcpflag::kRst)) == wire::tcpflag::kSyn;
   auto it = tcp_flows_.find(key);
   if (syn_only) {
+    if (key.remote == config_.nat.dns && key.remote_port == kDnsPort && dns_resolver_) {
+      feed_lwip(packet.bytes());  // answered here, not relayed
+      return;
+    }
     if (it == tcp_flows_.end()) {
       start_tcp_flow(key, packet);
       return;
@@ -300,6 +318,10 @@ void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_por
     pbuf_remove_header(p, UDP_HLEN);
   }
   uint64_t now = uv_now(loop_);
+  if (dst == config_.nat.dns && dst_port == kDnsPort && dns_resolver_) {
+    resolve_udp_dns(p, src, src_port);
+    return;
+  }
   auto host = config_.nat.host_destination(dst);
   if (!host || dst_port == 0 || src_port == 0) {
     stats_.udp_dropped++;
@@ -331,6 +353,34 @@ void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_por
   pbuf_free(p);
   stats_.udp_datagrams_out++;
   flow->send(*host, dst_port, data, now);
+}
+
+void LwipEngine::resolve_udp_dns(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port) {
+  std::vector<std::byte> query(p->tot_len);
+  pbuf_copy_partial(p, query.data(), p->tot_len, 0);
+  pbuf_free(p);
+  stats_.dns_udp_queries++;
+  wire::Ipv4Addr dns = config_.nat.dns;
+  // The resolver drops its pending callbacks when it is destroyed, which the
+  // gateway does before destroying the engine.
+  dns_resolver_(query, false, [this, dns, src, src_port](std::vector<std::byte> response) {
+    send_udp_to_guest(dns, kDnsPort, src, src_port, response);
+  });
+}
+
+void LwipEngine::start_dns_session(struct tcp_pcb* pcb) {
+  stats_.dns_tcp_sessions++;
+  auto session = std::make_shared<DnsTcpSession>(
+      pcb, dns_resolver_,
+      [this](DnsTcpSession* s) {
+        auto it = dns_sessions_.find(s);
+        if (it == dns_sessions_.end()) return;
+        dead_dns_sessions_.push_back(std::move(it->second));
+        dns_sessions_.erase(it);
+      },
+      uv_now(loop_));
+  dns_sessions_.emplace(session.get(), session);
+  session->start();
 }
 
 void LwipEngine::send_udp_to_guest(wire::Ipv4Addr src, uint16_t src_port, wire::Ipv4Addr guest,
@@ -386,6 +436,10 @@ void LwipEngine::housekeeping(uint64_t now) {
     spdlog::debug("tcp: {} did not complete its handshake, closing", f->key().to_string());
     f->close();
   }
+  std::vector<std::shared_ptr<DnsTcpSession>> idle_dns;
+  for (auto& [k, s] : dns_sessions_)
+    if (now - s->last_active() > DnsTcpSession::kIdleTimeoutMs) idle_dns.push_back(s);
+  for (auto& s : idle_dns) s->close();
 }
 
 }  // namespace slipway::engine

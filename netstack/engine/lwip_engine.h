@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "netstack/engine/dns_tcp_session.h"
 #include "netstack/engine/flow_key.h"
 #include "netstack/engine/nat.h"
 #include "netstack/wire/bytes.h"
@@ -64,6 +65,7 @@ struct EngineStats {
   uint64_t tcp_connects = 0, tcp_refused = 0, tcp_unreachable = 0, tcp_limit = 0;
   uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
   uint64_t packets_dropped = 0;
+  uint64_t dns_udp_queries = 0, dns_tcp_sessions = 0;
 };
 
 class LwipEngine {
@@ -79,6 +81,10 @@ class LwipEngine {
 
   // One TCP or UDP packet (or fragment) from the guest.
   void input(const wire::Ipv4Packet& packet);
+
+  // Who answers DNS (UDP and TCP port 53) at the DNS address. Without one,
+  // those queries are dropped and TCP connections refused.
+  void set_dns_resolver(DnsResolver resolver) { dns_resolver_ = std::move(resolver); }
 
   const EngineConfig& config() const { return config_; }
   const EngineStats& stats() const { return stats_; }
@@ -106,6 +112,8 @@ class LwipEngine {
   void input_tcp(const wire::Ipv4Packet& packet);
   void start_tcp_flow(const FlowKey& key, const wire::Ipv4Packet& syn);
   void handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port);
+  void resolve_udp_dns(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port);
+  void start_dns_session(struct tcp_pcb* pcb);
   void housekeeping(uint64_t now);
 
   uv_loop_t* loop_;
@@ -134,6 +142,9 @@ class LwipEngine {
     }
   };
   std::unordered_map<UdpKey, UdpFlow*, UdpKeyHash> udp_flows_;
+  DnsResolver dns_resolver_;
+  std::unordered_map<DnsTcpSession*, std::shared_ptr<DnsTcpSession>> dns_sessions_;
+  std::vector<std::shared_ptr<DnsTcpSession>> dead_dns_sessions_;  // freed after this loop iteration
   bool shutting_down_ = false;
 };
 
