@@ -2,6 +2,9 @@
 
 #include <charconv>
 
+#include "dns-proxy/upstreams.h"
+#include "portfwd/rule.h"
+
 namespace slipway::cli {
 namespace {
 
@@ -41,6 +44,20 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("--pcap", pcap, "Record every frame on the guest link to FILE (pcap format)");
   app.add_option("--max-tcp-flows", max_tcp_flows, "Most TCP connections at once")->capture_default_str();
   app.add_option("--max-udp-flows", max_udp_flows, "Most UDP mappings at once")->capture_default_str();
+  app.add_option("--dns-upstream", dns_upstreams,
+                 "DNS server ADDR[:PORT] that answers the guest's queries (repeatable; default: the host's "
+                 "/etc/resolv.conf)");
+  app.add_option("--dns-route", dns_routes, "Split DNS: SUFFIX=ADDR[:PORT] answers names under SUFFIX (repeatable)");
+  app.add_option("--dns-hosts", dns_hosts, "A hosts-style file of extra names answered at the DNS address");
+  app.add_flag("--no-dns-cache", no_dns_cache, "Do not cache DNS answers");
+  app.add_option("-p,--publish", publish,
+                 "Publish a guest port on the host: [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp] "
+                 "(HOSTADDR defaults to 127.0.0.1; repeatable)");
+  app.add_option("--publish-source", publish_source,
+                 "Source address the guest sees on published ports: the real client's (loopback clients appear "
+                 "as the gateway) or always the gateway's")
+      ->check(CLI::IsMember({"client", "gateway"}))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -63,6 +80,25 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
   c.search_domains = search;
   c.max_tcp_flows = max_tcp_flows;
   c.max_udp_flows = max_udp_flows;
+  for (const auto& u : dns_upstreams) {
+    auto up = dns::parse_upstream(u);
+    if (!up) throw CLI::ValidationError("--dns-upstream", "'" + u + "' is not ADDR[:PORT]");
+    c.dns_config.upstreams.push_back(*up);
+  }
+  for (const auto& r : dns_routes) {
+    auto route = dns::parse_route(r);
+    if (!route) throw CLI::ValidationError("--dns-route", "'" + r + "' is not SUFFIX=ADDR[:PORT]");
+    c.dns_config.routes.push_back(*route);
+  }
+  c.dns_config.hosts_file = dns_hosts;
+  c.dns_config.cache = !no_dns_cache;
+  for (const auto& p : publish) {
+    std::string err;
+    auto rule = portfwd::parse_rule(p, &err);
+    if (!rule) throw CLI::ValidationError("--publish", "'" + p + "': " + err);
+    c.publish.push_back(*rule);
+  }
+  c.publish_source_gateway = publish_source == "gateway";
   // The gateway's MAC follows slirp's convention: 52:55 and the gateway address.
   uint32_t g = c.nat.gateway.value;
   c.mac = wire::MacAddr{{0x52, 0x55, static_cast<uint8_t>(g >> 24), static_cast<uint8_t>(g >> 16),

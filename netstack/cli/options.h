@@ -26,6 +26,12 @@ struct NetworkOptions {
   std::string log_level = "warn";
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
+  std::vector<std::string> dns_upstreams;
+  std::vector<std::string> dns_routes;
+  std::string dns_hosts;
+  bool no_dns_cache = false;
+  std::vector<std::string> publish;
+  std::string publish_source = "client";
 
   void add_to(CLI::App& app);
   // Checks the values and builds the configurations; throws CLI::ValidationError.

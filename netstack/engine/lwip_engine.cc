@@ -1,6 +1,7 @@
 #include "netstack/engine/lwip_engine.h"
 
 #include <spdlog/spdlog.h>
+#include <netinet/in.h>
 #include <sys/random.h>
 
 #include <cstring>
@@ -286,6 +287,70 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, const wire::Ipv4Packet& syn)
   flow->connect(*host, key.remote_port);
 }
 
+void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, wire::Ipv4Addr guest, uint16_t guest_port,
+                                    bool source_gateway) {
+  TcpFlow* flow = TcpFlow::accept_inbound(*this, listener, uv_now(loop_));
+  if (flow == nullptr) return;
+  wire::Ipv4Addr client;
+  uint16_t client_port = 0;
+  if (!flow->peer_address(&client, &client_port) || tcp_flows_.size() >= config_.max_tcp_flows) {
+    stats_.tcp_limit++;
+    flow->close();
+    return;
+  }
+  wire::Ipv4Addr src = source_gateway ? config_.nat.gateway : config_.nat.guest_source(client);
+  struct tcp_pcb* pcb = tcp_new();
+  if (pcb == nullptr) {
+    flow->close();
+    return;
+  }
+  ip4_addr_t s = to_lwip(src);
+  FlowKey key{guest, guest_port, src, client_port};
+  // Keep the client's port when it is free on the guest side; else any.
+  if (tcp_flows_.count(key) != 0 || tcp_bind(pcb, &s, client_port) != ERR_OK) {
+    if (tcp_bind(pcb, &s, 0) != ERR_OK) {
+      tcp_abort(pcb);
+      flow->close();
+      return;
+    }
+    key.remote_port = pcb->local_port;
+  }
+  stats_.tcp_inbound++;
+  spdlog::debug("tcp: inbound {}:{} -> {}", client.to_string(), client_port, key.to_string());
+  tcp_flows_.emplace(key, flow);
+  flow->connect_guest(pcb, key);
+}
+
+void LwipEngine::inbound_udp(uv_udp_t* listener, wire::Ipv4Addr client, uint16_t client_port, wire::Ipv4Addr guest,
+                             uint16_t guest_port, bool source_gateway, wire::Bytes payload) {
+  wire::Ipv4Addr src = source_gateway ? config_.nat.gateway : config_.nat.guest_source(client);
+  uint64_t now = uv_now(loop_);
+  FlowKey key{guest, guest_port, src, client_port};
+  // Two clients that map to the same source and port get different ports.
+  for (int tries = 0; tries < 64; ++tries) {
+    auto it = udp_inbound_.find(key);
+    if (it == udp_inbound_.end()) {
+      if (udp_inbound_.size() >= config_.max_udp_flows) {
+        stats_.udp_dropped++;
+        return;
+      }
+      udp_inbound_.emplace(key, InboundUdp{listener, client, client_port, now});
+      break;
+    }
+    if (it->second.listener == listener && it->second.client == client && it->second.client_port == client_port) {
+      it->second.last_active = now;
+      break;
+    }
+    key.remote_port = static_cast<uint16_t>(key.remote_port + 1 == 0 ? 1024 : key.remote_port + 1);
+  }
+  stats_.udp_inbound++;
+  send_udp_to_guest(src, key.remote_port, guest, guest_port, payload);
+}
+
+void LwipEngine::forget_inbound_udp(uv_udp_t* listener) {
+  std::erase_if(udp_inbound_, [listener](const auto& kv) { return kv.second.listener == listener; });
+}
+
 void LwipEngine::refuse_syn(wire::Bytes syn_packet) {
   auto ip = wire::Ipv4Packet::parse(syn_packet);
   if (!ip) return;
@@ -320,6 +385,20 @@ void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_por
   uint64_t now = uv_now(loop_);
   if (dst == config_.nat.dns && dst_port == kDnsPort && dns_resolver_) {
     resolve_udp_dns(p, src, src_port);
+    return;
+  }
+  if (auto in = udp_inbound_.find(FlowKey{src, src_port, dst, dst_port}); in != udp_inbound_.end()) {
+    // A reply on a published UDP port: back to the client it came from.
+    in->second.last_active = now;
+    std::vector<std::byte> data(p->tot_len);
+    pbuf_copy_partial(p, data.data(), p->tot_len, 0);
+    pbuf_free(p);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(in->second.client_port);
+    sa.sin_addr.s_addr = htonl(in->second.client.value);
+    uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
+    if (uv_udp_try_send(in->second.listener, &b, 1, reinterpret_cast<const sockaddr*>(&sa)) < 0) stats_.udp_dropped++;
     return;
   }
   auto host = config_.nat.host_destination(dst);
@@ -428,7 +507,8 @@ void LwipEngine::housekeeping(uint64_t now) {
   }
   std::vector<TcpFlow*> stuck;
   for (auto& [k, f] : tcp_flows_) {
-    if ((f->state() == TcpFlow::State::kConnecting || f->state() == TcpFlow::State::kAccepting) &&
+    if ((f->state() == TcpFlow::State::kConnecting || f->state() == TcpFlow::State::kAccepting ||
+         f->state() == TcpFlow::State::kConnectingGuest) &&
         now - f->started() > config_.tcp_connect_timeout_ms)
       stuck.push_back(f);
   }
@@ -436,6 +516,7 @@ void LwipEngine::housekeeping(uint64_t now) {
     spdlog::debug("tcp: {} did not complete its handshake, closing", f->key().to_string());
     f->close();
   }
+  std::erase_if(udp_inbound_, [&](const auto& kv) { return now - kv.second.last_active > config_.udp_idle_timeout_ms; });
   std::vector<std::shared_ptr<DnsTcpSession>> idle_dns;
   for (auto& [k, s] : dns_sessions_)
     if (now - s->last_active() > DnsTcpSession::kIdleTimeoutMs) idle_dns.push_back(s);

@@ -62,6 +62,7 @@ struct EngineConfig {
 };
 
 struct EngineStats {
+  uint64_t tcp_inbound = 0, udp_inbound = 0;
   uint64_t tcp_connects = 0, tcp_refused = 0, tcp_unreachable = 0, tcp_limit = 0;
   uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
   uint64_t packets_dropped = 0;
@@ -85,6 +86,20 @@ class LwipEngine {
   // Who answers DNS (UDP and TCP port 53) at the DNS address. Without one,
   // those queries are dropped and TCP connections refused.
   void set_dns_resolver(DnsResolver resolver) { dns_resolver_ = std::move(resolver); }
+
+  // Inbound (a published port): accepts a connection waiting on `listener`
+  // and opens a guest connection to guest:guest_port for it. The guest sees
+  // the client's address (host loopback clients appear as the gateway), or
+  // the gateway address when source_gateway is set.
+  void accept_inbound_tcp(uv_stream_t* listener, wire::Ipv4Addr guest, uint16_t guest_port, bool source_gateway);
+
+  // Inbound UDP on a published port: relays a client's datagram to
+  // guest:guest_port, keeping a session so that the guest's replies leave
+  // through `listener` to that client.
+  void inbound_udp(uv_udp_t* listener, wire::Ipv4Addr client, uint16_t client_port, wire::Ipv4Addr guest,
+                   uint16_t guest_port, bool source_gateway, wire::Bytes payload);
+  // Forgets the sessions of a listener that is closing.
+  void forget_inbound_udp(uv_udp_t* listener);
 
   const EngineConfig& config() const { return config_; }
   const EngineStats& stats() const { return stats_; }
@@ -142,6 +157,14 @@ class LwipEngine {
     }
   };
   std::unordered_map<UdpKey, UdpFlow*, UdpKeyHash> udp_flows_;
+  struct InboundUdp {
+    uv_udp_t* listener;
+    wire::Ipv4Addr client;
+    uint16_t client_port;
+    uint64_t last_active;
+  };
+  // Keyed by the guest's view: (guest, guest port, mapped client, port).
+  std::unordered_map<FlowKey, InboundUdp, FlowKeyHash> udp_inbound_;
   DnsResolver dns_resolver_;
   std::unordered_map<DnsTcpSession*, std::shared_ptr<DnsTcpSession>> dns_sessions_;
   std::vector<std::shared_ptr<DnsTcpSession>> dead_dns_sessions_;  // freed after this loop iteration

@@ -105,6 +105,12 @@ struct TcpFlowCallbacks {
     return ERR_OK;
   }
 
+  static err_t on_guest_connected(void* arg, struct tcp_pcb* pcb, err_t) {
+    auto* f = static_cast<TcpFlow*>(arg);
+    f->attach(pcb);
+    return ERR_OK;
+  }
+
   static err_t on_lwip_sent(void* arg, struct tcp_pcb*, u16_t) {
     static_cast<TcpFlow*>(arg)->guest_acked();
     return ERR_OK;
@@ -125,6 +131,51 @@ TcpFlow::TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet,
   sock_.data = this;
   connect_req_.data = this;
   shutdown_req_.data = this;
+}
+
+TcpFlow::TcpFlow(LwipEngine& engine, uint64_t now) : engine_(engine), state_(State::kConnectingGuest), started_(now) {
+  std::memset(&sock_, 0, sizeof sock_);
+  sock_.data = this;
+  connect_req_.data = this;
+  shutdown_req_.data = this;
+}
+
+TcpFlow* TcpFlow::accept_inbound(LwipEngine& engine, uv_stream_t* listener, uint64_t now) {
+  auto* f = new TcpFlow(engine, now);
+  if (uv_tcp_init(engine.loop(), &f->sock_) != 0) {
+    delete f;
+    return nullptr;
+  }
+  f->socket_open_ = true;
+  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&f->sock_)) != 0) {
+    f->closing_ = true;
+    f->state_ = State::kClosed;
+    uv_close(reinterpret_cast<uv_handle_t*>(&f->sock_), TcpFlowCallbacks::on_close);
+    return nullptr;
+  }
+  uv_tcp_nodelay(&f->sock_, 1);
+  return f;
+}
+
+bool TcpFlow::peer_address(wire::Ipv4Addr* addr, uint16_t* port) const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&sock_, reinterpret_cast<sockaddr*>(&ss), &len) != 0 || ss.ss_family != AF_INET)
+    return false;
+  const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+  *addr = wire::Ipv4Addr{ntohl(sin->sin_addr.s_addr)};
+  *port = ntohs(sin->sin_port);
+  return true;
+}
+
+void TcpFlow::connect_guest(struct tcp_pcb* pcb, const FlowKey& key) {
+  key_ = key;
+  pcb_ = pcb;
+  tcp_arg(pcb, this);
+  tcp_err(pcb, TcpFlowCallbacks::on_lwip_err);
+  ip_addr_t guest;
+  ip_addr_set_ip4_u32_val(guest, htonl(key.guest.value));
+  if (tcp_connect(pcb, &guest, key.guest_port, TcpFlowCallbacks::on_guest_connected) != ERR_OK) abort_guest();
 }
 
 void TcpFlow::connect(wire::Ipv4Addr host, uint16_t port) {

@@ -8,6 +8,10 @@
 //                 unreachable; then closed.
 //   kAccepting    lwIP has the SYN and answers SYN-ACK; the flow waits for
 //                 lwIP to accept the connection (the guest's final ACK).
+//   kConnectingGuest  (inbound, from a published port) the host connection
+//                 is accepted; lwIP is connecting to the guest. The guest's
+//                 SYN-ACK -> kEstablished; its RST -> the host connection is
+//                 reset.
 //   kEstablished  data both ways. Guest -> host: lwIP's recv callback writes
 //                 to the host socket; the bytes are acknowledged to lwIP
 //                 (tcp_recved, which reopens the guest's window) only once the
@@ -45,9 +49,18 @@ class LwipEngine;
 
 class TcpFlow {
  public:
-  enum class State { kConnecting, kAccepting, kEstablished, kClosed };
+  enum class State { kConnecting, kAccepting, kConnectingGuest, kEstablished, kClosed };
 
+  // Outbound: the guest's SYN, to be relayed to a host destination.
   TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint64_t now);
+  // Inbound: a connection accepted on a host listener, to be relayed to the
+  // guest. Accepts it into this flow; false (flow deleted) on failure.
+  static TcpFlow* accept_inbound(LwipEngine& engine, uv_stream_t* listener, uint64_t now);
+  // The client's address as the host sees it (inbound flows).
+  bool peer_address(wire::Ipv4Addr* addr, uint16_t* port) const;
+  // Inbound: lwIP connects `pcb` (bound to the source the guest will see) to
+  // the guest; the flow's key becomes `key`.
+  void connect_guest(struct tcp_pcb* pcb, const FlowKey& key);
   TcpFlow(const TcpFlow&) = delete;
   TcpFlow& operator=(const TcpFlow&) = delete;
 
@@ -71,6 +84,7 @@ class TcpFlow {
   friend struct TcpFlowCallbacks;
   ~TcpFlow() = default;  // deleted only from the close callback
 
+  TcpFlow(LwipEngine& engine, uint64_t now);
   void connect_failed(int status);
   void guest_data(struct pbuf* p);
   void guest_fin();

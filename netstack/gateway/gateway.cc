@@ -68,6 +68,23 @@ Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
         if (!quoted) return;
         deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, e.type, e.code, *quoted));
       });
+  if (config_.dns) {
+    auto dc = config_.dns_config;
+    dc.static_names["host.internal"].push_back(config_.nat.gateway.to_string());
+    dns_ = std::make_unique<dns::Proxy>(loop_, dc);
+    // A UDP answer must fit one datagram on the guest link.
+    size_t max_udp = config_.mtu - wire::Ipv4Header::kLen - wire::UdpDatagram::kHeaderLen;
+    engine_->set_dns_resolver([this, max_udp](wire::Bytes query, bool over_tcp,
+                                              std::function<void(std::vector<std::byte>)> respond) {
+      dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond), max_udp);
+    });
+  }
+  published_ = std::make_unique<engine::PublishedPorts>(loop_, *engine_, config_.nat.guest,
+                                                        config_.publish_source_gateway);
+  for (const auto& rule : config_.publish) {
+    auto err = published_->add(rule);
+    if (!err.empty()) spdlog::error("cannot publish {}: {}", rule.to_string(), err);
+  }
 }
 
 Gateway::~Gateway() = default;

@@ -10,8 +10,13 @@
 //     - DHCPv4 (UDP to port 67): served by DhcpServer;
 //     - ICMP echo: answered for the gateway and DNS addresses, relayed to
 //       other destinations through IcmpEchoRelay (ping or raw sockets);
+//     - DNS at the DNS address (UDP and TCP port 53): answered by a
+//       dns::Proxy that relays to the host's resolvers, with host.internal
+//       naming the gateway address;
 //     - TCP and UDP (and IPv4 fragments): handed to the LwipEngine, whose
-//       output comes back here to be framed for the guest.
+//       output comes back here to be framed for the guest;
+//     - published ports (PublishedPorts): host listeners whose connections
+//       the engine opens towards the guest.
 //   Everything from the guest is untrusted: each frame is parsed with the
 //   checked views in wire/, and whatever fails a check is dropped and counted
 //   (Stats), with a trace log.
@@ -28,7 +33,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dns-proxy/proxy.h"
 #include "netstack/engine/lwip_engine.h"
+#include "netstack/engine/published_ports.h"
 #include "netstack/gateway/dhcp_server.h"
 #include "netstack/link/port.h"
 #include "netstack/wire/bytes.h"
@@ -50,6 +57,10 @@ struct GatewayConfig {
   std::string domain_name;
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
+  bool dns = true;                // answer DNS at the DNS address
+  dns::ProxyConfig dns_config;    // host.internal is added, naming the gateway
+  std::vector<portfwd::Rule> publish;
+  bool publish_source_gateway = false;  // guest sees the gateway, not the client
 };
 
 struct GatewayStats {
@@ -71,6 +82,8 @@ class Gateway : public link::Port {
   const GatewayStats& stats() const { return stats_; }
   const engine::LwipEngine& engine() const { return *engine_; }
   const DhcpServer& dhcp() const { return dhcp_; }
+  engine::PublishedPorts& published() { return *published_; }
+  const dns::Proxy* dns() const { return dns_.get(); }
 
  private:
   static constexpr size_t kMaxNeighbors = 256;
@@ -92,6 +105,9 @@ class Gateway : public link::Port {
   DhcpServer dhcp_;
   std::unique_ptr<engine::LwipEngine> engine_;
   std::unique_ptr<engine::IcmpEchoRelay> icmp_;
+  // Declared after the engine: destroyed first, since they call into it.
+  std::unique_ptr<dns::Proxy> dns_;
+  std::unique_ptr<engine::PublishedPorts> published_;
   struct Neighbor {
     wire::MacAddr mac;
     uint64_t seen;

@@ -1,0 +1,131 @@
+#include "netstack/engine/published_ports.h"
+
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "netstack/engine/lwip_engine.h"
+
+namespace slipway::engine {
+
+struct PublishedPorts::Listener {
+  union {
+    uv_handle_t handle;
+    uv_tcp_t tcp;
+    uv_udp_t udp;
+  };
+  portfwd::Protocol proto;
+  uint16_t guest_port;
+  PublishedPorts* owner;  // null once the owner is gone
+
+  static void on_close(uv_handle_t* h) { delete static_cast<Listener*>(h->data); }
+};
+
+PublishedPorts::PublishedPorts(uv_loop_t* loop, LwipEngine& engine, wire::Ipv4Addr guest, bool source_gateway)
+    : loop_(loop), engine_(engine), guest_(guest), source_gateway_(source_gateway) {}
+
+PublishedPorts::~PublishedPorts() {
+  for (auto& e : entries_) close_entry(e);
+}
+
+std::string PublishedPorts::add(const portfwd::Rule& rule) {
+  for (const auto& e : entries_) {
+    if (e.rule.proto != rule.proto || e.rule.host_addr != rule.host_addr) continue;
+    if (rule.host_port_first <= e.rule.host_port_last && e.rule.host_port_first <= rule.host_port_last)
+      return "host ports of " + rule.to_string() + " overlap " + e.rule.to_string();
+  }
+  Entry entry{rule, {}};
+  for (unsigned i = 0; i < rule.count(); ++i) {
+    auto err = open_port(rule, static_cast<uint16_t>(rule.host_port_first + i),
+                         static_cast<uint16_t>(rule.guest_port_first + i), entry);
+    if (!err.empty()) {
+      close_entry(entry);
+      return err;
+    }
+  }
+  spdlog::info("publishing {}", rule.to_string());
+  entries_.push_back(std::move(entry));
+  return "";
+}
+
+std::string PublishedPorts::open_port(const portfwd::Rule& rule, uint16_t host_port, uint16_t guest_port,
+                                      Entry& entry) {
+  sockaddr_in sa{};
+  if (uv_ip4_addr(rule.host_addr.c_str(), host_port, &sa) != 0)
+    return "host address " + rule.host_addr + " is not an IPv4 address (IPv6 forwards come with IPv6 support)";
+  auto* l = new Listener;
+  l->proto = rule.proto;
+  l->guest_port = guest_port;
+  l->owner = this;
+  int rc = 0;
+  std::string where = rule.host_addr + ":" + std::to_string(host_port) + "/" + std::string(to_string(rule.proto));
+  if (rule.proto == portfwd::Protocol::kTcp) {
+    uv_tcp_init(loop_, &l->tcp);
+    l->handle.data = l;
+    rc = uv_tcp_bind(&l->tcp, reinterpret_cast<const sockaddr*>(&sa), 0);
+    if (rc == 0)
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 512, [](uv_stream_t* s, int status) {
+        auto* self = static_cast<Listener*>(s->data);
+        if (status != 0 || self->owner == nullptr) return;
+        PublishedPorts* o = self->owner;
+        o->engine_.accept_inbound_tcp(s, o->guest_, self->guest_port, o->source_gateway_);
+      });
+  } else {
+    uv_udp_init(loop_, &l->udp);
+    l->handle.data = l;
+    rc = uv_udp_bind(&l->udp, reinterpret_cast<const sockaddr*>(&sa), 0);
+    if (rc == 0)
+      rc = uv_udp_recv_start(
+          &l->udp,
+          [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+            auto* self = static_cast<Listener*>(h->data);
+            auto& rb = self->owner->engine_.read_buffer();
+            *buf = uv_buf_init(reinterpret_cast<char*>(rb.data()), static_cast<unsigned>(rb.size()));
+          },
+          [](uv_udp_t* u, ssize_t nread, const uv_buf_t* buf, const sockaddr* from, unsigned flags) {
+            auto* self = static_cast<Listener*>(u->data);
+            if (nread < 0 || from == nullptr || self->owner == nullptr || (flags & UV_UDP_PARTIAL)) return;
+            if (from->sa_family != AF_INET) return;
+            const auto* sin = reinterpret_cast<const sockaddr_in*>(from);
+            PublishedPorts* o = self->owner;
+            o->engine_.inbound_udp(u, wire::Ipv4Addr{ntohl(sin->sin_addr.s_addr)}, ntohs(sin->sin_port), o->guest_,
+                                   self->guest_port, o->source_gateway_,
+                                   wire::Bytes(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread)));
+          });
+  }
+  if (rc != 0) {
+    l->owner = nullptr;
+    uv_close(&l->handle, Listener::on_close);
+    return "cannot listen on " + where + ": " + uv_strerror(rc);
+  }
+  entry.listeners.push_back(l);
+  return "";
+}
+
+void PublishedPorts::close_entry(Entry& entry) {
+  for (Listener* l : entry.listeners) {
+    l->owner = nullptr;
+    if (l->proto == portfwd::Protocol::kUdp) engine_.forget_inbound_udp(&l->udp);
+    uv_close(&l->handle, Listener::on_close);
+  }
+  entry.listeners.clear();
+}
+
+bool PublishedPorts::remove(const portfwd::Rule& rule) {
+  auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.rule == rule; });
+  if (it == entries_.end()) return false;
+  close_entry(*it);
+  spdlog::info("unpublished {}", rule.to_string());
+  entries_.erase(it);
+  return true;
+}
+
+std::vector<portfwd::Rule> PublishedPorts::list() const {
+  std::vector<portfwd::Rule> r;
+  for (const auto& e : entries_) r.push_back(e.rule);
+  return r;
+}
+
+}  // namespace slipway::engine

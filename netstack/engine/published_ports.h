@@ -1,0 +1,61 @@
+// PublishedPorts: guest ports published on host addresses (portfwd's static
+// and automatic forwards), as host listeners that feed the engine.
+//
+// TCP: one listening socket per host port; each accepted connection becomes
+// a guest connection (LwipEngine::accept_inbound_tcp) whose source the guest
+// sees as the client's address (loopback clients appear as the gateway), or
+// as the gateway address with source_gateway (slirp's behaviour).
+// UDP: one socket per host port; each client (address, port) gets a session
+// in the engine, so the guest's replies to the client's mapped address go
+// back out of this socket to that client. Sessions expire when idle.
+//
+// Limits: IPv4 host addresses for now. A host port that cannot be bound
+// (already taken) is reported as an error for that rule, which is then not
+// added (all or nothing per rule). Accepts per wake-up are bounded by libuv.
+// Handles are heap blocks freed in their close callbacks.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "netstack/wire/bytes.h"
+#include "portfwd/rule.h"
+
+namespace slipway::engine {
+
+class LwipEngine;
+
+class PublishedPorts {
+ public:
+  PublishedPorts(uv_loop_t* loop, LwipEngine& engine, wire::Ipv4Addr guest, bool source_gateway);
+  ~PublishedPorts();
+  PublishedPorts(const PublishedPorts&) = delete;
+  PublishedPorts& operator=(const PublishedPorts&) = delete;
+
+  // Opens every port of the rule; returns "" on success, else why not (and
+  // nothing of the rule stays open).
+  std::string add(const portfwd::Rule& rule);
+  // Closes the rule's listeners; false if no such rule.
+  bool remove(const portfwd::Rule& rule);
+  std::vector<portfwd::Rule> list() const;
+
+ private:
+  struct Listener;
+  struct Entry {
+    portfwd::Rule rule;
+    std::vector<Listener*> listeners;
+  };
+  std::string open_port(const portfwd::Rule& rule, uint16_t host_port, uint16_t guest_port, Entry& entry);
+  void close_entry(Entry& entry);
+
+  uv_loop_t* loop_;
+  LwipEngine& engine_;
+  wire::Ipv4Addr guest_;
+  bool source_gateway_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace slipway::engine
