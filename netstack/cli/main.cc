@@ -1,9 +1,10 @@
-// The `slipway` program: `run` and `attach`.
+// The `slipway` program: `run`, `attach` and `serve`.
 //
-// Both build the same pipeline on one libuv loop:
-//   TAP fd -> TapPort -> [PcapPort] <-> Gateway (ARP, DHCP, ICMP, lwIP engine)
-// `run` starts COMMAND in a new namespace and exits with its exit status;
-// `attach` serves an existing namespace until SIGINT or SIGTERM.
+// All build the same pipeline on one libuv loop:
+//   transport Port -> [PcapPort] <-> Gateway (ARP, DHCP, ICMP, DNS, lwIP engine)
+// `run` starts COMMAND in a new namespace (transport: a TAP fd) and exits with
+// its exit status; `attach` serves an existing namespace, and `serve` a VM
+// (vhost-user, stream or dgram socket), until SIGINT or SIGTERM.
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +22,7 @@
 #include "netstack/gateway/gateway.h"
 #include "netstack/link/pcap.h"
 #include "netstack/link/tap_port.h"
+#include "netstack/link/vm_transports.h"
 #include "netstack/ns/namespace.h"
 
 namespace slipway::cli {
@@ -29,8 +31,8 @@ namespace {
 // The data path for one guest interface.
 class Session {
  public:
-  Session(uv_loop_t* loop, int tap_fd, const NetworkOptions& o) {
-    tap_ = std::make_unique<link::TapPort>(loop, tap_fd, o.mtu + 14);
+  Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o)
+      : tap_(std::move(transport)) {
     link::Port* guest_side = tap_.get();
     if (!o.pcap.empty()) {
       pcap_ = std::make_unique<link::PcapPort>(*tap_, link::PcapWriter::open(o.pcap));
@@ -56,7 +58,7 @@ class Session {
   }
 
  private:
-  std::unique_ptr<link::TapPort> tap_;
+  std::unique_ptr<link::Port> tap_;  // the transport
   std::unique_ptr<link::PcapPort> pcap_;
   std::unique_ptr<gateway::Gateway> gateway_;
 };
@@ -94,8 +96,11 @@ int exit_code_of(int status) {
   return 1;
 }
 
+// Makes the transport Port on the loop.
+using TransportFactory = std::function<std::unique_ptr<link::Port>(uv_loop_t*)>;
+
 // Runs the loop until a signal or the child's exit; returns the exit code.
-int serve(int tap_fd, const NetworkOptions& o, pid_t child) {
+int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   SignalState st;
@@ -112,7 +117,7 @@ int serve(int tap_fd, const NetworkOptions& o, pid_t child) {
   {
     std::optional<Session> session;
     try {
-      session.emplace(&loop, tap_fd, o);
+      session.emplace(&loop, make_transport(&loop), o);
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
       if (child > 0) kill(child, SIGKILL);
@@ -171,6 +176,19 @@ int main(int argc, char** argv) {
   attach->add_option("--netns", netns, "The namespace: a path (/proc/PID/ns/net, /run/netns/NAME) or a PID")
       ->required();
 
+  NetworkOptions serve_net;
+  std::string vhost_user_path, stream_path, dgram_path;
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Serve a virtual machine's network through a virtio-net backend socket until SIGINT or SIGTERM.");
+  serve_net.add_to(*serve_cmd);
+  auto* transport = serve_cmd->add_option_group("transport", "Exactly one of");
+  transport->add_option("--vhost-user", vhost_user_path,
+                        "Listen on PATH as a vhost-user-net backend (QEMU -netdev vhost-user, cloud-hypervisor)");
+  transport->add_option("--stream", stream_path,
+                        "Listen on PATH for QEMU -netdev stream (4-byte big-endian length before each frame)");
+  transport->add_option("--dgram", dgram_path, "Bind PATH for QEMU -netdev dgram (one frame per datagram)");
+  transport->require_option(1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -198,13 +216,32 @@ int main(int argc, char** argv) {
       auto iface = net.guest_interface();
       auto child = ns::spawn_in_new_namespace(iface, command);
       spdlog::info("running '{}' (pid {}) in a new network namespace", command.front(), child.pid);
-      return serve(child.tap_fd, net, child.pid);
+      int fd = child.tap_fd;
+      size_t mtu = net.mtu;
+      return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); }, net,
+                   child.pid);
     }
-    set_up_logging(attach_net.log_level);
-    auto iface = attach_net.guest_interface();
-    int fd = ns::open_tap_in_namespace(netns, iface);
-    spdlog::info("serving namespace {} on {}", netns, iface.name);
-    return serve(fd, attach_net, -1);
+    if (attach->parsed()) {
+      set_up_logging(attach_net.log_level);
+      auto iface = attach_net.guest_interface();
+      int fd = ns::open_tap_in_namespace(netns, iface);
+      spdlog::info("serving namespace {} on {}", netns, iface.name);
+      size_t mtu = attach_net.mtu;
+      return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); },
+                   attach_net, -1);
+    }
+    set_up_logging(serve_net.log_level);
+    serve_net.gateway_config();  // validate before listening
+    size_t mtu = serve_net.mtu;
+    TransportFactory factory;
+    if (!vhost_user_path.empty()) {
+      factory = [&](uv_loop_t* l) { return link::listen_vhost_user(l, vhost_user_path, mtu); };
+    } else if (!stream_path.empty()) {
+      factory = [&](uv_loop_t* l) { return link::listen_stream(l, stream_path, mtu); };
+    } else {
+      factory = [&](uv_loop_t* l) { return link::bind_dgram(l, dgram_path, mtu); };
+    }
+    return serve(factory, serve_net, -1);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
