@@ -15,10 +15,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <functional>
+#include <set>
 #include <memory>
 #include <optional>
 
 #include "netstack/cli/options.h"
+#include "netstack/gateway/auto_forward.h"
 #include "netstack/gateway/gateway.h"
 #include "netstack/link/pcap.h"
 #include "netstack/link/tap_port.h"
@@ -31,7 +34,9 @@ namespace {
 // The data path for one guest interface.
 class Session {
  public:
-  Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o)
+  // sock_diag_fd (owned, or -1): the guest namespace's socket table, for
+  // automatic forwarding.
+  Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o, int sock_diag_fd)
       : tap_(std::move(transport)) {
     link::Port* guest_side = tap_.get();
     if (!o.pcap.empty()) {
@@ -40,8 +45,13 @@ class Session {
     }
     gateway_ = std::make_unique<gateway::Gateway>(loop, o.gateway_config());
     link::connect(*guest_side, *gateway_);
+    if (sock_diag_fd >= 0)
+      auto_forward_ = std::make_unique<gateway::AutoForwarder>(
+          loop, gateway_->published(), sock_diag_fd,
+          std::set<uint16_t>(o.forward_exclude.begin(), o.forward_exclude.end()));
   }
   ~Session() {
+    auto_forward_.reset();
     // The gateway first: closing flows may still send frames towards the TAP.
     gateway_.reset();
     pcap_.reset();
@@ -61,6 +71,7 @@ class Session {
   std::unique_ptr<link::Port> tap_;  // the transport
   std::unique_ptr<link::PcapPort> pcap_;
   std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<gateway::AutoForwarder> auto_forward_;
 };
 
 struct SignalState {
@@ -100,7 +111,7 @@ int exit_code_of(int status) {
 using TransportFactory = std::function<std::unique_ptr<link::Port>(uv_loop_t*)>;
 
 // Runs the loop until a signal or the child's exit; returns the exit code.
-int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child) {
+int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child, int sock_diag_fd = -1) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   SignalState st;
@@ -117,7 +128,7 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   {
     std::optional<Session> session;
     try {
-      session.emplace(&loop, make_transport(&loop), o);
+      session.emplace(&loop, make_transport(&loop), o, sock_diag_fd);
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
       if (child > 0) kill(child, SIGKILL);
@@ -142,6 +153,16 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   return code;
 }
 
+// The guest namespace's socket table, or -1 (logged) when it cannot be read.
+int open_sock_diag(const std::string& netns) {
+  try {
+    return portfwd::open_sock_diag_in_netns(netns);
+  } catch (const std::exception& e) {
+    spdlog::warn("automatic forwarding is off: {}", e.what());
+    return -1;
+  }
+}
+
 void set_up_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("slipway");
   logger->set_pattern("slipway: %^%l%$: %v");
@@ -157,6 +178,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "slipway 0.1.0");
 
   NetworkOptions net;
+  net.forward_auto = true;
   std::vector<std::string> command;
   auto* run = app.add_subcommand(
       "run",
@@ -218,8 +240,9 @@ int main(int argc, char** argv) {
       spdlog::info("running '{}' (pid {}) in a new network namespace", command.front(), child.pid);
       int fd = child.tap_fd;
       size_t mtu = net.mtu;
+      int diag = net.forward_auto ? open_sock_diag(std::to_string(child.pid)) : -1;
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); }, net,
-                   child.pid);
+                   child.pid, diag);
     }
     if (attach->parsed()) {
       set_up_logging(attach_net.log_level);
@@ -227,8 +250,9 @@ int main(int argc, char** argv) {
       int fd = ns::open_tap_in_namespace(netns, iface);
       spdlog::info("serving namespace {} on {}", netns, iface.name);
       size_t mtu = attach_net.mtu;
+      int diag = attach_net.forward_auto ? open_sock_diag(netns) : -1;
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); },
-                   attach_net, -1);
+                   attach_net, -1, diag);
     }
     set_up_logging(serve_net.log_level);
     serve_net.gateway_config();  // validate before listening

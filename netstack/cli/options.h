@@ -32,6 +32,8 @@ struct NetworkOptions {
   bool no_dns_cache = false;
   std::vector<std::string> publish;
   std::string publish_source = "client";
+  bool forward_auto = false;  // `run` turns it on by default
+  std::vector<uint16_t> forward_exclude;
 
   void add_to(CLI::App& app);
   // Checks the values and builds the configurations; throws CLI::ValidationError.

@@ -30,18 +30,24 @@ PublishedPorts::~PublishedPorts() {
   for (auto& e : entries_) close_entry(e);
 }
 
-std::string PublishedPorts::add(const portfwd::Rule& rule) {
+std::string PublishedPorts::add(const portfwd::Rule& rule, Origin origin) {
   for (const auto& e : entries_) {
-    if (e.rule.proto != rule.proto || e.rule.host_addr != rule.host_addr) continue;
-    if (rule.host_port_first <= e.rule.host_port_last && e.rule.host_port_first <= rule.host_port_last)
-      return "host ports of " + rule.to_string() + " overlap " + e.rule.to_string();
+    const auto& r = e.forward.rule;
+    if (r.proto != rule.proto || r.host_addr != rule.host_addr) continue;
+    if (rule.host_port_first <= r.host_port_last && r.host_port_first <= rule.host_port_last)
+      return "host ports of " + rule.to_string() + " overlap " + r.to_string();
   }
-  Entry entry{rule, {}};
+  Entry entry{Forward{rule, origin, ""}, {}};
   for (unsigned i = 0; i < rule.count(); ++i) {
     auto err = open_port(rule, static_cast<uint16_t>(rule.host_port_first + i),
                          static_cast<uint16_t>(rule.guest_port_first + i), entry);
     if (!err.empty()) {
       close_entry(entry);
+      if (origin == Origin::kAuto) {
+        spdlog::warn("automatic forward {}: {}", rule.to_string(), err);
+        entry.forward.error = err;
+        entries_.push_back(std::move(entry));
+      }
       return err;
     }
   }
@@ -114,7 +120,7 @@ void PublishedPorts::close_entry(Entry& entry) {
 }
 
 bool PublishedPorts::remove(const portfwd::Rule& rule) {
-  auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.rule == rule; });
+  auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.forward.rule == rule; });
   if (it == entries_.end()) return false;
   close_entry(*it);
   spdlog::info("unpublished {}", rule.to_string());
@@ -122,9 +128,9 @@ bool PublishedPorts::remove(const portfwd::Rule& rule) {
   return true;
 }
 
-std::vector<portfwd::Rule> PublishedPorts::list() const {
-  std::vector<portfwd::Rule> r;
-  for (const auto& e : entries_) r.push_back(e.rule);
+std::vector<PublishedPorts::Forward> PublishedPorts::list() const {
+  std::vector<Forward> r;
+  for (const auto& e : entries_) r.push_back(e.forward);
   return r;
 }
 

@@ -30,22 +30,32 @@ class LwipEngine;
 
 class PublishedPorts {
  public:
+  // Where a forward came from: the command line or config, the control API,
+  // or automatic discovery of the guest's listening sockets.
+  enum class Origin { kStatic, kApi, kAuto };
+  struct Forward {
+    portfwd::Rule rule;
+    Origin origin;
+    std::string error;  // why it is not listening (automatic forwards only)
+  };
+
   PublishedPorts(uv_loop_t* loop, LwipEngine& engine, wire::Ipv4Addr guest, bool source_gateway);
   ~PublishedPorts();
   PublishedPorts(const PublishedPorts&) = delete;
   PublishedPorts& operator=(const PublishedPorts&) = delete;
 
   // Opens every port of the rule; returns "" on success, else why not (and
-  // nothing of the rule stays open).
-  std::string add(const portfwd::Rule& rule);
+  // nothing of the rule stays open). An automatic forward that fails is still
+  // recorded, with its error, so that list() reports it.
+  std::string add(const portfwd::Rule& rule, Origin origin = Origin::kStatic);
   // Closes the rule's listeners; false if no such rule.
   bool remove(const portfwd::Rule& rule);
-  std::vector<portfwd::Rule> list() const;
+  std::vector<Forward> list() const;
 
  private:
   struct Listener;
   struct Entry {
-    portfwd::Rule rule;
+    Forward forward;
     std::vector<Listener*> listeners;
   };
   std::string open_port(const portfwd::Rule& rule, uint16_t host_port, uint16_t guest_port, Entry& entry);

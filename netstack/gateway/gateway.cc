@@ -133,6 +133,12 @@ void Gateway::learn(wire::Ipv4Addr ip, wire::MacAddr mac) {
     neighbors_.erase(oldest);
   }
   neighbors_[ip.value] = Neighbor{mac, uv_now(loop_)};
+  auto p = pending_.find(ip.value);
+  if (p != pending_.end()) {
+    auto frames = std::move(p->second.frames);
+    pending_.erase(p);
+    for (auto& f : frames) to_guest(wire::MutBytes(f.data(), f.size()));
+  }
 }
 
 void Gateway::on_arp(const wire::EthernetFrame& eth) {
@@ -248,8 +254,7 @@ void Gateway::to_guest(wire::MutBytes frame) {
   } else {
     auto it = neighbors_.find(dst.value);
     if (it == neighbors_.end()) {
-      stats_.dropped_no_neighbor++;
-      request_neighbor(dst);
+      hold_for_neighbor(dst, frame);
       return;
     }
     mac = it->second.mac;
@@ -257,6 +262,29 @@ void Gateway::to_guest(wire::MutBytes frame) {
   wire::emit_ethernet_header(frame, mac, config_.mac, wire::ethertype::kIpv4);
   stats_.frames_out++;
   deliver(frame);
+}
+
+void Gateway::hold_for_neighbor(wire::Ipv4Addr dst, wire::MutBytes frame) {
+  if (!is_guest_source(dst)) {
+    stats_.dropped_no_neighbor++;
+    return;
+  }
+  uint64_t now = uv_now(loop_);
+  std::erase_if(pending_, [now](const auto& kv) { return now - kv.second.since > kPendingTimeoutMs; });
+  auto it = pending_.find(dst.value);
+  if (it == pending_.end()) {
+    if (pending_.size() >= kMaxPendingAddresses) {
+      stats_.dropped_no_neighbor++;
+      return;
+    }
+    it = pending_.emplace(dst.value, Pending{now, {}}).first;
+    request_neighbor(dst);
+  }
+  if (it->second.frames.size() >= kMaxPendingFrames) {
+    stats_.dropped_no_neighbor++;
+    return;
+  }
+  it->second.frames.emplace_back(frame.begin(), frame.end());
 }
 
 void Gateway::request_neighbor(wire::Ipv4Addr ip) {

@@ -22,7 +22,9 @@
 //   (Stats), with a trace log.
 //
 // Limits: IPv4 only for now; one guest subnet. A frame for a guest address
-// whose MAC is unknown triggers an ARP request and is dropped.
+// whose MAC is unknown triggers an ARP request and waits for the answer in a
+// small queue (kMaxPendingFrames per address, kMaxPendingAddresses
+// addresses, kPendingTimeoutMs); beyond that it is dropped and counted.
 #pragma once
 
 #include <uv.h>
@@ -87,6 +89,9 @@ class Gateway : public link::Port {
 
  private:
   static constexpr size_t kMaxNeighbors = 256;
+  static constexpr size_t kMaxPendingFrames = 16;
+  static constexpr size_t kMaxPendingAddresses = 16;
+  static constexpr uint64_t kPendingTimeoutMs = 3000;
 
   void on_arp(const wire::EthernetFrame& eth);
   void on_ipv4(const wire::EthernetFrame& eth);
@@ -98,6 +103,7 @@ class Gateway : public link::Port {
   void to_guest(wire::MutBytes frame);
   void deliver_frame(std::vector<std::byte> frame);
   void request_neighbor(wire::Ipv4Addr ip);
+  void hold_for_neighbor(wire::Ipv4Addr dst, wire::MutBytes frame);
 
   uv_loop_t* loop_;
   GatewayConfig config_;
@@ -113,6 +119,11 @@ class Gateway : public link::Port {
     uint64_t seen;
   };
   std::unordered_map<uint32_t, Neighbor> neighbors_;
+  struct Pending {
+    uint64_t since;
+    std::vector<std::vector<std::byte>> frames;  // with room for the Ethernet header
+  };
+  std::unordered_map<uint32_t, Pending> pending_;  // frames waiting for ARP
 };
 
 // The DHCP server settings that follow from a gateway configuration.

@@ -1,0 +1,30 @@
+// The client side of slipway's control socket: one blocking request, for
+// command-line tools and tests (see control_server.h for the protocol and
+// the operations).
+//
+// request() connects to the unix socket at PATH, writes the request as one
+// JSON line, reads one reply line and closes. The whole exchange (connect,
+// send, reply) has one deadline, 5 s unless told otherwise. A reply is
+// returned as it came, ok true or false: the caller decides what ok=false
+// means. It throws std::runtime_error with a message for a human when there
+// is no usable reply:
+//   "cannot connect to PATH: REASON"
+//   "no reply from PATH within 5 s" / "no reply from PATH: REASON"
+//   "bad reply from PATH: REASON" (not JSON, not an object, no "ok" bool,
+//                                  longer than 64 MiB)
+// This library is small on purpose (nlohmann-json and libc, no libuv): the
+// `portfwd` program links it without the network stack.
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace slipway::control {
+
+inline constexpr std::chrono::milliseconds kDefaultRequestTimeout{5000};
+
+nlohmann::json request(const std::string& path, const nlohmann::json& req,
+                       std::chrono::milliseconds timeout = kDefaultRequestTimeout);
+
+}  // namespace slipway::control

@@ -1,0 +1,73 @@
+#include "netstack/gateway/auto_forward.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace slipway::gateway {
+
+AutoForwarder::AutoForwarder(uv_loop_t* loop, engine::PublishedPorts& ports, int sock_diag_fd,
+                             std::set<uint16_t> excluded)
+    : ports_(ports), fd_(sock_diag_fd), excluded_(std::move(excluded)) {
+  if (fd_ < 0) return;
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop, timer_);
+  timer_->data = this;
+  uv_timer_start(
+      timer_, [](uv_timer_t* t) { static_cast<AutoForwarder*>(t->data)->poll(); }, 0, kIntervalMs);
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+}
+
+AutoForwarder::~AutoForwarder() {
+  if (timer_ != nullptr)
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  if (fd_ >= 0) ::close(fd_);
+  // Withdraw what we published.
+  for (const auto& f : ports_.list())
+    if (f.origin == engine::PublishedPorts::Origin::kAuto) ports_.remove(f.rule);
+}
+
+void AutoForwarder::poll() {
+  std::vector<portfwd::Listener> listeners;
+  try {
+    listeners = portfwd::list_listeners(fd_);
+  } catch (const std::exception& e) {
+    spdlog::warn("automatic forwarding: {}", e.what());
+    return;
+  }
+  if (listeners == last_) return;
+  last_ = listeners;
+  update(listeners);
+}
+
+void AutoForwarder::update(const std::vector<portfwd::Listener>& listeners) {
+  std::vector<uint16_t> excluded(excluded_.begin(), excluded_.end());
+  std::vector<portfwd::Rule> wanted;
+  for (auto rule : portfwd::forwards_for_listeners(listeners, excluded)) {
+    if (rule.host_addr == "::1") rule.host_addr = "127.0.0.1";  // IPv4-only engine for now
+    if (std::find(wanted.begin(), wanted.end(), rule) == wanted.end()) wanted.push_back(rule);
+  }
+  using Origin = engine::PublishedPorts::Origin;
+  auto current = ports_.list();
+  for (const auto& f : current) {
+    if (f.origin != Origin::kAuto) continue;
+    if (std::find(wanted.begin(), wanted.end(), f.rule) == wanted.end()) {
+      spdlog::info("automatic forward withdrawn: {}", f.rule.to_string());
+      ports_.remove(f.rule);
+    } else if (!f.error.empty()) {
+      ports_.remove(f.rule);  // retry below
+    }
+  }
+  current = ports_.list();
+  for (const auto& rule : wanted) {
+    bool held = std::any_of(current.begin(), current.end(), [&](const auto& f) {
+      return f.rule.proto == rule.proto && f.rule.host_addr == rule.host_addr &&
+             rule.host_port_first <= f.rule.host_port_last && f.rule.host_port_first <= rule.host_port_last;
+    });
+    if (held) continue;
+    if (ports_.add(rule, Origin::kAuto).empty()) spdlog::info("automatic forward: {}", rule.to_string());
+  }
+}
+
+}  // namespace slipway::gateway

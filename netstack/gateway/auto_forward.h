@@ -1,0 +1,52 @@
+// AutoForwarder: publishes the ports the guest listens on, as WSL2's
+// localhostForwarding does, and withdraws them when the guest stops.
+//
+// Namespace mode: every kIntervalMs the guest namespace's socket table is
+// dumped through a NETLINK_SOCK_DIAG socket opened inside it
+// (portfwd::open_sock_diag_in_netns), so a new listener appears on the host
+// within well under a second. TCP listeners and bound UDP sockets on a
+// wildcard or loopback address are forwarded from the same port on the
+// host's 127.0.0.1 (IPv6 binds are forwarded on 127.0.0.1 too while the
+// engine is IPv4-only, since such sockets are usually dual-stack). Ports in
+// `excluded` are never forwarded (WSL's ignoredPorts). Static and API
+// forwards take precedence: a port they hold is not forwarded again. A host
+// port that is taken is reported (log and control API), not fatal; the next
+// change of the guest's listeners retries it.
+//
+// The same update() serves VM mode, where portfwd-agent reports the listeners.
+#pragma once
+
+#include <uv.h>
+
+#include <set>
+#include <vector>
+
+#include "netstack/engine/published_ports.h"
+#include "portfwd/listeners.h"
+
+namespace slipway::gateway {
+
+class AutoForwarder {
+ public:
+  static constexpr uint64_t kIntervalMs = 250;
+
+  // Polls the namespace behind sock_diag_fd (owned) when it is >= 0.
+  AutoForwarder(uv_loop_t* loop, engine::PublishedPorts& ports, int sock_diag_fd, std::set<uint16_t> excluded);
+  ~AutoForwarder();
+  AutoForwarder(const AutoForwarder&) = delete;
+  AutoForwarder& operator=(const AutoForwarder&) = delete;
+
+  // Makes the automatic forwards match these guest listeners.
+  void update(const std::vector<portfwd::Listener>& listeners);
+
+ private:
+  void poll();
+
+  engine::PublishedPorts& ports_;
+  int fd_;
+  std::set<uint16_t> excluded_;
+  std::vector<portfwd::Listener> last_;
+  uv_timer_t* timer_ = nullptr;  // freed in its close callback
+};
+
+}  // namespace slipway::gateway
