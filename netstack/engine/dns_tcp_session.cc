@@ -59,6 +59,10 @@ void DnsTcpSession::received(struct pbuf* p, uint64_t now) {
 // Hands every complete query to the resolver, up to kMaxOutstanding, and
 // acknowledges the bytes consumed (which reopens the guest's window).
 void DnsTcpSession::process() {
+  // The resolver may answer before it returns (cache hits); answer() then
+  // must not re-enter this loop.
+  if (processing_) return;
+  processing_ = true;
   size_t off = 0;
   while (outstanding_ < kMaxOutstanding && in_.size() - off >= 2) {
     size_t len = wire::load16(in_, off);
@@ -72,6 +76,7 @@ void DnsTcpSession::process() {
     });
     if (closed_) return;
   }
+  processing_ = false;
   in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(off));
   if (pcb_ != nullptr && off > 0) {
     size_t n = std::min(off, unacked_);

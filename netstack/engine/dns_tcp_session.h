@@ -61,6 +61,7 @@ class DnsTcpSession : public std::enable_shared_from_this<DnsTcpSession> {
   size_t outstanding_ = 0;
   bool guest_fin_ = false;
   bool closed_ = false;
+  bool processing_ = false;
 };
 
 }  // namespace slipway::engine
