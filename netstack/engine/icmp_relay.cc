@@ -6,6 +6,8 @@
 // copied out with memcpy.
 #include "netstack/engine/icmp_relay.h"
 
+#include "netstack/wire/icmp.h"
+
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
 #include <linux/icmp.h>
@@ -32,32 +34,12 @@ constexpr size_t kIpv4MinHeader = 20;
 constexpr uint8_t kProtoIcmp = 1;
 constexpr size_t kRxBufferSize = 65536;  // the largest IPv4 datagram, IP header included
 
-std::string addr_text(wire::Ipv4Addr a) {
-  return std::to_string(a.value >> 24) + "." + std::to_string((a.value >> 16) & 0xff) + "." +
-         std::to_string((a.value >> 8) & 0xff) + "." + std::to_string(a.value & 0xff);
-}
-
-// Internet checksum (RFC 1071) over the whole span.
-uint16_t icmp_checksum(wire::Bytes b) {
-  uint32_t sum = 0;
-  size_t i = 0;
-  for (; i + 1 < b.size(); i += 2) sum += wire::load16(b, i);
-  if (i < b.size()) sum += uint32_t{wire::load8(b, i)} << 8;
-  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum & 0xffff);
-}
+std::string addr_text(wire::Ipv4Addr a) { return a.to_string(); }
 
 // Echo request: type 8, code 0, checksum, id, seq, payload.
 std::vector<std::byte> build_echo_request(uint16_t id, uint16_t seq, wire::Bytes payload) {
   std::vector<std::byte> pkt(kIcmpHeaderSize + payload.size());
-  wire::MutBytes m(pkt);
-  wire::store8(m, 0, kEchoRequest);
-  wire::store8(m, 1, 0);
-  wire::store16(m, 2, 0);
-  wire::store16(m, 4, id);
-  wire::store16(m, 6, seq);
-  if (!payload.empty()) std::memcpy(pkt.data() + kIcmpHeaderSize, payload.data(), payload.size());
-  wire::store16(m, 2, icmp_checksum(pkt));
+  wire::emit_icmp(pkt, wire::icmptype::kEchoRequest, 0, (uint32_t{id} << 16) | seq, payload);
   return pkt;
 }
 

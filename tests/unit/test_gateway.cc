@@ -219,7 +219,7 @@ TEST_CASE("a SYN is answered only after the host accepted the connection", "[gat
   close(ls);
 }
 
-TEST_CASE("--no-host-loopback refuses the gateway address at once", "[gateway]") {
+TEST_CASE("with host loopback off the gateway address is refused at once", "[gateway]") {
   Rig r(false);
   r.send(syn_to(kGw, 80, r.gw_mac()));
   REQUIRE(r.received.size() == 1);
