@@ -4,10 +4,15 @@
 //   portfwd [OPTIONS] LISTEN_ADDR:PORT TARGET_ADDR:PORT
 //       the standalone relay (the default form: its first positional
 //       argument is an address);
-//   later: portfwd --control PATH add|remove|list ...
-//       a client of slipway's control socket (not yet here). A new form is a
-//       function `int run_<form>(int argc, char** argv)` and one entry in
-//       kForms, matched on argv[1].
+//   portfwd --control PATH [--json] add RULE | remove RULE | list | flows | stats
+//       a client of a running slipway's control socket (see
+//       netstack/control/control_server.h for the operations): one request,
+//       the reply printed as a table (list, flows), a line (add, remove) or
+//       pretty JSON (stats), or as it came with --json. Exit 0 when the reply
+//       says ok, 1 (and "portfwd: MESSAGE" on stderr) when it does not or
+//       there is no reply, 2 on usage errors.
+// A new form is a function `int run_<form>(int argc, char** argv)` and one
+// entry in kForms, matched on argv[1].
 //
 // The relay runs on the default libuv loop until SIGINT or SIGTERM, then
 // closes its listener and connections and exits 0. Start-up errors (bad
@@ -18,12 +23,17 @@
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "netstack/control/control_client.h"
 #include "portfwd/relay.h"
 
 namespace {
@@ -69,6 +79,10 @@ int run_relay(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.footer(
+      "Other form:\n"
+      "  portfwd --control PATH [--json] add RULE | remove RULE | list | flows | stats\n"
+      "      talk to a running slipway's control socket (portfwd --control PATH --help)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_default_logger(spdlog::stderr_color_st("portfwd"));
@@ -159,12 +173,140 @@ int run_relay(int argc, char** argv) {
   return 0;
 }
 
+// --- portfwd --control PATH ... ---------------------------------------------
+
+using nlohmann::json;
+
+// A field of a reply as table text: strings as they are, absent or null as
+// "-", anything else as compact JSON.
+std::string cell(const json& object, const char* key) {
+  if (!object.is_object()) return "-";
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Prints rows as left-aligned columns two spaces apart.
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+void print_forwards(const json& reply) {
+  const json forwards = reply.value("forwards", json::array());
+  if (!forwards.is_array() || forwards.empty()) {
+    std::printf("no forwards\n");
+    return;
+  }
+  std::vector<std::vector<std::string>> rows{{"RULE", "ORIGIN", "STATUS"}};
+  for (const json& f : forwards) {
+    const std::string error = cell(f, "error");
+    rows.push_back({cell(f, "rule"), cell(f, "origin"), error == "-" ? "listening" : "error: " + error});
+  }
+  print_table(rows);
+}
+
+void print_flows(const json& reply) {
+  const json flows = reply.value("flows", json::array());
+  if (!flows.is_array() || flows.empty()) {
+    std::printf("no flows\n");
+    return;
+  }
+  std::vector<std::vector<std::string>> rows{
+      {"PROTO", "GUEST", "REMOTE", "DIRECTION", "STATE", "TO HOST", "TO GUEST"}};
+  for (const json& f : flows) {
+    rows.push_back({cell(f, "proto"), cell(f, "guest"), cell(f, "remote"), cell(f, "direction"), cell(f, "state"),
+                    cell(f, "bytes_to_host"), cell(f, "bytes_to_guest")});
+  }
+  print_table(rows);
+}
+
+int run_control(int argc, char** argv) {
+  CLI::App app{"portfwd --control PATH [--json] add RULE | remove RULE | list | flows | stats\n"
+               "  manage the forwards of a running slipway through its control socket.\n"
+               "  RULE is [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp], as for slipway --publish.",
+               "portfwd"};
+  std::string path, rule;
+  bool raw = false;
+  app.add_option("--control", path, "the control socket of a running slipway")->required();
+  app.add_flag("--json", raw, "print the reply as it came (one JSON object)");
+  app.require_subcommand(1, 1);
+  app.fallthrough();  // --json may also come after the subcommand
+  CLI::App* add = app.add_subcommand("add", "publish a guest port on the host");
+  add->add_option("rule", rule, "the forward to add")->required();
+  CLI::App* remove = app.add_subcommand("remove", "stop a forward");
+  remove->add_option("rule", rule, "the forward to remove, as it was added or as list shows it")->required();
+  CLI::App* list = app.add_subcommand("list", "the forwards: static, added here, and discovered in the guest");
+  CLI::App* flows = app.add_subcommand("flows", "the open connections and UDP mappings with their byte counts");
+  CLI::App* stats = app.add_subcommand("stats", "the stack's counters, as JSON");
+  app.footer("Exit status: 0 when the reply is ok, 1 when it is not (or there is none), 2 on usage errors.");
+  // CLI11 would take a --help right after --control as the path.
+  if (argc > 2 && (std::string_view(argv[2]) == "--help" || std::string_view(argv[2]) == "-h")) {
+    std::printf("%s", app.help().c_str());
+    return 0;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, or the error and a hint
+    return code == 0 ? 0 : 2;
+  }
+
+  json request;
+  if (add->parsed()) request = {{"op", "add-forward"}, {"rule", rule}};
+  if (remove->parsed()) request = {{"op", "remove-forward"}, {"rule", rule}};
+  if (list->parsed()) request = {{"op", "list-forwards"}};
+  if (flows->parsed()) request = {{"op", "list-flows"}};
+  if (stats->parsed()) request = {{"op", "stats"}};
+
+  json reply;
+  try {
+    reply = slipway::control::request(path, request);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "portfwd: %s\n", e.what());
+    return 1;
+  }
+  if (raw) std::printf("%s\n", reply.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+  if (reply.value("ok", false) != true) {
+    std::fprintf(stderr, "portfwd: %s\n", cell(reply, "error").c_str());
+    return 1;
+  }
+  if (raw) return 0;
+
+  if (add->parsed()) {
+    const json forward = reply.value("forward", json::object());
+    const std::string added = cell(forward, "rule");
+    std::printf("added %s\n", added == "-" ? rule.c_str() : added.c_str());
+  } else if (remove->parsed()) {
+    std::printf("removed %s\n", rule.c_str());
+  } else if (list->parsed()) {
+    print_forwards(reply);
+  } else if (flows->parsed()) {
+    print_flows(reply);
+  } else {
+    std::printf("%s\n", reply.value("stats", json::object()).dump(2, ' ', false, json::error_handler_t::replace).c_str());
+  }
+  return 0;
+}
+
 // Forms chosen by argv[1]; anything else is the relay.
 struct Form {
   std::string_view first_argument;
   int (*run)(int argc, char** argv);
 };
-constexpr std::array<Form, 0> kForms{};
+constexpr std::array<Form, 1> kForms{{{"--control", run_control}}};
 
 }  // namespace
 

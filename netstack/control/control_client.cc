@@ -15,8 +15,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace slipway::control {

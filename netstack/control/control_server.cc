@@ -243,7 +243,9 @@ void ControlServer::on_connection(uv_stream_t* listener, int status) {
   c->pipe.data = c;
   c->server = self;
   c->last_activity_ms = uv_now(self->loop_);
-  const bool full = self->connections_.size() >= self->limits_.max_connections;
+  // Connections already closing do not count: their close callbacks may run
+  // after this accept, in the same turn of the loop.
+  const bool full = self->connection_count() >= self->limits_.max_connections;
   self->connections_.push_back(c);
   if (uv_accept(listener, c->stream()) != 0) {
     close(*c);
@@ -256,6 +258,12 @@ void ControlServer::on_connection(uv_stream_t* listener, int status) {
     return;
   }
   self->update_reading(*c);
+}
+
+size_t ControlServer::connection_count() const {
+  return static_cast<size_t>(std::count_if(connections_.begin(), connections_.end(), [](const Connection* c) {
+    return c->state != Connection::State::kClosing;
+  }));
 }
 
 void ControlServer::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {

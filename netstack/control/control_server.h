@@ -64,6 +64,15 @@
 
 namespace slipway::control {
 
+// The defaults are the contract; tests shrink them.
+struct ControlLimits {
+  size_t max_line_bytes = 64 * 1024;
+  size_t max_connections = 64;
+  uint64_t idle_timeout_ms = 60'000;
+  size_t lines_per_wake = 16;
+  size_t max_unsent_bytes = 1024 * 1024;  // replies queued for one slow reader
+};
+
 class ControlServer {
  public:
   // Returns the reply to a request that has an "op" string; the server adds
@@ -71,13 +80,7 @@ class ControlServer {
   // reply is then {"ok":false,"error":what()}. Runs on the loop's thread.
   using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
 
-  struct Limits {
-    size_t max_line_bytes = 64 * 1024;
-    size_t max_connections = 64;
-    uint64_t idle_timeout_ms = 60'000;
-    size_t lines_per_wake = 16;
-    size_t max_unsent_bytes = 1024 * 1024;  // replies queued for one slow reader
-  };
+  using Limits = ControlLimits;
 
   // Listens on PATH. Throws std::runtime_error ("PATH: reason", or "PATH is
   // in use") when it cannot.
@@ -88,7 +91,8 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
   const std::string& path() const { return path_; }
-  size_t connection_count() const { return connections_.size(); }
+  // Connections open or draining (not those already closing).
+  size_t connection_count() const;
 
  private:
   struct Connection;
@@ -108,7 +112,7 @@ class ControlServer {
   nlohmann::json answer(const std::string& line);
   void send(Connection& c, const nlohmann::json& reply);
   void finish(Connection& c, const nlohmann::json& last_reply);
-  void close(Connection& c);
+  static void close(Connection& c);
   void forget(Connection* c);
 
   uv_loop_t* loop_;
