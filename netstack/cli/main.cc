@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "netstack/cli/options.h"
+#include "netstack/control/gateway_api.h"
 #include "netstack/gateway/auto_forward.h"
 #include "netstack/gateway/gateway.h"
 #include "netstack/link/pcap.h"
@@ -45,12 +46,15 @@ class Session {
     }
     gateway_ = std::make_unique<gateway::Gateway>(loop, o.gateway_config());
     link::connect(*guest_side, *gateway_);
+    if (!o.control.empty())
+      control_ = std::make_unique<control::ControlServer>(loop, o.control, control::gateway_handler(*gateway_));
     if (sock_diag_fd >= 0)
       auto_forward_ = std::make_unique<gateway::AutoForwarder>(
           loop, gateway_->published(), sock_diag_fd,
           std::set<uint16_t>(o.forward_exclude.begin(), o.forward_exclude.end()));
   }
   ~Session() {
+    control_.reset();
     auto_forward_.reset();
     // The gateway first: closing flows may still send frames towards the TAP.
     gateway_.reset();
@@ -72,6 +76,7 @@ class Session {
   std::unique_ptr<link::PcapPort> pcap_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<gateway::AutoForwarder> auto_forward_;
+  std::unique_ptr<control::ControlServer> control_;
 };
 
 struct SignalState {

@@ -58,6 +58,9 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "as the gateway) or always the gateway's")
       ->check(CLI::IsMember({"client", "gateway"}))
       ->capture_default_str();
+  app.add_option("--control", control,
+                 "Serve the JSON control API on this unix socket (mode 0600): forwards, flows, stats; "
+                 "`portfwd --control PATH ...` is its command line");
   app.add_flag("--forward-auto,!--no-forward-auto", forward_auto,
                "Publish the ports the guest listens on at the host's 127.0.0.1 automatically")
       ->capture_default_str();

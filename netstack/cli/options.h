@@ -32,6 +32,7 @@ struct NetworkOptions {
   bool no_dns_cache = false;
   std::vector<std::string> publish;
   std::string publish_source = "client";
+  std::string control;
   bool forward_auto = false;  // `run` turns it on by default
   std::vector<uint16_t> forward_exclude;
 

@@ -487,6 +487,19 @@ void LwipEngine::send_frame(std::vector<std::byte> frame) {
   output_(wire::MutBytes(frame.data(), frame.size()));
 }
 
+std::vector<FlowInfo> LwipEngine::flows() const {
+  static constexpr const char* kStates[] = {"connecting", "accepting", "connecting-guest", "established", "closed"};
+  std::vector<FlowInfo> r;
+  r.reserve(tcp_flows_.size() + udp_flows_.size());
+  for (const auto& [k, f] : tcp_flows_)
+    r.push_back(FlowInfo{"tcp", k, f->inbound(), kStates[static_cast<int>(f->state())], f->bytes_to_host(),
+                         f->bytes_to_guest()});
+  for (const auto& [k, f] : udp_flows_)
+    r.push_back(FlowInfo{"udp", FlowKey{f->guest(), f->guest_port(), {}, 0}, false, "mapped", f->bytes_to_host(),
+                         f->bytes_to_guest()});
+  return r;
+}
+
 void LwipEngine::on_tcp_flow_closed(TcpFlow* flow) {
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);

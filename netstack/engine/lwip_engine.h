@@ -69,6 +69,15 @@ struct EngineStats {
   uint64_t dns_udp_queries = 0, dns_tcp_sessions = 0;
 };
 
+// One flow as the control API lists it.
+struct FlowInfo {
+  const char* proto;       // "tcp" or "udp"
+  FlowKey key;             // the guest's view; remote is 0.0.0.0:0 for a UDP mapping
+  bool inbound;            // from a published port
+  const char* state;
+  uint64_t bytes_to_host, bytes_to_guest;
+};
+
 class LwipEngine {
  public:
   // Receives an IPv4 packet for the guest. frame[0, kEthernetHeaderLen) is
@@ -106,6 +115,7 @@ class LwipEngine {
   uv_loop_t* loop() const { return loop_; }
   size_t tcp_flow_count() const { return tcp_flows_.size(); }
   size_t udp_flow_count() const { return udp_flows_.size(); }
+  std::vector<FlowInfo> flows() const;
 
   // For flows.
   void feed_lwip(wire::Bytes ipv4_packet);

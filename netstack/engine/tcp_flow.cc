@@ -133,7 +133,8 @@ TcpFlow::TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet,
   shutdown_req_.data = this;
 }
 
-TcpFlow::TcpFlow(LwipEngine& engine, uint64_t now) : engine_(engine), state_(State::kConnectingGuest), started_(now) {
+TcpFlow::TcpFlow(LwipEngine& engine, uint64_t now)
+    : engine_(engine), state_(State::kConnectingGuest), started_(now), inbound_(true) {
   std::memset(&sock_, 0, sizeof sock_);
   sock_.data = this;
   connect_req_.data = this;

@@ -77,6 +77,7 @@ class TcpFlow {
   State state() const { return state_; }
   const FlowKey& key() const { return key_; }
   uint64_t started() const { return started_; }
+  bool inbound() const { return inbound_; }
   uint64_t bytes_to_host() const { return bytes_to_host_; }
   uint64_t bytes_to_guest() const { return bytes_to_guest_; }
 
@@ -121,6 +122,7 @@ class TcpFlow {
   bool host_eof_ = false;             // host sent EOF
   bool fin_to_guest_ = false;         // FIN queued in lwIP
   bool closing_ = false;
+  bool inbound_ = false;
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
 };
 

@@ -71,6 +71,7 @@ void UdpFlow::send(wire::Ipv4Addr host_dst, uint16_t port, wire::Bytes payload, 
   uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(payload.data())),
                            static_cast<unsigned>(payload.size()));
   int rc = uv_udp_try_send(&sock_, &b, 1, reinterpret_cast<const sockaddr*>(&sa));
+  if (rc >= 0) bytes_to_host_ += payload.size();
   if (rc < 0) {
     // A full socket buffer drops the datagram, as a congested link would.
     engine_.mutable_stats().udp_dropped++;
@@ -87,6 +88,7 @@ void UdpFlow::received(const struct sockaddr* from, const std::byte* data, size_
     return;
   }
   last_active_ = uv_now(engine_.loop());
+  bytes_to_guest_ += len;
   engine_.send_udp_to_guest(engine_.config().nat.guest_source(src), ntohs(sin->sin_port), guest_, guest_port_,
                             wire::Bytes(data, len));
 }

@@ -35,6 +35,8 @@ class UdpFlow {
   wire::Ipv4Addr guest() const { return guest_; }
   uint16_t guest_port() const { return guest_port_; }
   uint64_t last_active() const { return last_active_; }
+  uint64_t bytes_to_host() const { return bytes_to_host_; }
+  uint64_t bytes_to_guest() const { return bytes_to_guest_; }
 
  private:
   friend struct UdpFlowCallbacks;
@@ -47,6 +49,7 @@ class UdpFlow {
   uint64_t last_active_;
   uv_udp_t sock_;
   bool closing_ = false;
+  uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
   std::vector<wire::Ipv4Addr> peers_;
 };
 

@@ -1,0 +1,104 @@
+#include "netstack/control/gateway_api.h"
+
+#include <stdexcept>
+
+#include "portfwd/rule.h"
+
+namespace slipway::control {
+namespace {
+
+using nlohmann::json;
+using Origin = engine::PublishedPorts::Origin;
+
+const char* origin_name(Origin o) {
+  switch (o) {
+    case Origin::kStatic:
+      return "static";
+    case Origin::kApi:
+      return "api";
+    case Origin::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
+portfwd::Rule rule_of(const json& req) {
+  if (!req.contains("rule") || !req["rule"].is_string()) throw std::runtime_error("\"rule\" (a string) is required");
+  std::string err;
+  auto rule = portfwd::parse_rule(req["rule"].get<std::string>(), &err);
+  if (!rule) throw std::runtime_error(err);
+  return *rule;
+}
+
+std::string endpoint(wire::Ipv4Addr a, uint16_t port) { return a.to_string() + ":" + std::to_string(port); }
+
+}  // namespace
+
+ControlServer::Handler gateway_handler(gateway::Gateway& gw) {
+  return [&gw](const json& req) -> json {
+    const std::string op = req.value("op", "");
+    if (op == "add-forward") {
+      auto rule = rule_of(req);
+      auto err = gw.published().add(rule, Origin::kApi);
+      if (!err.empty()) throw std::runtime_error(err);
+      return json{{"forward", {{"rule", rule.to_string()}, {"origin", "api"}, {"error", nullptr}}}};
+    }
+    if (op == "remove-forward") {
+      if (!gw.published().remove(rule_of(req))) throw std::runtime_error("no such forward");
+      return json::object();
+    }
+    if (op == "list-forwards") {
+      json list = json::array();
+      for (const auto& f : gw.published().list())
+        list.push_back({{"rule", f.rule.to_string()},
+                        {"origin", origin_name(f.origin)},
+                        {"error", f.error.empty() ? json(nullptr) : json(f.error)}});
+      return json{{"forwards", list}};
+    }
+    if (op == "list-flows") {
+      json list = json::array();
+      for (const auto& f : gw.engine().flows())
+        list.push_back({{"proto", f.proto},
+                        {"guest", endpoint(f.key.guest, f.key.guest_port)},
+                        {"remote", f.key.remote_port == 0 ? json("*") : json(endpoint(f.key.remote, f.key.remote_port))},
+                        {"direction", f.inbound ? "inbound" : "outbound"},
+                        {"state", f.state},
+                        {"bytes_to_host", f.bytes_to_host},
+                        {"bytes_to_guest", f.bytes_to_guest}});
+      return json{{"flows", list}};
+    }
+    if (op == "stats") {
+      const auto& g = gw.stats();
+      const auto& e = gw.engine().stats();
+      json s = {{"frames_in", g.frames_in},
+                {"frames_out", g.frames_out},
+                {"dropped_malformed", g.dropped_malformed},
+                {"dropped_bad_source", g.dropped_bad_source},
+                {"dropped_unsupported", g.dropped_unsupported},
+                {"dropped_no_neighbor", g.dropped_no_neighbor},
+                {"arp_replies", g.arp_replies},
+                {"icmp_echo_local", g.icmp_echo_local},
+                {"icmp_echo_relayed", g.icmp_echo_relayed},
+                {"tcp_flows", gw.engine().tcp_flow_count()},
+                {"udp_flows", gw.engine().udp_flow_count()},
+                {"tcp_connects", e.tcp_connects},
+                {"tcp_inbound", e.tcp_inbound},
+                {"tcp_refused", e.tcp_refused},
+                {"tcp_unreachable", e.tcp_unreachable},
+                {"udp_datagrams_out", e.udp_datagrams_out},
+                {"udp_datagrams_in", e.udp_datagrams_in},
+                {"udp_dropped", e.udp_dropped},
+                {"dns_udp_queries", e.dns_udp_queries},
+                {"dns_tcp_sessions", e.dns_tcp_sessions}};
+      if (const auto* d = gw.dns()) {
+        const auto& ds = d->stats();
+        s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},
+                    {"servfail", ds.servfail}, {"formerr", ds.formerr}};
+      }
+      return json{{"stats", s}};
+    }
+    throw std::runtime_error("unknown op '" + op + "'");
+  };
+}
+
+}  // namespace slipway::control

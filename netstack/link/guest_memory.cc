@@ -1,0 +1,78 @@
+#include "netstack/link/guest_memory.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+namespace slipway::link {
+
+namespace {
+// True if [base, base + size) does not wrap around 2^64.
+bool fits(uint64_t base, uint64_t size) { return size != 0 && base <= std::numeric_limits<uint64_t>::max() - (size - 1); }
+}  // namespace
+
+bool GuestMemory::add_region(uint64_t gpa, uint64_t size, uint64_t uaddr, std::byte* host) {
+  if (regions_.size() >= kMaxRegions || host == nullptr || !fits(gpa, size) || !fits(uaddr, size)) return false;
+  Region r;
+  r.gpa = gpa;
+  r.size = size;
+  r.uaddr = uaddr;
+  r.host = host;
+  regions_.push_back(r);
+  return true;
+}
+
+std::optional<std::string> GuestMemory::map_fd(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr,
+                                               uint64_t mmap_offset) {
+  if (regions_.size() >= kMaxRegions) return "too many memory regions";
+  if (!fits(gpa, size) || !fits(uaddr, size)) return "memory region is empty or wraps";
+  if (mmap_offset > std::numeric_limits<size_t>::max() - size ||
+      size + mmap_offset > static_cast<uint64_t>(std::numeric_limits<ssize_t>::max()))
+    return "memory region too large";
+  size_t len = static_cast<size_t>(size + mmap_offset);
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (p == MAP_FAILED) return std::string("mmap: ") + std::strerror(errno);
+  Region r;
+  r.gpa = gpa;
+  r.size = size;
+  r.uaddr = uaddr;
+  r.host = static_cast<std::byte*>(p) + mmap_offset;
+  r.map_base = p;
+  r.map_len = len;
+  regions_.push_back(r);
+  return std::nullopt;
+}
+
+void GuestMemory::clear() {
+  for (auto& r : regions_)
+    if (r.map_base != nullptr) ::munmap(r.map_base, r.map_len);
+  regions_.clear();
+}
+
+std::byte* GuestMemory::translate_gpa(uint64_t gpa, uint64_t len) const {
+  for (const auto& r : regions_) {
+    if (gpa < r.gpa) continue;
+    uint64_t off = gpa - r.gpa;
+    if (off < r.size && len <= r.size - off) return r.host + off;
+  }
+  return nullptr;
+}
+
+std::byte* GuestMemory::translate_uva(uint64_t uaddr, uint64_t len) const {
+  for (const auto& r : regions_) {
+    if (uaddr < r.uaddr) continue;
+    uint64_t off = uaddr - r.uaddr;
+    if (off < r.size && len <= r.size - off) return r.host + off;
+  }
+  return nullptr;
+}
+
+const GuestMemory::Region* GuestMemory::region_of_gpa(uint64_t gpa) const {
+  for (const auto& r : regions_)
+    if (gpa >= r.gpa && gpa - r.gpa < r.size) return &r;
+  return nullptr;
+}
+
+}  // namespace slipway::link

@@ -1,0 +1,92 @@
+// VirtioNetDevice: the virtio-net device logic over two split virtqueues
+// (0: receive, host -> guest; 1: transmit, guest -> host), independent of
+// how the queues and memory were set up (vhost-user, or a test building
+// rings in its own memory).
+//
+// Every frame on a queue is preceded by the 12-byte virtio_net_hdr (virtio
+// 1.x, VIRTIO_F_VERSION_1). We offer no checksum or segmentation offload, so
+// the device writes an all-zero header (num_buffers aside) and ignores the
+// guest's flags. With VIRTIO_NET_F_MRG_RXBUF a received frame may fill
+// several chains (num_buffers says how many); without it, one chain.
+//
+// Limits: transmit() handles at most kMaxFramesPerKick chains per call (the
+// caller re-runs it from the loop when it reports more); a transmitted frame
+// longer than max_frame is dropped and counted (its chain is still returned
+// to the guest). receive() with no (or too few) guest buffers drops the frame
+// and counts it; partially taken chains are given back. A ring error (see
+// Virtqueue) sets broken(): the transport closes the connection and nothing
+// is read or written through the queues until reset().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "netstack/link/guest_memory.h"
+#include "netstack/link/port.h"
+#include "netstack/link/virtqueue.h"
+
+namespace slipway::link {
+
+class VirtioNetDevice {
+ public:
+  static constexpr int kMaxFramesPerKick = 64;
+  static constexpr size_t kHeaderSize = 12;
+  static constexpr int kRxQueue = 0, kTxQueue = 1, kNumQueues = 2;
+
+  struct Stats {
+    uint64_t tx_frames = 0, rx_frames = 0;
+    uint64_t tx_oversize = 0;     // guest frames longer than max_frame (dropped)
+    uint64_t tx_runt = 0;         // guest chains shorter than the header
+    uint64_t rx_no_buffers = 0;   // frames for the guest dropped: ring empty
+    uint64_t ring_errors = 0;     // misbehaving frontends (connection closed)
+  };
+  enum class TxResult { kDone, kMore, kBroken };
+  enum class RxResult { kDelivered, kNoBuffers, kNotReady, kBroken };
+
+  explicit VirtioNetDevice(size_t max_frame) : max_frame_(max_frame) { tx_buf_.reserve(max_frame + kHeaderSize); }
+
+  GuestMemory& memory() { return memory_; }
+  Virtqueue& queue(int i) { return queues_[i]; }
+  void set_mergeable_rx(bool on) { mergeable_rx_ = on; }
+
+  // A queue runs when attached and enabled (vhost-user's SET_VRING_ENABLE).
+  void set_enabled(int q, bool on) { enabled_[q] = on; }
+  bool running(int q) const { return enabled_[q] && queues_[q].attached() && !broken_; }
+
+  // Guest -> host: delivers each frame (without the header) to deliver.
+  TxResult transmit(const std::function<void(Frame)>& deliver);
+  // Host -> guest.
+  RxResult receive(Frame frame);
+  // After transmit()/receive(): should queue q's call fd be signalled now?
+  bool should_notify(int q) { return queues_[q].should_notify(); }
+
+  bool broken() const { return broken_; }
+  const std::string& error() const { return error_; }
+  const Stats& stats() const { return stats_; }
+  // Forgets rings, memory and the error (a new frontend, or RESET_OWNER).
+  void reset();
+
+ private:
+  void fail(std::string why);
+
+  size_t max_frame_;
+  GuestMemory memory_;
+  Virtqueue queues_[kNumQueues];
+  bool enabled_[kNumQueues] = {false, false};
+  bool mergeable_rx_ = false;
+  bool broken_ = false;
+  std::string error_;
+  Stats stats_;
+  Virtqueue::Chain tx_chain_, rx_chain_;
+  std::vector<std::byte> tx_buf_;
+  struct Used {
+    uint16_t head;
+    uint32_t len;
+  };
+  std::vector<Used> rx_used_;
+  std::vector<Virtqueue::Segment> rx_first_;
+};
+
+}  // namespace slipway::link
