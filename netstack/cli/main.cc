@@ -37,7 +37,9 @@ class Session {
  public:
   // sock_diag_fd (owned, or -1): the guest namespace's socket table, for
   // automatic forwarding.
-  Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o, int sock_diag_fd)
+  // agent: serve portfwd-agent's reports on the gateway's agent port (VMs).
+  Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o, int sock_diag_fd,
+          bool agent)
       : tap_(std::move(transport)) {
     link::Port* guest_side = tap_.get();
     if (!o.pcap.empty()) {
@@ -48,10 +50,16 @@ class Session {
     link::connect(*guest_side, *gateway_);
     if (!o.control.empty())
       control_ = std::make_unique<control::ControlServer>(loop, o.control, control::gateway_handler(*gateway_));
-    if (sock_diag_fd >= 0)
-      auto_forward_ = std::make_unique<gateway::AutoForwarder>(
-          loop, gateway_->published(), sock_diag_fd,
-          std::set<uint16_t>(o.forward_exclude.begin(), o.forward_exclude.end()));
+    std::set<uint16_t> excluded(o.forward_exclude.begin(), o.forward_exclude.end());
+    if (sock_diag_fd >= 0) {
+      auto_forward_ = std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), sock_diag_fd, excluded);
+    } else if (agent) {
+      // VM mode: portfwd-agent in the guest reports its listeners.
+      auto_forward_ = std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), -1, excluded);
+      gateway_->engine().set_line_service(o.agent_port, [af = auto_forward_.get()](std::string_view line) {
+        af->update_from_agent(line);
+      });
+    }
   }
   ~Session() {
     control_.reset();
@@ -116,7 +124,8 @@ int exit_code_of(int status) {
 using TransportFactory = std::function<std::unique_ptr<link::Port>(uv_loop_t*)>;
 
 // Runs the loop until a signal or the child's exit; returns the exit code.
-int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child, int sock_diag_fd = -1) {
+int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child, int sock_diag_fd = -1,
+          bool agent = false) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   SignalState st;
@@ -133,7 +142,7 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   {
     std::optional<Session> session;
     try {
-      session.emplace(&loop, make_transport(&loop), o, sock_diag_fd);
+      session.emplace(&loop, make_transport(&loop), o, sock_diag_fd, agent);
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
       if (child > 0) kill(child, SIGKILL);
@@ -204,6 +213,7 @@ int main(int argc, char** argv) {
       ->required();
 
   NetworkOptions serve_net;
+  serve_net.forward_auto = true;
   std::string vhost_user_path, stream_path, dgram_path;
   auto* serve_cmd = app.add_subcommand(
       "serve", "Serve a virtual machine's network through a virtio-net backend socket until SIGINT or SIGTERM.");
@@ -270,7 +280,7 @@ int main(int argc, char** argv) {
     } else {
       factory = [&](uv_loop_t* l) { return link::bind_dgram(l, dgram_path, mtu); };
     }
-    return serve(factory, serve_net, -1);
+    return serve(factory, serve_net, -1, -1, serve_net.forward_auto);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

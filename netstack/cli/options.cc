@@ -64,6 +64,9 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_flag("--forward-auto,!--no-forward-auto", forward_auto,
                "Publish the ports the guest listens on at the host's 127.0.0.1 automatically")
       ->capture_default_str();
+  app.add_option("--agent-port", agent_port,
+                 "VM mode: the gateway port portfwd-agent reports the guest's listeners to (with --forward-auto)")
+      ->capture_default_str();
   app.add_option("--forward-exclude", forward_exclude, "A guest port never forwarded automatically (repeatable)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))

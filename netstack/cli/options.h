@@ -33,7 +33,8 @@ struct NetworkOptions {
   std::vector<std::string> publish;
   std::string publish_source = "client";
   std::string control;
-  bool forward_auto = false;  // `run` turns it on by default
+  bool forward_auto = false;  // `run` and `serve` turn it on by default
+  uint16_t agent_port = 7777;
   std::vector<uint16_t> forward_exclude;
 
   void add_to(CLI::App& app);

@@ -86,6 +86,21 @@ struct EngineCallbacks {
       e->start_dns_session(pcb);
       return ERR_OK;
     }
+    if (e->is_line_service(key)) {
+      auto session = std::make_unique<LineSession>(
+          pcb, e->line_handler_,
+          [e](LineSession* ls) {
+            auto it = e->line_sessions_.find(ls);
+            if (it == e->line_sessions_.end()) return;
+            e->dead_line_sessions_.push_back(std::move(it->second));
+            e->line_sessions_.erase(it);
+          },
+          uv_now(e->loop_));
+      LineSession* raw = session.get();
+      e->line_sessions_.emplace(raw, std::move(session));
+      raw->start();
+      return ERR_OK;
+    }
     auto it = e->tcp_flows_.find(key);
     if (it == e->tcp_flows_.end() || it->second->state() != TcpFlow::State::kAccepting) {
       // A SYN that reached lwIP without a host connection (a fragmented SYN,
@@ -113,6 +128,7 @@ struct EngineCallbacks {
   static void on_check(uv_check_t* c) {
     auto* e = static_cast<LwipEngine*>(c->data);
     e->dead_dns_sessions_.clear();
+    e->dead_line_sessions_.clear();
     u32_t sleep = sys_timeouts_sleeptime();
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
       uv_timer_stop(e->lwip_timer_);
@@ -198,6 +214,11 @@ LwipEngine::~LwipEngine() {
   for (auto& s : dns) s->close();
   dns_sessions_.clear();
   dead_dns_sessions_.clear();
+  std::vector<LineSession*> lines;
+  for (auto& [k, ls] : line_sessions_) lines.push_back(k);
+  for (auto* ls : lines) ls->close();
+  line_sessions_.clear();
+  dead_line_sessions_.clear();
 
   if (listener_ != nullptr) tcp_close(listener_);
   if (udp_receiver_ != nullptr) udp_remove(udp_receiver_);
@@ -251,8 +272,8 @@ void LwipEngine::input_tcp(const wire::Ipv4Packet& packet) {
   bool syn_only = (flags & (wire::tcpflag::kSyn | wire::tcpflag::kAck | wire::tcpflag::kRst)) == wire::tcpflag::kSyn;
   auto it = tcp_flows_.find(key);
   if (syn_only) {
-    if (key.remote == config_.nat.dns && key.remote_port == kDnsPort && dns_resolver_) {
-      feed_lwip(packet.bytes());  // answered here, not relayed
+    if ((key.remote == config_.nat.dns && key.remote_port == kDnsPort && dns_resolver_) || is_line_service(key)) {
+      feed_lwip(packet.bytes());  // served here, not relayed
       return;
     }
     if (it == tcp_flows_.end()) {
@@ -534,6 +555,10 @@ void LwipEngine::housekeeping(uint64_t now) {
   for (auto& [k, s] : dns_sessions_)
     if (now - s->last_active() > DnsTcpSession::kIdleTimeoutMs) idle_dns.push_back(s);
   for (auto& s : idle_dns) s->close();
+  std::vector<LineSession*> idle_lines;
+  for (auto& [k, ls] : line_sessions_)
+    if (now - ls->last_active() > LineSession::kIdleTimeoutMs) idle_lines.push_back(k);
+  for (auto* ls : idle_lines) ls->close();
 }
 
 }  // namespace slipway::engine

@@ -38,6 +38,7 @@
 
 #include "netstack/engine/dns_tcp_session.h"
 #include "netstack/engine/flow_key.h"
+#include "netstack/engine/line_session.h"
 #include "netstack/engine/nat.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ipv4.h"
@@ -95,6 +96,12 @@ class LwipEngine {
   // Who answers DNS (UDP and TCP port 53) at the DNS address. Without one,
   // those queries are dropped and TCP connections refused.
   void set_dns_resolver(DnsResolver resolver) { dns_resolver_ = std::move(resolver); }
+  // Serves TCP `port` on the gateway address itself (instead of relaying it
+  // to the host's loopback), handing every line received to `handler`.
+  void set_line_service(uint16_t port, LineHandler handler) {
+    line_port_ = port;
+    line_handler_ = std::move(handler);
+  }
 
   // Inbound (a published port): accepts a connection waiting on `listener`
   // and opens a guest connection to guest:guest_port for it. The guest sees
@@ -139,6 +146,9 @@ class LwipEngine {
   void handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port);
   void resolve_udp_dns(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port);
   void start_dns_session(struct tcp_pcb* pcb);
+  bool is_line_service(const FlowKey& key) const {
+    return line_handler_ && key.remote == config_.nat.gateway && key.remote_port == line_port_;
+  }
   void housekeeping(uint64_t now);
 
   uv_loop_t* loop_;
@@ -178,6 +188,10 @@ class LwipEngine {
   DnsResolver dns_resolver_;
   std::unordered_map<DnsTcpSession*, std::shared_ptr<DnsTcpSession>> dns_sessions_;
   std::vector<std::shared_ptr<DnsTcpSession>> dead_dns_sessions_;  // freed after this loop iteration
+  uint16_t line_port_ = 0;
+  LineHandler line_handler_;
+  std::unordered_map<LineSession*, std::unique_ptr<LineSession>> line_sessions_;
+  std::vector<std::unique_ptr<LineSession>> dead_line_sessions_;
   bool shutting_down_ = false;
 };
 

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 namespace slipway::gateway {
@@ -36,6 +39,34 @@ void AutoForwarder::poll() {
     spdlog::warn("automatic forwarding: {}", e.what());
     return;
   }
+  if (listeners == last_) return;
+  last_ = listeners;
+  update(listeners);
+}
+
+void AutoForwarder::update_from_agent(std::string_view line) {
+  std::vector<portfwd::Listener> listeners;
+  try {
+    auto j = nlohmann::json::parse(line);
+    for (const auto& l : j.at("listeners")) {
+      portfwd::Listener x;
+      auto proto = l.at("proto").get<std::string>();
+      if (proto != "tcp" && proto != "udp") continue;
+      x.proto = proto == "tcp" ? portfwd::Protocol::kTcp : portfwd::Protocol::kUdp;
+      x.family = l.at("family").get<int>() == 6 ? AF_INET6 : AF_INET;
+      x.address = l.at("address").get<std::string>();
+      int port = l.at("port").get<int>();
+      if (port <= 0 || port > 65535) continue;
+      x.port = static_cast<uint16_t>(port);
+      listeners.push_back(std::move(x));
+      if (listeners.size() > 4096) break;
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("portfwd-agent: ignoring a report that does not parse: {}", e.what());
+    return;
+  }
+  std::sort(listeners.begin(), listeners.end());
+  listeners.erase(std::unique(listeners.begin(), listeners.end()), listeners.end());
   if (listeners == last_) return;
   last_ = listeners;
   update(listeners);

@@ -13,12 +13,17 @@
 // port that is taken is reported (log and control API), not fatal; the next
 // change of the guest's listeners retries it.
 //
-// The same update() serves VM mode, where portfwd-agent reports the listeners.
+// VM mode: portfwd-agent in the guest reports the listeners as JSON lines
+// over TCP to the gateway (see portfwd/agent/agent.c); update_from_agent()
+// takes each line: {"listeners":[{"proto":"tcp","family":4,
+// "address":"0.0.0.0","port":8080},...]}. A line that does not parse is
+// logged and ignored.
 #pragma once
 
 #include <uv.h>
 
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include "netstack/engine/published_ports.h"
@@ -38,6 +43,7 @@ class AutoForwarder {
 
   // Makes the automatic forwards match these guest listeners.
   void update(const std::vector<portfwd::Listener>& listeners);
+  void update_from_agent(std::string_view line);
 
  private:
   void poll();

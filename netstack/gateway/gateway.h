@@ -83,6 +83,7 @@ class Gateway : public link::Port {
   const GatewayConfig& config() const { return config_; }
   const GatewayStats& stats() const { return stats_; }
   const engine::LwipEngine& engine() const { return *engine_; }
+  engine::LwipEngine& engine() { return *engine_; }
   const DhcpServer& dhcp() const { return dhcp_; }
   engine::PublishedPorts& published() { return *published_; }
   const dns::Proxy* dns() const { return dns_.get(); }
