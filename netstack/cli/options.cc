@@ -62,8 +62,8 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "Serve the JSON control API on this unix socket (mode 0600): forwards, flows, stats; "
                  "`portfwd --control PATH ...` is its command line");
   app.add_flag("--forward-auto,!--no-forward-auto", forward_auto,
-               "Publish the ports the guest listens on at the host's 127.0.0.1 automatically")
-      ->capture_default_str();
+               std::string("Publish the ports the guest listens on at the host's 127.0.0.1 automatically (default: ") +
+                   (forward_auto ? "on)" : "off)"));
   app.add_option("--agent-port", agent_port,
                  "VM mode: the gateway port portfwd-agent reports the guest's listeners to (with --forward-auto)")
       ->capture_default_str();

@@ -1,0 +1,245 @@
+// StreamPort and DgramPort through real unix sockets on a real loop:
+// framing (4-byte big-endian length), partial reads and writes, bad lengths,
+// reconnects, and dgram's "answer the last sender".
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "netstack/link/dgram_port.h"
+#include "netstack/link/stream_port.h"
+
+using slipway::link::DgramPort;
+using slipway::link::Frame;
+using slipway::link::StreamPort;
+
+namespace {
+
+struct Loop {
+  uv_loop_t loop;
+  Loop() { uv_loop_init(&loop); }
+  ~Loop() {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+  }
+  void spin(int n = 5) {
+    for (int i = 0; i < n; ++i) uv_run(&loop, UV_RUN_NOWAIT);
+  }
+};
+
+std::vector<std::byte> frame_of(size_t n, int seed) {
+  std::vector<std::byte> f(n);
+  for (size_t i = 0; i < n; ++i) f[i] = std::byte((i * 3 + size_t(seed)) & 0xff);
+  return f;
+}
+
+std::vector<std::byte> framed(const std::vector<std::byte>& f) {
+  std::vector<std::byte> v = {std::byte(f.size() >> 24), std::byte((f.size() >> 16) & 0xff),
+                              std::byte((f.size() >> 8) & 0xff), std::byte(f.size() & 0xff)};
+  v.insert(v.end(), f.begin(), f.end());
+  return v;
+}
+
+void write_all(int fd, const std::vector<std::byte>& v) {
+  REQUIRE(write(fd, v.data(), v.size()) == static_cast<ssize_t>(v.size()));
+}
+
+// Reads exactly n bytes (spinning the loop so the port can flush).
+std::vector<std::byte> read_n(Loop& l, int fd, size_t n) {
+  std::vector<std::byte> v(n);
+  size_t have = 0;
+  for (int i = 0; i < 2000 && have < n; ++i) {
+    l.spin(1);
+    ssize_t r = recv(fd, v.data() + have, n - have, MSG_DONTWAIT);
+    if (r > 0) have += size_t(r);
+    if (r <= 0) {
+      pollfd p{fd, POLLIN, 0};
+      poll(&p, 1, 1);
+    }
+  }
+  REQUIRE(have == n);
+  return v;
+}
+
+std::string temp_path(const char* name) {
+  return std::string("/tmp/slipway-unit-") + std::to_string(getpid()) + "-" + name;
+}
+
+}  // namespace
+
+TEST_CASE("stream: frames split and joined across reads are delivered whole", "[stream]") {
+  Loop l;
+  StreamPort port(&l.loop, 1500);
+  std::vector<std::vector<std::byte>> got;
+  port.set_sink([&](Frame f) { got.emplace_back(f.begin(), f.end()); });
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  port.adopt(sv[0]);
+  auto a = frame_of(60, 1), b = frame_of(1514, 2), c = frame_of(100, 3);
+  // Two frames in one write, then the third in three pieces (the length
+  // prefix itself split).
+  auto ab = framed(a);
+  auto fb = framed(b);
+  ab.insert(ab.end(), fb.begin(), fb.end());
+  write_all(sv[1], ab);
+  l.spin();
+  auto fc = framed(c);
+  write_all(sv[1], std::vector<std::byte>(fc.begin(), fc.begin() + 2));
+  l.spin();
+  write_all(sv[1], std::vector<std::byte>(fc.begin() + 2, fc.begin() + 50));
+  l.spin();
+  CHECK(got.size() == 2);
+  write_all(sv[1], std::vector<std::byte>(fc.begin() + 50, fc.end()));
+  l.spin();
+  REQUIRE(got.size() == 3);
+  CHECK(got[0] == a);
+  CHECK(got[1] == b);
+  CHECK(got[2] == c);
+
+  // And back: length prefix, then the frame.
+  CHECK(port.send(b));
+  CHECK(read_n(l, sv[1], 4 + b.size()) == framed(b));
+  close(sv[1]);
+}
+
+TEST_CASE("stream: a bad length closes the connection", "[stream]") {
+  Loop l;
+  StreamPort port(&l.loop, 1500);
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  port.adopt(sv[0]);
+  SECTION("zero") { write_all(sv[1], {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}}); }
+  SECTION("above mtu + 14") { write_all(sv[1], {std::byte{0}, std::byte{0}, std::byte{0x05}, std::byte{0xeb}}); }
+  SECTION("huge") { write_all(sv[1], {std::byte{0xff}, std::byte{0xff}, std::byte{0xff}, std::byte{0xff}}); }
+  l.spin();
+  CHECK_FALSE(port.connected());
+  CHECK(port.bad_lengths() == 1);
+  CHECK_FALSE(port.send(frame_of(60, 1)));  // no frontend: dropped
+  CHECK(port.stats().tx_dropped == 1);
+  char x;
+  CHECK(read(sv[1], &x, 1) == 0);  // our side sees EOF
+  close(sv[1]);
+}
+
+TEST_CASE("stream: a slow reader gets every frame in order, the queue stays bounded", "[stream]") {
+  Loop l;
+  StreamPort port(&l.loop, 65520);
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  port.adopt(sv[0]);
+  // Far more than the socket buffer and the queue bound together.
+  const size_t n = (StreamPort::kMaxQueuedBytes / 65534) * 3;
+  size_t accepted = 0;
+  std::vector<size_t> accepted_seeds;
+  for (size_t i = 0; i < n; ++i) {
+    if (port.send(frame_of(65534, int(i)))) accepted_seeds.push_back(i), accepted++;
+  }
+  CHECK(accepted < n);
+  CHECK(port.stats().tx_dropped == n - accepted);
+  // Read everything back: every accepted frame, whole and in order.
+  for (size_t i : accepted_seeds) {
+    auto got = read_n(l, sv[1], 4 + 65534);
+    REQUIRE(got == framed(frame_of(65534, int(i))));
+  }
+  CHECK(port.connected());
+  close(sv[1]);
+}
+
+TEST_CASE("stream: listening on a path serves one frontend after another", "[stream]") {
+  Loop l;
+  auto path = temp_path("stream.sock");
+  auto port = StreamPort::listen(&l.loop, path, 1500);
+  std::vector<std::vector<std::byte>> got;
+  port->set_sink([&](Frame f) { got.emplace_back(f.begin(), f.end()); });
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  for (int round = 0; round < 2; ++round) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    l.spin();
+    REQUIRE(port->connected());
+    write_all(fd, framed(frame_of(80, round)));
+    l.spin();
+    REQUIRE(got.size() == size_t(round + 1));
+    CHECK(got.back() == frame_of(80, round));
+    CHECK(port->send(frame_of(90, round)));
+    CHECK(read_n(l, fd, 94) == framed(frame_of(90, round)));
+    close(fd);
+    l.spin();
+    CHECK_FALSE(port->connected());
+  }
+  CHECK(port->connections() == 2);
+  port.reset();
+  l.spin();
+  CHECK(access(path.c_str(), F_OK) != 0);  // removed at exit
+}
+
+TEST_CASE("dgram: one frame per datagram, answered to the last sender", "[dgram]") {
+  Loop l;
+  auto path = temp_path("dgram.sock");
+  auto port = DgramPort::bind(&l.loop, path, 1500);
+  std::vector<std::vector<std::byte>> got;
+  port->set_sink([&](Frame f) { got.emplace_back(f.begin(), f.end()); });
+  CHECK_FALSE(port->send(frame_of(60, 0)));  // nobody to answer yet
+  sockaddr_un to{};
+  to.sun_family = AF_UNIX;
+  std::strncpy(to.sun_path, path.c_str(), sizeof(to.sun_path) - 1);
+  for (int round = 0; round < 2; ++round) {
+    auto mine = temp_path(round == 0 ? "peer0.sock" : "peer1.sock");
+    unlink(mine.c_str());
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un me{};
+    me.sun_family = AF_UNIX;
+    std::strncpy(me.sun_path, mine.c_str(), sizeof(me.sun_path) - 1);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) == 0);
+    auto f = frame_of(100 + size_t(round), round);
+    REQUIRE(sendto(fd, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == ssize_t(f.size()));
+    // Oversized: dropped and counted.
+    auto big = frame_of(1515, 9);
+    REQUIRE(sendto(fd, big.data(), big.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == ssize_t(big.size()));
+    l.spin();
+    REQUIRE(got.size() == size_t(round + 1));
+    CHECK(got.back() == f);
+    CHECK(port->oversize() == uint64_t(round + 1));
+    auto reply = frame_of(70, round + 5);
+    CHECK(port->send(reply));
+    std::vector<std::byte> buf(2000);
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(poll(&p, 1, 1000) == 1);
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    REQUIRE(n == 70);
+    buf.resize(70);
+    CHECK(buf == reply);
+    close(fd);
+    unlink(mine.c_str());
+  }
+  // The last peer is gone: frames are dropped, the port lives on.
+  port->send(frame_of(60, 1));
+  CHECK(port->stats().tx_dropped >= 1);
+}
+
+TEST_CASE("dgram: a socketpair end works as a connected transport", "[dgram]") {
+  Loop l;
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  DgramPort port(&l.loop, sv[0], "", 1500);
+  std::vector<std::vector<std::byte>> got;
+  port.set_sink([&](Frame f) { got.emplace_back(f.begin(), f.end()); });
+  auto f = frame_of(1514, 1);
+  write_all(sv[1], f);
+  l.spin();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0] == f);
+  CHECK(port.send(f));
+  std::vector<std::byte> buf(2000);
+  ssize_t n = recv(sv[1], buf.data(), buf.size(), 0);
+  CHECK(n == 1514);
+  close(sv[1]);
+}

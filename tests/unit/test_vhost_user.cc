@@ -1,0 +1,360 @@
+// vhost-user: the message parser against byte vectors, and VhostUserPort
+// driven over a real socketpair by a synthetic frontend that shares memfd
+// memory, sets up both rings, kicks through an eventfd and reads the call
+// eventfd, as QEMU does.
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <vector>
+
+#include "netstack/link/vhost_user.h"
+
+namespace vu = slipway::link::vhost_user;
+using slipway::link::Frame;
+using slipway::link::VhostUserPort;
+using slipway::link::Virtqueue;
+
+namespace {
+
+std::vector<std::byte> le(std::initializer_list<uint32_t> words) {
+  std::vector<std::byte> v;
+  for (uint32_t w : words)
+    for (int i = 0; i < 4; ++i) v.push_back(std::byte((w >> (8 * i)) & 0xff));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("vhost-user: header parsing", "[vhost]") {
+  CHECK(vu::parse_header(le({1, 1, 0})).has_value());
+  auto h = vu::parse_header(le({5, 1 | vu::kFlagNeedReply, 40}));
+  REQUIRE(h);
+  CHECK(h->request == 5);
+  CHECK(h->size == 40);
+  CHECK(h->need_reply());
+  auto shorter = le({1, 1, 0});
+  shorter.pop_back();
+  CHECK_FALSE(vu::parse_header(shorter));                         // 11 bytes
+  CHECK_FALSE(vu::parse_header({}));                              // nothing
+  CHECK_FALSE(vu::parse_header(le({1, 0, 0})));                   // version 0
+  CHECK_FALSE(vu::parse_header(le({1, 2, 0})));                   // version 2
+  CHECK_FALSE(vu::parse_header(le({1, 1 | vu::kFlagReply, 0})));  // a reply sent to us
+  CHECK_FALSE(vu::parse_header(le({1, 1, uint32_t(vu::kMaxPayload + 1)})));
+  CHECK_FALSE(vu::parse_header(le({1, 1, 0xffffffffu})));
+}
+
+TEST_CASE("vhost-user: payload sizes are checked per request", "[vhost]") {
+  CHECK(vu::parse_u64(le({7, 0})) == 7u);
+  CHECK_FALSE(vu::parse_u64(le({7})));
+  CHECK_FALSE(vu::parse_u64(le({7, 0, 0})));
+  auto s = vu::parse_vring_state(le({1, 256}));
+  REQUIRE(s);
+  CHECK(s->index == 1);
+  CHECK(s->num == 256);
+  CHECK_FALSE(vu::parse_vring_state(le({1})));
+  auto a = vu::parse_vring_addr(le({1, 0, 0x1000, 0, 0x2000, 0, 0x3000, 0, 0, 0}));
+  REQUIRE(a);
+  CHECK(a->desc == 0x1000);
+  CHECK(a->used == 0x2000);
+  CHECK(a->avail == 0x3000);
+  CHECK_FALSE(vu::parse_vring_addr(le({1, 0, 0x1000, 0, 0x2000, 0, 0x3000, 0, 0})));
+
+  vu::MemRegion r{0x0, 0x100000, 0x7f0000000000, 0};
+  auto table = vu::mem_table_payload(std::span(&r, 1));
+  auto m = vu::parse_mem_table(table);
+  REQUIRE(m);
+  REQUIRE(m->size() == 1);
+  CHECK((*m)[0].size == 0x100000);
+  CHECK((*m)[0].uaddr == 0x7f0000000000);
+  auto cut = table;
+  cut.pop_back();
+  CHECK_FALSE(vu::parse_mem_table(cut));         // size does not match the count
+  CHECK_FALSE(vu::parse_mem_table(le({0, 0})));  // no regions
+  CHECK_FALSE(vu::parse_mem_table(le({9, 0})));  // too many
+  CHECK_FALSE(vu::parse_mem_table(le({2, 0})));  // count says 2, no regions follow
+  vu::MemRegion empty{0, 0, 0, 0};
+  CHECK_FALSE(vu::parse_mem_table(vu::mem_table_payload(std::span(&empty, 1))));
+  CHECK(std::string(vu::request_name(999)) == "unknown");
+  CHECK(std::string(vu::request_name(vu::kSetMemTable)) == "SET_MEM_TABLE");
+}
+
+namespace {
+
+constexpr size_t kMem = 1 << 20;
+constexpr uint64_t kGpa = 0x40000000;
+constexpr uint16_t kQ = 64;
+
+// The frontend side: a socket, shared memory and eventfds.
+struct Frontend {
+  uv_loop_t* loop;
+  int sock = -1;
+  int memfd = -1;
+  std::byte* mem = nullptr;
+  int kick[2] = {-1, -1}, call[2] = {-1, -1};
+  uint16_t avail_idx[2] = {0, 0};
+
+  explicit Frontend(uv_loop_t* l, int s) : loop(l), sock(s) {
+    memfd = memfd_create("guest", MFD_CLOEXEC);
+    REQUIRE(memfd >= 0);
+    REQUIRE(ftruncate(memfd, kMem) == 0);
+    void* p = mmap(nullptr, kMem, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    REQUIRE(p != MAP_FAILED);
+    mem = static_cast<std::byte*>(p);
+    for (int q = 0; q < 2; ++q) {
+      kick[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      call[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    }
+  }
+  ~Frontend() {
+    munmap(mem, kMem);
+    for (int fd : {sock, memfd, kick[0], kick[1], call[0], call[1]})
+      if (fd >= 0) close(fd);
+  }
+  void spin(int n = 5) {
+    for (int i = 0; i < n; ++i) uv_run(loop, UV_RUN_NOWAIT);
+  }
+  void send(uint32_t req, const std::vector<std::byte>& payload, std::vector<int> fds = {}, uint32_t flags = 0) {
+    auto msg = vu::request(req, payload, flags);
+    iovec iov{msg.data(), msg.size()};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 16)] = {};
+    REQUIRE(fds.size() <= 16);
+    if (!fds.empty()) {
+      mh.msg_control = cbuf;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
+    }
+    REQUIRE(sendmsg(sock, &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(msg.size()));
+    spin();
+  }
+  // Reads one reply (header + payload); empty if none within the time.
+  std::vector<std::byte> reply() {
+    spin();
+    pollfd p{sock, POLLIN, 0};
+    if (poll(&p, 1, 1000) != 1) return {};
+    std::vector<std::byte> buf(256);
+    ssize_t n = recv(sock, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n <= 0) return {};
+    buf.resize(size_t(n));
+    return buf;
+  }
+  static uint64_t reply_u64(const std::vector<std::byte>& r) {
+    REQUIRE(r.size() == 20);
+    uint64_t v;
+    std::memcpy(&v, r.data() + 12, 8);
+    return v;
+  }
+  uint64_t ua(size_t off) const { return reinterpret_cast<uint64_t>(mem + off); }
+  static size_t desc_off(int q) { return size_t(q) * 0x8000; }
+  static size_t avail_off(int q) { return desc_off(q) + 0x2000; }
+  static size_t used_off(int q) { return desc_off(q) + 0x4000; }
+
+  void set_up() {
+    send(vu::kGetFeatures, {});
+    uint64_t features = reply_u64(reply());
+    REQUIRE((features & vu::kFeatureVersion1) != 0);
+    send(vu::kGetProtocolFeatures, {});
+    uint64_t pf = reply_u64(reply());
+    REQUIRE((pf & vu::kProtocolReplyAck) != 0);
+    send(vu::kSetFeatures, vu::u64_payload(features));
+    send(vu::kSetProtocolFeatures, vu::u64_payload(vu::kProtocolReplyAck));
+    send(vu::kSetOwner, {});
+    vu::MemRegion r{kGpa, kMem, ua(0), 0};
+    send(vu::kSetMemTable, vu::mem_table_payload(std::span(&r, 1)), {memfd}, vu::kFlagNeedReply);
+    REQUIRE(reply_u64(reply()) == 0);  // REPLY_ACK: success
+    for (uint32_t q = 0; q < 2; ++q) {
+      send(vu::kSetVringNum, vu::vring_state_payload({q, kQ}));
+      send(vu::kSetVringBase, vu::vring_state_payload({q, 0}));
+      vu::VringAddr a{q, 0, ua(desc_off(q)), ua(used_off(q)), ua(avail_off(q)), 0};
+      send(vu::kSetVringAddr, vu::vring_addr_payload(a));
+      send(vu::kSetVringKick, vu::u64_payload(q), {kick[q]});
+      send(vu::kSetVringCall, vu::u64_payload(q), {call[q]});
+      send(vu::kSetVringEnable, vu::vring_state_payload({q, 1}));
+    }
+  }
+  void put(size_t off, const void* p, size_t n) { std::memcpy(mem + off, p, n); }
+  void desc(int q, uint16_t i, uint64_t gpa, uint32_t len, uint16_t flags) {
+    put(desc_off(q) + 16u * i, &gpa, 8);
+    put(desc_off(q) + 16u * i + 8, &len, 4);
+    put(desc_off(q) + 16u * i + 12, &flags, 2);
+  }
+  void make_available(int q, uint16_t head) {
+    put(avail_off(q) + 4 + 2 * (avail_idx[q] % kQ), &head, 2);
+    avail_idx[q]++;
+    put(avail_off(q) + 2, &avail_idx[q], 2);
+  }
+  uint16_t used_idx(int q) const {
+    uint16_t v;
+    std::memcpy(&v, mem + used_off(q) + 2, 2);
+    return v;
+  }
+  void do_kick(int q) {
+    uint64_t one = 1;
+    REQUIRE(write(kick[q], &one, 8) == 8);
+    spin();
+  }
+  bool called(int q) {
+    uint64_t n = 0;
+    return read(call[q], &n, 8) == 8 && n > 0;
+  }
+};
+
+struct Loop {
+  uv_loop_t loop;
+  Loop() { uv_loop_init(&loop); }
+  ~Loop() {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+  }
+};
+
+std::vector<std::byte> frame_of(size_t n, int seed) {
+  std::vector<std::byte> f(n);
+  for (size_t i = 0; i < n; ++i) f[i] = std::byte((i + size_t(seed)) & 0xff);
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("vhost-user: a synthetic frontend exchanges frames through shared memory", "[vhost]") {
+  Loop l;
+  {
+    VhostUserPort port(&l.loop, 1500);
+    std::vector<std::vector<std::byte>> got;
+    port.set_sink([&](Frame f) { got.emplace_back(f.begin(), f.end()); });
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    port.adopt(sv[0]);
+    Frontend fe(&l.loop, sv[1]);
+    fe.set_up();
+    REQUIRE(port.connected());
+
+    // Guest -> host: one frame, kicked.
+    auto f1 = frame_of(200, 1);
+    std::vector<std::byte> pkt(12);
+    pkt.insert(pkt.end(), f1.begin(), f1.end());
+    fe.put(0x20000, pkt.data(), pkt.size());
+    fe.desc(1, 0, kGpa + 0x20000, uint32_t(pkt.size()), 0);
+    fe.make_available(1, 0);
+    fe.do_kick(1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0] == f1);
+    CHECK(fe.used_idx(1) == 1);
+    CHECK(fe.called(1));
+
+    // Host -> guest: post a buffer, send, the guest is called.
+    fe.desc(0, 0, kGpa + 0x30000, 2048, Virtqueue::kDescWrite);
+    fe.make_available(0, 0);
+    auto f2 = frame_of(300, 2);
+    CHECK(port.send(f2));
+    CHECK(fe.used_idx(0) == 1);
+    CHECK(fe.called(0));
+    CHECK(std::memcmp(fe.mem + 0x30000 + 12, f2.data(), f2.size()) == 0);
+    // No buffer left: dropped and counted.
+    CHECK_FALSE(port.send(f2));
+    CHECK(port.device_stats().rx_no_buffers == 1);
+
+    // GET_VRING_BASE stops the ring and reports where it stood.
+    fe.send(vu::kGetVringBase, vu::vring_state_payload({1, 0}));
+    auto r = fe.reply();
+    REQUIRE(r.size() == 20);
+    uint32_t num;
+    std::memcpy(&num, r.data() + 16, 4);
+    CHECK(num == 1);
+
+    // An unknown request closes the connection; the port survives.
+    fe.send(77, {});
+    CHECK_FALSE(port.connected());
+    CHECK(port.vhost_stats().protocol_errors == 1);
+    CHECK_FALSE(port.send(f2));
+  }
+}
+
+TEST_CASE("vhost-user: misbehaving frontends lose their connection, the next one is served", "[vhost]") {
+  Loop l;
+  VhostUserPort port(&l.loop, 1500);
+  auto connect = [&]() {
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    port.adopt(sv[0]);
+    return std::make_unique<Frontend>(&l.loop, sv[1]);
+  };
+  {
+    auto fe = connect();
+    SECTION("memory table without its fd") {
+      vu::MemRegion r{kGpa, kMem, fe->ua(0), 0};
+      fe->send(vu::kSetMemTable, vu::mem_table_payload(std::span(&r, 1)));
+    }
+    SECTION("wrong payload size") { fe->send(vu::kSetVringNum, le({0})); }
+    SECTION("queue index out of range") { fe->send(vu::kSetVringNum, vu::vring_state_payload({2, 64})); }
+    SECTION("ring size not a power of two") { fe->send(vu::kSetVringNum, vu::vring_state_payload({0, 100})); }
+    SECTION("features never offered") { fe->send(vu::kSetFeatures, vu::u64_payload(1ull << 63)); }
+    SECTION("dirty logging") { fe->send(vu::kSetLogFd, {}, {fe->memfd}); }
+    SECTION("too many fds") {
+      fe->send(vu::kSetVringCall, vu::u64_payload(0), {fe->call[0], fe->call[1], fe->kick[0], fe->kick[1], fe->memfd,
+                                                       fe->call[0], fe->call[1], fe->kick[0], fe->kick[1]});
+    }
+    SECTION("a header with a huge size") {
+      auto h = le({vu::kSetMemTable, 1, 1u << 30});
+      REQUIRE(write(fe->sock, h.data(), h.size()) == 12);
+      fe->spin();
+    }
+    SECTION("a ring outside the memory table") {
+      vu::MemRegion r{kGpa, kMem, fe->ua(0), 0};
+      fe->send(vu::kSetMemTable, vu::mem_table_payload(std::span(&r, 1)), {fe->memfd});
+      fe->send(vu::kSetVringNum, vu::vring_state_payload({1, kQ}));
+      vu::VringAddr a{1, 0, fe->ua(kMem - 64), fe->ua(0x4000), fe->ua(0x2000), 0};
+      fe->send(vu::kSetVringAddr, vu::vring_addr_payload(a));
+    }
+    SECTION("a descriptor outside guest memory") {
+      fe->set_up();
+      fe->desc(1, 0, kGpa + kMem - 8, 100, 0);
+      fe->make_available(1, 0);
+      fe->do_kick(1);
+      CHECK(port.device_stats().ring_errors == 1);
+    }
+    CHECK_FALSE(port.connected());
+  }
+  // The next frontend works.
+  auto fe = connect();
+  fe->set_up();
+  std::vector<std::vector<std::byte>> got;
+  port.set_sink([&](Frame f) { got.emplace_back(f.begin(), f.end()); });
+  auto f = frame_of(60, 3);
+  std::vector<std::byte> pkt(12);
+  pkt.insert(pkt.end(), f.begin(), f.end());
+  fe->put(0x20000, pkt.data(), pkt.size());
+  fe->desc(1, 0, kGpa + 0x20000, uint32_t(pkt.size()), 0);
+  fe->make_available(1, 0);
+  fe->do_kick(1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0] == f);
+}
+
+TEST_CASE("vhost-user: the frontend closing the socket resets the backend", "[vhost]") {
+  Loop l;
+  VhostUserPort port(&l.loop, 1500);
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  port.adopt(sv[0]);
+  {
+    Frontend fe(&l.loop, sv[1]);
+    fe.set_up();
+    CHECK(port.connected());
+  }
+  for (int i = 0; i < 5; ++i) uv_run(&l.loop, UV_RUN_NOWAIT);
+  CHECK_FALSE(port.connected());
+  CHECK(port.vhost_stats().protocol_errors == 0);
+}
