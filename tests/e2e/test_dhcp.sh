@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # DHCP server on the gateway: with --no-configure (eth0 up, no address),
 # busybox udhcpc gets a lease of 10.0.2.15/24 with router 10.0.2.2, DNS
-# 10.0.2.3 and MTU 65520 (checked in the env vars udhcpc gives its script).
+# 10.0.2.3, MTU 65520, the search domains given with --search and a one-day
+# lease (checked in the env vars udhcpc gives its script).
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 require_slipway
@@ -14,7 +15,7 @@ mkdir -m 777 "$envdir"
 cat >"$script" <<SCRIPT
 #!/bin/sh
 # udhcpc event script: record the lease, configure nothing.
-env | grep -E '^(ip|router|dns|mtu|subnet|mask|serverid|lease|broadcast|interface)=' | sort >"$envdir/\$1"
+env | grep -E '^(ip|router|dns|mtu|subnet|mask|serverid|lease|broadcast|interface|search|domain)=' | sort >"$envdir/\$1"
 exit 0
 SCRIPT
 chmod 755 "$script"
@@ -30,7 +31,8 @@ ok "eth0 up, no IPv4 address"
 
 log "check: busybox udhcpc -i eth0 gets a lease"
 rc=0
-slipway_run --no-configure -- busybox udhcpc -i eth0 -f -q -n -t 5 -T 1 -O mtu -s "$script" \
+slipway_run --no-configure --search corp.test --search lab.test -- \
+  busybox udhcpc -i eth0 -f -q -n -t 5 -T 1 -O mtu -O search -s "$script" \
   >"$E2E_TMP/udhcpc.log" 2>&1 || rc=$?
 [ $rc = 0 ] || { show_log "$E2E_TMP/udhcpc.log"; fail "udhcpc exited $rc (no lease)"; }
 [ -s "$envdir/bound" ] || { show_log "$E2E_TMP/udhcpc.log"; fail "udhcpc script never got a 'bound' event"; }
@@ -49,4 +51,8 @@ expect router "$GATEWAY_IP"
 expect dns "$DNS_IP"
 expect subnet 255.255.255.0
 expect mtu "$DEFAULT_MTU"
+expect search "corp.test lab.test"
+lease=$(sed -n 's/^lease=//p' "$envdir/bound")
+[ "$lease" = 86400 ] || fail "lease time $lease, want 86400"
+ok "lease=$lease"
 pass
