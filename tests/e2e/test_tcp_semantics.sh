@@ -61,7 +61,7 @@ echo "$out" | sed "s/^/[$E2E_NAME]   guest: /"
 sed "s/^/[$E2E_NAME]   host: /" "$E2E_TMP/host.log"
 grep -q '^FAIL' <<<"$out" && fail "see the guest's lines"
 grep -q '^FAIL' "$E2E_TMP/host.log" && fail "see the host's lines"
-[ "$(grep -c "^ok:" <<<"$out")" = 10 ] || fail "expected 10 ok lines from the guest"
+[ "$(grep -c "^ok:" <<<"$out")" = 9 ] || fail "expected 9 ok lines from the guest"
 [ "$(grep -c '^ok:' "$E2E_TMP/host.log")" = 3 ] || fail "expected 3 ok lines from the host"
 rss=$(sed -n 's/^rss_during_stall_kb=//p' <<<"$out")
 if [ -n "$rss" ]; then
