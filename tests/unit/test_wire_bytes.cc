@@ -3,23 +3,11 @@
 
 #include <vector>
 
+#include "hex.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/checksum.h"
 
 using namespace slipway::wire;
-
-namespace {
-std::vector<std::byte> hex(std::string_view s) {
-  std::vector<std::byte> out;
-  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
-    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
-    i += 2;
-  }
-  return out;
-}
-}  // namespace
 
 TEST_CASE("Ipv4Addr parses and prints dotted quads", "[wire]") {
   REQUIRE(Ipv4Addr::parse("10.0.2.15") == Ipv4Addr{10, 0, 2, 15});

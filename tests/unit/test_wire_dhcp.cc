@@ -4,21 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "hex.h"
 #include "netstack/wire/dhcp.h"
 
 using namespace slipway::wire;
 
 namespace {
-std::vector<std::byte> hex(std::string_view s) {
-  std::vector<std::byte> out;
-  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
-    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
-    i += 2;
-  }
-  return out;
-}
 
 // A DHCP message: the first 44 bytes (op .. chaddr) as written, zero sname and
 // file, the cookie, then `options`.

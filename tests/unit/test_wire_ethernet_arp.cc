@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "hex.h"
 #include "netstack/wire/arp.h"
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/frame.h"
@@ -10,16 +11,6 @@
 using namespace slipway::wire;
 
 namespace {
-std::vector<std::byte> hex(std::string_view s) {
-  std::vector<std::byte> out;
-  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
-    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
-    i += 2;
-  }
-  return out;
-}
 
 // "Who has 24.166.173.159? Tell 24.166.172.1" (Wireshark sample arp-storm),
 // with the 18 bytes of minimum-frame padding.

@@ -3,22 +3,13 @@
 
 #include <vector>
 
+#include "hex.h"
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/ipv4.h"
 
 using namespace slipway::wire;
 
 namespace {
-std::vector<std::byte> hex(std::string_view s) {
-  std::vector<std::byte> out;
-  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
-    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
-    i += 2;
-  }
-  return out;
-}
 
 // 10.0.2.15:12345 -> 10.0.2.3:53 "hello", id 0x1c46, DF, TTL 64. Header
 // checksum 0x0675 and UDP checksum 0x7382 computed independently.

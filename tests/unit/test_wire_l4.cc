@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hex.h"
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/tcp.h"
@@ -12,16 +13,6 @@
 using namespace slipway::wire;
 
 namespace {
-std::vector<std::byte> hex(std::string_view s) {
-  std::vector<std::byte> out;
-  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
-    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
-    i += 2;
-  }
-  return out;
-}
 std::vector<std::byte> text(std::string_view s) {
   std::vector<std::byte> out;
   for (char c : s) out.push_back(std::byte(c));
