@@ -2,7 +2,9 @@
 # Builds the small Linux guest the VM end-to-end tests boot: a Debian kernel
 # (linux-image-amd64's current dependency) and an initramfs holding a static
 # busybox, the virtio-net modules (virtio_pci, virtio_net and what modinfo
-# says they depend on), udp_probe (built here, static) and tests/e2e/vm/init.
+# says they depend on), udp_probe (built here, static), portfwd-agent (the
+# static binary named by $PORTFWD_AGENT, copied in when it exists) and
+# tests/e2e/vm/init.
 #
 # Packages are fetched with `apt-get download` (no install, no root needed
 # beyond what apt's cache wants) into $CACHE/debs and kept there, so a
@@ -10,7 +12,8 @@
 # .ko.zst) because busybox insmod takes plain ELF objects only.
 #
 # Usage: build_guest.sh OUTDIR     -> OUTDIR/vmlinuz, OUTDIR/initramfs.cpio.gz
-# Env:   SLIPWAY_CACHE (default /var/cache/slipway)
+# Env:   SLIPWAY_CACHE (default /var/cache/slipway), PORTFWD_AGENT (optional:
+#        the portfwd-agent binary to put in the guest as /bin/portfwd-agent)
 # Runs outside the tests' private network namespace (it needs the mirror).
 set -euo pipefail
 out=${1:?usage: build_guest.sh OUTDIR}
@@ -36,7 +39,11 @@ fetch() {  # fetch PKG: the .deb in $debs (downloaded once)
 kdeb=$(fetch "$kpkg")
 bdeb=$(fetch busybox-static)
 
-stamp="$(basename "$kdeb") $(basename "$bdeb") $(cat "$here/init" "$here/udp_probe.c" | sha256sum | cut -c1-16)"
+agent=${PORTFWD_AGENT:-}
+[ -n "$agent" ] && [ -x "$agent" ] || agent=
+agent_sum=none
+[ -z "$agent" ] || agent_sum=$(sha256sum <"$agent" | cut -c1-16)
+stamp="$(basename "$kdeb") $(basename "$bdeb") $(cat "$here/init" "$here/udp_probe.c" | sha256sum | cut -c1-16) agent=$agent_sum"
 if [ -s "$out/initramfs.cpio.gz" ] && [ -s "$out/vmlinuz" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi
@@ -80,7 +87,11 @@ for m in virtio_pci virtio_net; do
 done
 printf '%s\n' "${order[@]}" >"$root/lib/modules/order"
 ${CC:-cc} -static -Os -o "$root/bin/udp_probe" "$here/udp_probe.c"
+[ -z "$agent" ] || cp "$agent" "$root/bin/portfwd-agent"
 cp "$here/init" "$root/init"
 chmod 755 "$root/init"
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"
+# Replaced in one rename, so a guest booting from the cache meanwhile never
+# reads a half-written initramfs.
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz.tmp"
+mv -f "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
 echo "$stamp" >"$out/stamp"

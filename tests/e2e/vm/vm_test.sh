@@ -17,7 +17,8 @@
 # Usage (from a test): VM_TRANSPORT=stream; . "$(dirname "$0")/vm/vm_test.sh"; vm_test_main
 # Env: SLIPWAY_CACHE (kernel and busybox .debs, built guest; default
 # /var/cache/slipway), VM_ACCEL (kvm|tcg; default kvm if /dev/kvm works),
-# VM_MEM (MiB, default 384), VM_BIG_MIB (default 64), E2E_TIMEOUT (default 180).
+# VM_MEM (MiB, default 384), VM_BIG_MIB (default 64), E2E_TIMEOUT (default 180),
+# PORTFWD_AGENT (put in the guest; default: the one in $SLIPWAY's build dir).
 #
 # The guest build runs before entering the private namespace (it may need
 # `apt-get download`); everything else runs inside it, bounded by E2E_TIMEOUT.
@@ -28,7 +29,8 @@ VM_DIR=$E2E_DIR/vm
 : "${SLIPWAY_CACHE:=/var/cache/slipway}"
 : "${VM_MEM:=384}"
 : "${VM_BIG_MIB:=64}"
-export SLIPWAY_CACHE
+: "${PORTFWD_AGENT:=$(dirname "$SLIPWAY")/../portfwd/portfwd-agent}"
+export SLIPWAY_CACHE PORTFWD_AGENT
 
 vm_prepare_guest() {
   need_cmd qemu-system-x86_64 apt-get dpkg-deb cpio gzip modinfo
