@@ -5,6 +5,10 @@
 // `run` starts COMMAND in a new namespace (transport: a TAP fd) and exits with
 // its exit status; `attach` serves an existing namespace, and `serve` a VM
 // (vhost-user, stream or dgram socket), until SIGINT or SIGTERM.
+// `config check FILE` validates a configuration file and prints the
+// effective configuration. With --config, SIGHUP re-reads the file and applies
+// its forwards (added and removed without touching other flows) and re-reads
+// the DNS files; other changes are logged as needing a restart.
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -14,6 +18,8 @@
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <set>
@@ -21,6 +27,7 @@
 #include <optional>
 
 #include "netstack/cli/options.h"
+#include "netstack/config/config_file.h"
 #include "netstack/control/gateway_api.h"
 #include "netstack/gateway/auto_forward.h"
 #include "netstack/gateway/gateway.h"
@@ -70,6 +77,39 @@ class Session {
     tap_.reset();
   }
 
+  // Applies a re-read configuration: the difference in static forwards, and
+  // a re-read of the DNS files. The rest needs a restart (logged).
+  void reload(const gateway::GatewayConfig& before, const gateway::GatewayConfig& after) {
+    auto& published = gateway_->published();
+    auto has = [](const std::vector<portfwd::Rule>& rules, const portfwd::Rule& r) {
+      return std::find(rules.begin(), rules.end(), r) != rules.end();
+    };
+    for (const auto& r : before.publish)
+      if (!has(after.publish, r) && published.remove(r)) spdlog::info("reload: removed forward {}", r.to_string());
+    for (const auto& r : after.publish) {
+      if (has(before.publish, r)) continue;
+      auto err = published.add(r, engine::PublishedPorts::Origin::kStatic);
+      if (err.empty()) {
+        spdlog::info("reload: added forward {}", r.to_string());
+      } else {
+        spdlog::error("reload: cannot publish {}: {}", r.to_string(), err);
+      }
+    }
+    const auto& a = before.dns_config;
+    const auto& b = after.dns_config;
+    auto same_routes = std::equal(a.routes.begin(), a.routes.end(), b.routes.begin(), b.routes.end(),
+                                  [](const dns::Route& x, const dns::Route& y) {
+                                    return x.suffix == y.suffix && x.upstream == y.upstream;
+                                  });
+    if (a.upstreams != b.upstreams || !same_routes || a.static_names != b.static_names ||
+        a.hosts_file != b.hosts_file || a.cache != b.cache)
+      spdlog::warn("reload: DNS upstreams, routes, names, hosts file or cache changed: they need a restart; "
+                   "re-reading resolv.conf and the hosts file only");
+    // The proxy is the gateway's, which hands it out const; reload() only
+    // re-reads its files and the Session owns the gateway.
+    if (auto* proxy = gateway_->dns()) proxy->reload();
+  }
+
   void log_stats() const {
     const auto& g = gateway_->stats();
     const auto& e = gateway_->engine().stats();
@@ -92,6 +132,7 @@ struct SignalState {
   pid_t child = -1;
   std::optional<int> child_status;
   bool stop_requested = false;
+  std::function<void()> reload;  // SIGHUP
 };
 
 void on_signal(uv_signal_t* h, int signum) {
@@ -102,6 +143,10 @@ void on_signal(uv_signal_t* h, int signum) {
       s->child_status = status;
       uv_stop(s->loop);
     }
+    return;
+  }
+  if (signum == SIGHUP) {
+    if (s->reload) s->reload();
     return;
   }
   if (s->child > 0 && !s->child_status) {
@@ -131,9 +176,9 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   SignalState st;
   st.loop = &loop;
   st.child = child;
-  uv_signal_t sigs[3];
-  int signums[3] = {SIGINT, SIGTERM, SIGCHLD};
-  for (int i = 0; i < 3; ++i) {
+  uv_signal_t sigs[4];
+  int signums[4] = {SIGINT, SIGTERM, SIGCHLD, SIGHUP};
+  for (int i = 0; i < 4; ++i) {
     uv_signal_init(&loop, &sigs[i]);
     sigs[i].data = &st;
     uv_signal_start(&sigs[i], on_signal, signums[i]);
@@ -148,6 +193,29 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
       if (child > 0) kill(child, SIGKILL);
       code = 1;
     }
+    NetworkOptions current = o;
+    st.reload = [&] {
+      if (!session) return;
+      if (current.config_file.empty()) {
+        spdlog::info("SIGHUP: no --config file to re-read");
+        return;
+      }
+      try {
+        auto next = current.reloaded();
+        auto before = current.gateway_config();
+        auto after = next.gateway_config();
+        for (const auto& k : config::keys()) {
+          bool reloadable = k.name == "forwarding.forwards" || k.name.rfind("dns.", 0) == 0;
+          if (!reloadable && config::differs(current, next, k.name))
+            spdlog::warn("reload: {} changed in {}: it needs a restart", k.name, current.config_file);
+        }
+        spdlog::info("SIGHUP: re-read {}", current.config_file);
+        session->reload(before, after);
+        current = std::move(next);
+      } catch (const std::exception& e) {
+        spdlog::error("SIGHUP: keeping the running configuration: {}", e.what());
+      }
+    };
     if (session) {
       // The command may have exited before the SIGCHLD handler was in place.
       int status = 0;
@@ -160,6 +228,7 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
       }
       if (st.child_status) code = exit_code_of(*st.child_status);
     }
+    st.reload = nullptr;
   }
   for (auto& s : sigs) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);  // let every close callback run
@@ -174,6 +243,21 @@ int open_sock_diag(const std::string& netns) {
   } catch (const std::exception& e) {
     spdlog::warn("automatic forwarding is off: {}", e.what());
     return -1;
+  }
+}
+
+// `slipway config check FILE`: exit 0 and the effective configuration on
+// stdout, or exit 1 and FILE:LINE:COLUMN: KEY: what is wrong on stderr.
+int check_config_file(const std::string& path) {
+  config::Settings defaults;
+  defaults.forward_auto = true;  // as `run` and `serve` have it
+  try {
+    auto loaded = config::load_file(path, defaults);
+    std::fputs(config::to_toml(loaded.settings).c_str(), stdout);
+    return 0;
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
   }
 }
 
@@ -214,23 +298,24 @@ int main(int argc, char** argv) {
 
   NetworkOptions serve_net;
   serve_net.forward_auto = true;
-  std::string vhost_user_path, stream_path, dgram_path;
   auto* serve_cmd = app.add_subcommand(
       "serve", "Serve a virtual machine's network through a virtio-net backend socket until SIGINT or SIGTERM.");
   serve_net.add_to(*serve_cmd);
-  auto* transport = serve_cmd->add_option_group("transport", "Exactly one of");
-  transport->add_option("--vhost-user", vhost_user_path,
-                        "Listen on PATH as a vhost-user-net backend (QEMU -netdev vhost-user, cloud-hypervisor)");
-  transport->add_option("--stream", stream_path,
-                        "Listen on PATH for QEMU -netdev stream (4-byte big-endian length before each frame)");
-  transport->add_option("--dgram", dgram_path, "Bind PATH for QEMU -netdev dgram (one frame per datagram)");
-  transport->require_option(1);
+  serve_net.add_transport_to(*serve_cmd);
+
+  std::string config_path;
+  auto* config_cmd = app.add_subcommand("config", "Work with configuration files (--config)");
+  config_cmd->require_subcommand(1);
+  auto* check_cmd = config_cmd->add_subcommand(
+      "check", "Validate FILE and print the effective configuration (every setting, defaults included) as TOML");
+  check_cmd->add_option("FILE", config_path, "The configuration file")->required();
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (check_cmd->parsed()) return check_config_file(config_path);
 
   ::signal(SIGPIPE, SIG_IGN);
   // Every flow holds a host socket: allow as many as the hard limit does.
@@ -249,6 +334,7 @@ int main(int argc, char** argv) {
         const char* sh = std::getenv("SHELL");
         command.push_back(sh != nullptr && *sh != '\0' ? sh : "/bin/sh");
       }
+      net.apply_config_file(*run);
       set_up_logging(net.log_level);
       auto iface = net.guest_interface();
       auto child = ns::spawn_in_new_namespace(iface, command);
@@ -260,6 +346,7 @@ int main(int argc, char** argv) {
                    child.pid, diag);
     }
     if (attach->parsed()) {
+      attach_net.apply_config_file(*attach);
       set_up_logging(attach_net.log_level);
       auto iface = attach_net.guest_interface();
       int fd = ns::open_tap_in_namespace(netns, iface);
@@ -269,16 +356,18 @@ int main(int argc, char** argv) {
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); },
                    attach_net, -1, diag);
     }
+    serve_net.apply_config_file(*serve_cmd);
+    serve_net.check_transport();
     set_up_logging(serve_net.log_level);
     serve_net.gateway_config();  // validate before listening
     size_t mtu = serve_net.mtu;
     TransportFactory factory;
-    if (!vhost_user_path.empty()) {
-      factory = [&](uv_loop_t* l) { return link::listen_vhost_user(l, vhost_user_path, mtu); };
-    } else if (!stream_path.empty()) {
-      factory = [&](uv_loop_t* l) { return link::listen_stream(l, stream_path, mtu); };
+    if (!serve_net.vhost_user.empty()) {
+      factory = [&](uv_loop_t* l) { return link::listen_vhost_user(l, serve_net.vhost_user, mtu); };
+    } else if (!serve_net.stream.empty()) {
+      factory = [&](uv_loop_t* l) { return link::listen_stream(l, serve_net.stream, mtu); };
     } else {
-      factory = [&](uv_loop_t* l) { return link::bind_dgram(l, dgram_path, mtu); };
+      factory = [&](uv_loop_t* l) { return link::bind_dgram(l, serve_net.dgram, mtu); };
     }
     return serve(factory, serve_net, -1, -1, serve_net.forward_auto);
   } catch (const CLI::ParseError& e) {

@@ -1,3 +1,4 @@
+// See options.h.
 #include "netstack/cli/options.h"
 
 #include <charconv>
@@ -26,9 +27,22 @@ std::pair<wire::Ipv4Addr, unsigned> parse_cidr(const std::string& what, const st
   return {addr, prefix};
 }
 
+// The flag that sets a configuration key, for messages about flags.
+std::string flag_for(const std::string& key) {
+  for (const auto& k : config::keys())
+    if (k.name == key && !k.flag.empty()) return std::string(k.flag);
+  return key;
+}
+
 }  // namespace
 
 void NetworkOptions::add_to(CLI::App& app) {
+  app.add_option("--config", config_file,
+                 "Read the settings from this TOML file first (examples/nat.toml); flags given here override it. "
+                 "SIGHUP re-reads its forwards and DNS settings");
+  app.add_option("--mode", mode, "Networking mode: nat (a private guest network) or mirrored (the host's addresses)")
+      ->check(CLI::IsMember({"nat", "mirrored"}))
+      ->capture_default_str();
   app.add_option("--address", address, "Guest IPv4 address and prefix length")->capture_default_str();
   app.add_option("--gateway", gateway, "Gateway address; connections to it reach the host's loopback")
       ->capture_default_str();
@@ -68,9 +82,67 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "VM mode: the gateway port portfwd-agent reports the guest's listeners to (with --forward-auto)")
       ->capture_default_str();
   app.add_option("--forward-exclude", forward_exclude, "A guest port never forwarded automatically (repeatable)");
+  app.add_flag("--ipv6,!--no-ipv6", ipv6, "Give the guest IPv6 too (default: off)");
+  app.add_option("--ipv6-prefix", ipv6_prefix, "Guest IPv6 prefix")->capture_default_str();
+  app.add_option("--ipv6-gateway", ipv6_gateway, "IPv6 gateway address")->capture_default_str();
+  app.add_option("--ipv6-dns", ipv6_dns, "IPv6 DNS address announced to the guest")->capture_default_str();
+  app.add_option("--mirrored-addresses", mirrored_addresses,
+                 "Mirrored mode: publish the guest's listeners on the host's loopback or on all its addresses")
+      ->check(CLI::IsMember({"loopback", "all"}))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+}
+
+void NetworkOptions::add_transport_to(CLI::App& app) {
+  auto* transport = app.add_option_group("transport", "Exactly one of (or [serve] in --config)");
+  transport->add_option("--vhost-user", vhost_user,
+                        "Listen on PATH as a vhost-user-net backend (QEMU -netdev vhost-user, cloud-hypervisor)");
+  transport->add_option("--stream", stream,
+                        "Listen on PATH for QEMU -netdev stream (4-byte big-endian length before each frame)");
+  transport->add_option("--dgram", dgram, "Bind PATH for QEMU -netdev dgram (one frame per datagram)");
+  transport->require_option(0, 1);
+}
+
+void NetworkOptions::apply_config_file(const CLI::App& app) {
+  if (config_file.empty()) return;
+  for (const auto& k : config::keys()) {
+    if (k.flag.empty()) continue;
+    const CLI::Option* opt = app.get_option_no_throw(std::string(k.flag));
+    if (opt != nullptr && opt->count() > 0) given_.insert(k.name);
+  }
+  // The VM transports are one choice: a flag for one replaces the file's.
+  if (given_.count("serve.vhost_user") + given_.count("serve.stream") + given_.count("serve.dgram") > 0)
+    given_.insert({"serve.vhost_user", "serve.stream", "serve.dgram"});
+  command_line_ = *this;
+  auto file = config::load_file(config_file, file_base());
+  config::merge(*this, file, given_);
+}
+
+config::Settings NetworkOptions::file_base() const {
+  // The file is checked over the command line's values (its gateway against
+  // an --address, say), but the VM transports are one choice: the file's is
+  // checked alone (and a transport flag replaces it).
+  config::Settings base = command_line_;
+  base.vhost_user = base.stream = base.dgram = "";
+  return base;
+}
+
+NetworkOptions NetworkOptions::reloaded() const {
+  NetworkOptions n = *this;
+  if (config_file.empty()) return n;
+  auto file = config::load_file(config_file, file_base());
+  static_cast<config::Settings&>(n) = command_line_;
+  config::merge(n, file, given_);
+  return n;
+}
+
+void NetworkOptions::check_transport() const {
+  if (!vhost_user.empty() + !stream.empty() + !dgram.empty() != 1)
+    throw CLI::ValidationError("transport",
+                               "exactly one of --vhost-user, --stream, --dgram (or [serve] in --config) "
+                               "is needed");
 }
 
 gateway::GatewayConfig NetworkOptions::gateway_config() const {
@@ -101,6 +173,7 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
     c.dns_config.routes.push_back(*route);
   }
   c.dns_config.hosts_file = dns_hosts;
+  c.dns_config.static_names = dns_names;
   c.dns_config.cache = !no_dns_cache;
   for (const auto& p : publish) {
     std::string err;
@@ -109,6 +182,17 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
     c.publish.push_back(*rule);
   }
   c.publish_source_gateway = publish_source == "gateway";
+  // What only the configuration module checks: mode, IPv6, mirrored, names.
+  try {
+    config::check(*this, "command line");
+  } catch (const config::ConfigError& e) {
+    throw CLI::ValidationError(flag_for(e.key()), e.message());
+  }
+  // Accepted by the configuration, not yet by the data path: say so rather
+  // than run something else than what was asked for.
+  if (mode == "mirrored")
+    throw CLI::ValidationError("--mode", "mirrored mode is not implemented yet; use nat");
+  if (ipv6) throw CLI::ValidationError("--ipv6", "IPv6 in the guest is not implemented yet; use --no-ipv6");
   // The gateway's MAC follows slirp's convention: 52:55 and the gateway address.
   uint32_t g = c.nat.gateway.value;
   c.mac = wire::MacAddr{{0x52, 0x55, static_cast<uint8_t>(g >> 24), static_cast<uint8_t>(g >> 16),

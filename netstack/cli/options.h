@@ -1,46 +1,52 @@
-// Command-line options shared by `slipway run` and `slipway attach`, and the
-// configuration they produce.
+// Command-line options shared by `slipway run`, `attach` and `serve`, the
+// configuration file they may read (--config), and the configuration they
+// produce.
+//
+// The settings themselves are config::Settings (one field per setting, with
+// its default); NetworkOptions binds a flag to each and, with --config, fills
+// the settings whose flags were not given from the file: flags override the
+// file. It keeps what the command line said so that reloaded() can repeat
+// the merge with a re-read file (SIGHUP).
 #pragma once
 
 #include <CLI/CLI.hpp>
 
+#include <set>
 #include <string>
 #include <vector>
 
+#include "netstack/config/config_file.h"
 #include "netstack/gateway/gateway.h"
 #include "netstack/ns/namespace.h"
 
 namespace slipway::cli {
 
-struct NetworkOptions {
-  std::string address = "10.0.2.15/24";
-  std::string gateway = "10.0.2.2";
-  std::string dns = "10.0.2.3";
-  std::string mac = "52:54:00:12:34:56";
-  uint32_t mtu = 65520;
-  std::string interface = "eth0";
-  bool no_host_loopback = false;
-  bool no_configure = false;
-  std::vector<std::string> search;
-  std::string pcap;
-  std::string log_level = "warn";
-  size_t max_tcp_flows = 16384;
-  size_t max_udp_flows = 4096;
-  std::vector<std::string> dns_upstreams;
-  std::vector<std::string> dns_routes;
-  std::string dns_hosts;
-  bool no_dns_cache = false;
-  std::vector<std::string> publish;
-  std::string publish_source = "client";
-  std::string control;
-  bool forward_auto = false;  // `run` and `serve` turn it on by default
-  uint16_t agent_port = 7777;
-  std::vector<uint16_t> forward_exclude;
+struct NetworkOptions : config::Settings {
+  std::string config_file;  // --config: "" for none
 
   void add_to(CLI::App& app);
+  // Adds the VM transport options (--vhost-user, --stream, --dgram) in an
+  // option group; `serve` only. Exactly one must be set, by flag or file
+  // (checked by check_transport()).
+  void add_transport_to(CLI::App& app);
+  // After parsing: reads --config, if given, and applies its settings to
+  // every option `app` did not get. Throws config::ConfigError.
+  void apply_config_file(const CLI::App& app);
+  // The options with the configuration file read again (for SIGHUP); throws
+  // config::ConfigError and leaves *this alone. Without --config, a copy.
+  NetworkOptions reloaded() const;
+  // Throws CLI::ValidationError unless exactly one VM transport is set.
+  void check_transport() const;
+
   // Checks the values and builds the configurations; throws CLI::ValidationError.
   gateway::GatewayConfig gateway_config() const;
   ns::GuestInterface guest_interface() const;
+
+ private:
+  config::Settings file_base() const;
+
+  config::Settings command_line_;  // the values before the file was applied
+  std::set<std::string> given_;     // keys whose flags were on the command line
 };
 
 }  // namespace slipway::cli

@@ -87,6 +87,7 @@ class Gateway : public link::Port {
   const DhcpServer& dhcp() const { return dhcp_; }
   engine::PublishedPorts& published() { return *published_; }
   const dns::Proxy* dns() const { return dns_.get(); }
+  dns::Proxy* dns() { return dns_.get(); }
 
  private:
   static constexpr size_t kMaxNeighbors = 256;

@@ -1,0 +1,145 @@
+// The slipway configuration file: one TOML file for everything a command-line
+// flag can set.
+//
+// Theory of operation
+// - Settings is every setting with its default, in the form the command line
+//   holds it (strings as given, checked later by cli::NetworkOptions when the
+//   gateway is built). The file schema (examples/nat.toml and
+//   examples/mirrored.toml document every key):
+//     mode                                               nat | mirrored
+//     [network]    address gateway dns mac mtu interface host_loopback
+//                  configure search
+//     [ipv6]       enabled prefix gateway dns
+//     [dns]        upstreams routes hosts_file cache, and [dns.names]
+//                  (NAME = "ADDR" or ["ADDR", ...])
+//     [forwarding] forwards (rule strings or {host_addr, host_port,
+//                  guest_port, protocol} tables) auto exclude agent_port source
+//     [limits]     max_tcp_flows max_udp_flows
+//     [log]        level pcap
+//     [control]    socket
+//     [serve]      vhost_user stream dgram        (at most one)
+//     [mirrored]   addresses                      loopback | all
+// - parse()/load_file() read a file over a base Settings (the defaults) and
+//   check every key as it is read: unknown keys, wrong types and bad values
+//   throw ConfigError "FILE:LINE:COLUMN: KEY: what is wrong[; allowed: ...]",
+//   the position being that of the value (or of the key, for unknown keys),
+//   so a user can jump to it. Checks that involve two keys (the gateway in the
+//   guest subnet, one serve transport) run after every key was read and point
+//   at the later key.
+// - Every key has the command-line flag that sets the same thing (Key::flag).
+//   merge() copies the keys a file sets into a Settings except those whose
+//   flag was given: flags override the file. Reloading (SIGHUP) repeats the
+//   merge over the command line's values with the re-read file.
+// - to_toml() prints a Settings as a complete file in schema order (every
+//   key, defaults included), which parse() reads back to the same Settings.
+//
+// Limits: the file is read whole (toml++); no includes, no environment
+// expansion. Nothing here touches the network; the caller applies settings.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace slipway::config {
+
+struct Settings {
+  std::string mode = "nat";  // nat | mirrored
+  // [network]
+  std::string address = "10.0.2.15/24";
+  std::string gateway = "10.0.2.2";
+  std::string dns = "10.0.2.3";
+  std::string mac = "52:54:00:12:34:56";
+  uint32_t mtu = 65520;
+  std::string interface = "eth0";
+  bool no_host_loopback = false;
+  bool no_configure = false;
+  std::vector<std::string> search;
+  // [ipv6]
+  bool ipv6 = false;
+  std::string ipv6_prefix = "fd00::/64";
+  std::string ipv6_gateway = "fd00::2";
+  std::string ipv6_dns = "fd00::3";
+  // [dns]
+  std::vector<std::string> dns_upstreams;
+  std::vector<std::string> dns_routes;
+  std::string dns_hosts;
+  std::map<std::string, std::vector<std::string>> dns_names;  // static names: name -> addresses
+  bool no_dns_cache = false;
+  // [forwarding]
+  std::vector<std::string> publish;  // rules, -p syntax
+  std::string publish_source = "client";
+  bool forward_auto = false;  // `run` and `serve` turn it on by default
+  std::vector<uint16_t> forward_exclude;
+  uint16_t agent_port = 7777;
+  // [limits]
+  size_t max_tcp_flows = 16384;
+  size_t max_udp_flows = 4096;
+  // [log]
+  std::string log_level = "warn";
+  std::string pcap;
+  // [control]
+  std::string control;
+  // [serve]: the VM transport (one of them)
+  std::string vhost_user;
+  std::string stream;
+  std::string dgram;
+  // [mirrored]
+  std::string mirrored_addresses = "loopback";  // loopback | all
+};
+
+// A problem in a configuration file, with where it is. what() is
+// "FILE:LINE:COLUMN: KEY: MESSAGE" ("FILE: MESSAGE" when there is no position).
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string file, uint32_t line, uint32_t column, std::string key, std::string message);
+  const std::string& file() const { return file_; }
+  uint32_t line() const { return line_; }
+  uint32_t column() const { return column_; }
+  const std::string& key() const { return key_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string file_;
+  uint32_t line_, column_;
+  std::string key_, message_;
+};
+
+// A file read over a base.
+struct Loaded {
+  Settings settings;           // the base with the file's keys applied
+  std::set<std::string> keys;  // the keys the file sets ("network.mtu")
+};
+
+// One key of the schema.
+struct Key {
+  std::string name;       // "network.mtu"
+  std::string_view flag;  // the flag that sets the same thing: "--mtu"; "" for file-only keys
+};
+const std::vector<Key>& keys();
+
+// Throws ConfigError. `path` names the file in messages.
+Loaded parse(std::string_view text, const std::string& path, const Settings& base = {});
+// Reads and parses a file; an unreadable file is a ConfigError too.
+Loaded load_file(const std::string& path, const Settings& base = {});
+
+// Copies into `into` every key `file` sets whose key is not in `given` (the
+// keys whose flags were on the command line).
+void merge(Settings& into, const Loaded& file, const std::set<std::string>& given);
+// True when the two differ in key `name` (one of keys()).
+bool differs(const Settings& a, const Settings& b, std::string_view name);
+
+// Checks a Settings that did not come from a file (the command line): the
+// values only this module checks (mode, [ipv6], [mirrored]) and the keys
+// that go together. Throws ConfigError with no position, `origin` as file.
+void check(const Settings& s, const std::string& origin);
+
+// The whole configuration as TOML, every key with its value.
+std::string to_toml(const Settings& s);
+
+}  // namespace slipway::config

@@ -1,0 +1,337 @@
+// slipway::config: the TOML configuration file. Every key is read, defaults
+// stay when a key is absent, each kind of error names the file, line, column
+// and key with what is allowed, flags override the file (merge), to_toml()
+// reads back to the same settings, and the example files are valid.
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "netstack/config/config_file.h"
+
+using slipway::config::ConfigError;
+using slipway::config::Loaded;
+using slipway::config::Settings;
+namespace config = slipway::config;
+
+namespace {
+
+Loaded must_parse(const std::string& text) {
+  try {
+    return config::parse(text, "t.toml");
+  } catch (const ConfigError& e) {
+    FAIL(e.what());
+    throw;
+  }
+}
+
+ConfigError must_fail(const std::string& text) {
+  try {
+    config::parse(text, "t.toml");
+  } catch (const ConfigError& e) {
+    return e;
+  }
+  FAIL("no error for: " << text);
+  throw std::logic_error("unreachable");
+}
+
+const char* kEveryKey = R"(mode = "mirrored"
+[network]
+address = "192.168.7.10/16"
+gateway = "192.168.0.1"
+dns = "192.168.0.53"
+mac = "02:00:00:00:00:01"
+mtu = 9000
+interface = "tap7"
+host_loopback = false
+configure = false
+search = ["example.com", "corp.example"]
+[ipv6]
+enabled = true
+prefix = "fd42:1::/64"
+gateway = "fd42:1::1"
+dns = "fd42:1::35"
+[dns]
+upstreams = ["192.0.2.53", "[2001:db8::1]:5353"]
+routes = ["corp.example=10.8.0.1:53"]
+hosts_file = "/etc/slipway/hosts"
+cache = false
+[dns.names]
+"printer.lan" = "192.168.1.9"
+"db.lan" = ["10.0.2.50", "fd00::50"]
+[forwarding]
+forwards = ["8080:80", { host_addr = "::1", host_port = "9000-9001", guest_port = "90-91", protocol = "udp" }, { host_port = 8443, guest_port = 443 }]
+auto = false
+exclude = [22, 2049]
+agent_port = 7000
+source = "gateway"
+[limits]
+max_tcp_flows = 100
+max_udp_flows = 50
+[log]
+level = "debug"
+pcap = "/tmp/guest.pcap"
+[control]
+socket = "/run/slipway.sock"
+[serve]
+stream = "/run/vm.sock"
+[mirrored]
+addresses = "all"
+)";
+
+}  // namespace
+
+TEST_CASE("config: every key is read", "[config]") {
+  auto l = must_parse(kEveryKey);
+  const Settings& s = l.settings;
+  CHECK(s.mode == "mirrored");
+  CHECK(s.address == "192.168.7.10/16");
+  CHECK(s.gateway == "192.168.0.1");
+  CHECK(s.dns == "192.168.0.53");
+  CHECK(s.mac == "02:00:00:00:00:01");
+  CHECK(s.mtu == 9000);
+  CHECK(s.interface == "tap7");
+  CHECK(s.no_host_loopback);
+  CHECK(s.no_configure);
+  CHECK(s.search == std::vector<std::string>{"example.com", "corp.example"});
+  CHECK(s.ipv6);
+  CHECK(s.ipv6_prefix == "fd42:1::/64");
+  CHECK(s.ipv6_gateway == "fd42:1::1");
+  CHECK(s.ipv6_dns == "fd42:1::35");
+  CHECK(s.dns_upstreams == std::vector<std::string>{"192.0.2.53", "[2001:db8::1]:5353"});
+  CHECK(s.dns_routes == std::vector<std::string>{"corp.example=10.8.0.1:53"});
+  CHECK(s.dns_hosts == "/etc/slipway/hosts");
+  CHECK(s.no_dns_cache);
+  CHECK(s.dns_names.at("printer.lan") == std::vector<std::string>{"192.168.1.9"});
+  CHECK(s.dns_names.at("db.lan") == std::vector<std::string>{"10.0.2.50", "fd00::50"});
+  CHECK(s.publish == std::vector<std::string>{"8080:80", "[::1]:9000-9001:90-91/udp", "127.0.0.1:8443:443/tcp"});
+  CHECK_FALSE(s.forward_auto);
+  CHECK(s.forward_exclude == std::vector<uint16_t>{22, 2049});
+  CHECK(s.agent_port == 7000);
+  CHECK(s.publish_source == "gateway");
+  CHECK(s.max_tcp_flows == 100);
+  CHECK(s.max_udp_flows == 50);
+  CHECK(s.log_level == "debug");
+  CHECK(s.pcap == "/tmp/guest.pcap");
+  CHECK(s.control == "/run/slipway.sock");
+  CHECK(s.stream == "/run/vm.sock");
+  CHECK(s.vhost_user.empty());
+  CHECK(s.mirrored_addresses == "all");
+  // Every key of the schema but the two other transports was set.
+  for (const auto& k : config::keys()) {
+    if (k.name == "serve.vhost_user" || k.name == "serve.dgram") continue;
+    INFO(k.name);
+    CHECK(l.keys.count(k.name) == 1);
+  }
+}
+
+TEST_CASE("config: an empty file keeps every default", "[config]") {
+  auto l = must_parse("");
+  CHECK(l.keys.empty());
+  const Settings d;
+  CHECK(config::to_toml(l.settings) == config::to_toml(d));
+  CHECK(d.mode == "nat");
+  CHECK(d.address == "10.0.2.15/24");
+  CHECK(d.gateway == "10.0.2.2");
+  CHECK(d.dns == "10.0.2.3");
+  CHECK(d.mtu == 65520);
+  CHECK_FALSE(d.ipv6);
+  CHECK(d.ipv6_prefix == "fd00::/64");
+  CHECK(d.ipv6_gateway == "fd00::2");
+  CHECK(d.ipv6_dns == "fd00::3");
+  CHECK(d.mirrored_addresses == "loopback");
+  CHECK(d.log_level == "warn");
+  // A base's values stay where the file says nothing.
+  Settings base;
+  base.mtu = 1500;
+  CHECK(config::parse("[log]\nlevel = \"info\"\n", "t.toml", base).settings.mtu == 1500);
+}
+
+TEST_CASE("config: to_toml prints every key and reads back the same", "[config]") {
+  auto s = must_parse(kEveryKey).settings;
+  auto text = config::to_toml(s);
+  for (const auto& k : config::keys()) {
+    auto dot = k.name.rfind('.');
+    auto leaf = k.name.substr(dot == std::string::npos ? 0 : dot + 1);
+    INFO(k.name);
+    if (k.name == "dns.names") {
+      CHECK(text.find("[dns.names]") != std::string::npos);
+    } else {
+      CHECK(text.find("\n" + leaf + " = ") != std::string::npos);
+    }
+  }
+  auto again = must_parse(text).settings;
+  CHECK(config::to_toml(again) == text);
+  for (const auto& k : config::keys()) {
+    INFO(k.name);
+    CHECK_FALSE(config::differs(s, again, k.name));
+  }
+}
+
+TEST_CASE("config: errors name file, line, column, key and what is allowed", "[config]") {
+  SECTION("unknown key") {
+    auto e = must_fail("[network]\nmtu = 1500\nadress = \"10.0.2.15/24\"\n");
+    CHECK(std::string(e.what()) ==
+          "t.toml:3:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, "
+          "host_loopback, configure, search");
+    CHECK(e.line() == 3);
+    CHECK(e.column() == 1);
+    CHECK(e.key() == "network.adress");
+  }
+  SECTION("unknown table") {
+    auto e = must_fail("[netwrok]\nmtu = 1\n");
+    CHECK(std::string(e.what()) ==
+          "t.toml:1:2: netwrok: unknown key; allowed: mode, network, ipv6, dns, forwarding, limits, log, control, "
+          "serve, mirrored");
+  }
+  SECTION("a table that is not one") {
+    auto e = must_fail("limits = 5\n");
+    CHECK(std::string(e.what()) ==
+          "t.toml:1:10: limits: expected a table, got 5; allowed: [limits] with max_tcp_flows, max_udp_flows");
+  }
+  SECTION("wrong type") {
+    CHECK(std::string(must_fail("[network]\nmtu = \"big\"\n").what()) ==
+          "t.toml:2:7: network.mtu: expected an integer from 576 to 65520, got \"big\"");
+    CHECK(std::string(must_fail("[network]\nhost_loopback = \"yes\"\n").what()) ==
+          "t.toml:2:17: network.host_loopback: expected true or false, got \"yes\"");
+    CHECK(std::string(must_fail("[dns]\nupstreams = \"192.0.2.1\"\n").what()) ==
+          "t.toml:2:13: dns.upstreams: expected an array of ADDR[:PORT] strings, got \"192.0.2.1\"");
+    CHECK(std::string(must_fail("[network]\ngateway = 10\n").what()) ==
+          "t.toml:2:11: network.gateway: expected an IPv4 address string, got 10");
+  }
+  SECTION("out of range") {
+    CHECK(std::string(must_fail("[network]\nmtu = 100000\n").what()) ==
+          "t.toml:2:7: network.mtu: expected an integer from 576 to 65520, got 100000");
+    CHECK(std::string(must_fail("[forwarding]\nexclude = [22, 0]\n").what()) ==
+          "t.toml:2:16: forwarding.exclude[1]: expected an integer from 1 to 65535, got 0");
+  }
+  SECTION("bad values") {
+    CHECK(std::string(must_fail("mode = \"bridge\"\n").what()) ==
+          "t.toml:1:8: mode: \"bridge\" is not allowed; allowed: nat, mirrored");
+    CHECK(std::string(must_fail("[dns]\nupstreams = [\"192.0.2.1\", \"1.2.3\"]\n").what()) ==
+          "t.toml:2:27: dns.upstreams[1]: \"1.2.3\" is not ADDR[:PORT]");
+    CHECK(std::string(must_fail("[dns]\nroutes = [\"corp\"]\n").what()) ==
+          "t.toml:2:11: dns.routes[0]: \"corp\" is not SUFFIX=ADDR[:PORT]");
+    CHECK(std::string(must_fail("[network]\naddress = \"10.0.2.15\"\n").what()) ==
+          "t.toml:2:11: network.address: \"10.0.2.15\" is not ADDR/PREFIX with an IPv4 address and a prefix length "
+          "from 8 to 30");
+    CHECK(std::string(must_fail("[network]\nmac = \"01:00:5e:00:00:01\"\n").what()) ==
+          "t.toml:2:7: network.mac: \"01:00:5e:00:00:01\" is not a unicast MAC address (52:54:00:12:34:56)");
+    CHECK(std::string(must_fail("[log]\nlevel = \"loud\"\n").what()) ==
+          "t.toml:2:9: log.level: \"loud\" is not allowed; allowed: trace, debug, info, warn, error, critical, off");
+    CHECK(std::string(must_fail("[mirrored]\naddresses = \"some\"\n").what()) ==
+          "t.toml:2:13: mirrored.addresses: \"some\" is not allowed; allowed: loopback, all");
+    CHECK(std::string(must_fail("[ipv6]\nprefix = \"fd00::\"\n").what()) ==
+          "t.toml:2:10: ipv6.prefix: \"fd00::\" is not ADDR/PREFIX with an IPv6 address and a prefix length from 8 "
+          "to 126");
+    CHECK(std::string(must_fail("[ipv6]\ndns = \"10.0.2.3\"\n").what()) ==
+          "t.toml:2:7: ipv6.dns: \"10.0.2.3\" is not an IPv6 address");
+    CHECK(std::string(must_fail("[dns.names]\n\"a.lan\" = \"nope\"\n").what()) ==
+          "t.toml:2:11: dns.names.\"a.lan\": \"nope\" is not an IPv4 or IPv6 address");
+    CHECK(std::string(must_fail("[forwarding]\nsource = \"host\"\n").what()) ==
+          "t.toml:2:10: forwarding.source: \"host\" is not allowed; allowed: client, gateway");
+  }
+  SECTION("forward rules") {
+    auto e = std::string(must_fail("[forwarding]\nforwards = [\"8080:80\", \"70000:80\"]\n").what());
+    CHECK(e.rfind("t.toml:2:24: forwarding.forwards[1]: \"70000:80\" is not a forward rule: ", 0) == 0);
+    CHECK(e.find("70000") != std::string::npos);
+    CHECK(e.find("; allowed: [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp], or a table {host_addr, "
+                 "host_port, guest_port, protocol}") != std::string::npos);
+    CHECK(std::string(must_fail("[forwarding]\nforwards = [{ host_port = 1, guestport = 2 }]\n").what()) ==
+          "t.toml:2:30: forwarding.forwards[0].guestport: unknown key; allowed: host_addr, host_port, guest_port, "
+          "protocol");
+    CHECK(std::string(must_fail("[forwarding]\nforwards = [{ host_port = 1 }]\n").what()) ==
+          "t.toml:2:13: forwarding.forwards[0]: missing guest_port; a forward table needs host_port and guest_port");
+    CHECK(
+        std::string(
+            must_fail("[forwarding]\nforwards = [{ host_port = 1, guest_port = 2, protocol = \"sctp\" }]\n").what()) ==
+        "t.toml:2:57: forwarding.forwards[0].protocol: \"sctp\" is not allowed; allowed: tcp, udp");
+    CHECK(std::string(must_fail("[forwarding]\nforwards = [80]\n").what()) ==
+          "t.toml:2:13: forwarding.forwards[0]: expected a forward rule, got 80; allowed: "
+          "[HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp], or a table {host_addr, host_port, guest_port, "
+          "protocol}");
+  }
+  SECTION("keys that go together") {
+    CHECK(std::string(must_fail("[network]\ngateway = \"10.9.0.2\"\n").what()) ==
+          "t.toml:2:11: network.gateway: \"10.9.0.2\" is not in 10.0.2.15/24; allowed: an address in "
+          "network.address");
+    CHECK(std::string(must_fail("[ipv6]\ngateway = \"fd01::2\"\n").what()) ==
+          "t.toml:2:11: ipv6.gateway: \"fd01::2\" is not in fd00::/64; allowed: an address in ipv6.prefix");
+    CHECK(std::string(must_fail("[serve]\nstream = \"a\"\ndgram = \"b\"\n").what()) ==
+          "t.toml:3:9: serve.dgram: only one transport may be set; allowed: one of vhost_user, stream, dgram");
+    // A consistent change of subnet is fine.
+    auto s = must_parse("[network]\naddress = \"10.9.0.15/24\"\ngateway = \"10.9.0.2\"\ndns = \"10.9.0.3\"\n");
+    CHECK(s.settings.gateway == "10.9.0.2");
+  }
+  SECTION("TOML syntax") {
+    auto e = must_fail("[network]\nmtu = = 3\n");
+    CHECK(e.line() == 2);
+    CHECK(e.column() == 7);
+    CHECK(std::string(e.what()).rfind("t.toml:2:7: TOML syntax error: ", 0) == 0);
+  }
+}
+
+TEST_CASE("config: an unreadable file is an error naming it", "[config]") {
+  try {
+    config::load_file("/nonexistent/slipway.toml");
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()) ==
+          "/nonexistent/slipway.toml: cannot read the configuration file: No such file or directory");
+  }
+}
+
+TEST_CASE("config: flags override the file", "[config]") {
+  // The command line gave --mtu 1500 and --log-level debug; the file sets mtu,
+  // the forwards and the log level.
+  Settings cli;
+  cli.mtu = 1500;
+  cli.log_level = "debug";
+  cli.forward_auto = true;
+  auto file = config::parse("[network]\nmtu = 9000\n[forwarding]\nforwards = [\"8080:80\"]\n[log]\nlevel = \"info\"\n",
+                            "t.toml", cli);
+  Settings merged = cli;
+  config::merge(merged, file, {"network.mtu", "log.level"});
+  CHECK(merged.mtu == 1500);
+  CHECK(merged.log_level == "debug");
+  CHECK(merged.publish == std::vector<std::string>{"8080:80"});
+  CHECK(merged.forward_auto);  // not in the file: the command line's value
+  // Without flags, the file wins.
+  Settings plain = cli;
+  config::merge(plain, file, {});
+  CHECK(plain.mtu == 9000);
+  CHECK(plain.log_level == "info");
+  // Every key has a flag except the static names.
+  for (const auto& k : config::keys()) {
+    INFO(k.name);
+    CHECK((k.flag.empty() == (k.name == "dns.names")));
+  }
+}
+
+TEST_CASE("config: check() validates settings from the command line", "[config]") {
+  Settings s;
+  CHECK_NOTHROW(config::check(s, "command line"));
+  s.ipv6_gateway = "fd01::1";
+  try {
+    config::check(s, "command line");
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK(e.key() == "ipv6.gateway");
+    CHECK(std::string(e.what()) ==
+          "command line: ipv6.gateway: \"fd01::1\" is not in fd00::/64; allowed: an address in ipv6.prefix");
+  }
+  s = Settings{};
+  s.mode = "bridge";
+  CHECK_THROWS_AS(config::check(s, "command line"), ConfigError);
+}
+
+TEST_CASE("config: the example files are valid", "[config]") {
+  for (const char* name : {"nat.toml", "mirrored.toml"}) {
+    // This file is tests/unit/ in the source tree (the build names it by its full path).
+    std::string here = __FILE__;
+    std::string path = here.substr(0, here.rfind("tests/unit/")) + "examples/" + name;
+    INFO(path);
+    auto l = config::load_file(path);
+    CHECK(l.settings.mode == (std::string(name) == "nat.toml" ? "nat" : "mirrored"));
+  }
+}
