@@ -30,7 +30,7 @@ portfwd::Rule rule_of(const json& req) {
   return *rule;
 }
 
-std::string endpoint(wire::Ipv4Addr a, uint16_t port) { return a.to_string() + ":" + std::to_string(port); }
+std::string endpoint(const engine::IpAddr& a, uint16_t port) { return a.endpoint(port); }
 
 }  // namespace
 

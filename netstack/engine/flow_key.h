@@ -6,26 +6,23 @@
 #include <functional>
 #include <string>
 
-#include "netstack/wire/bytes.h"
+#include "netstack/engine/ip_addr.h"
 
 namespace slipway::engine {
 
 struct FlowKey {
-  wire::Ipv4Addr guest;
+  IpAddr guest;
   uint16_t guest_port = 0;
-  wire::Ipv4Addr remote;  // the destination the guest addressed
+  IpAddr remote;  // the destination the guest addressed
   uint16_t remote_port = 0;
 
   friend bool operator==(const FlowKey&, const FlowKey&) = default;
-  std::string to_string() const {
-    return guest.to_string() + ":" + std::to_string(guest_port) + " -> " + remote.to_string() + ":" +
-           std::to_string(remote_port);
-  }
+  std::string to_string() const { return guest.endpoint(guest_port) + " -> " + remote.endpoint(remote_port); }
 };
 
 struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const noexcept {
-    uint64_t a = (uint64_t{k.guest.value} << 32) | k.remote.value;
+    uint64_t a = (uint64_t{k.guest.hash()} * 0x9e3779b97f4a7c15ull) ^ k.remote.hash();
     uint64_t b = (uint64_t{k.guest_port} << 16) | k.remote_port;
     uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull + (a << 6) + (a >> 2));
     return static_cast<size_t>(h ^ (h >> 29));

@@ -25,6 +25,7 @@ extern "C" {
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/frame.h"
 #include "netstack/wire/icmp.h"
+#include "netstack/wire/icmpv6.h"
 #include "netstack/wire/tcp.h"
 #include "netstack/wire/udp.h"
 
@@ -38,12 +39,40 @@ LwipEngine* g_engine = nullptr;
 uv_loop_t* g_loop = nullptr;
 bool g_lwip_initialised = false;
 
-ip4_addr_t to_lwip(wire::Ipv4Addr a) {
+ip4_addr_t to_lwip4(wire::Ipv4Addr a) {
   ip4_addr_t r;
   r.addr = lwip_htonl(a.value);
   return r;
 }
-wire::Ipv4Addr from_lwip(const ip4_addr_t* a) { return wire::Ipv4Addr{lwip_ntohl(a->addr)}; }
+
+ip_addr_t to_lwip(const IpAddr& a) {
+  ip_addr_t r;
+  if (!a.v6) {
+    ip_addr_set_ip4_u32_val(r, lwip_htonl(a.v4.value));
+    return r;
+  }
+  uint32_t w[4];
+  for (int i = 0; i < 4; ++i) {
+    const auto& o = a.v6addr.octets;
+    size_t b = static_cast<size_t>(i) * 4;
+    w[i] = lwip_htonl((uint32_t{o[b]} << 24) | (uint32_t{o[b + 1]} << 16) | (uint32_t{o[b + 2]} << 8) | o[b + 3]);
+  }
+  IP_ADDR6(&r, w[0], w[1], w[2], w[3]);
+  return r;
+}
+
+IpAddr from_lwip(const ip_addr_t* a) {
+  if (IP_IS_V4(a)) return IpAddr(wire::Ipv4Addr{lwip_ntohl(ip_2_ip4(a)->addr)});
+  wire::Ipv6Addr r;
+  for (size_t i = 0; i < 4; ++i) {
+    uint32_t v = lwip_ntohl(ip_2_ip6(a)->addr[i]);
+    r.octets[i * 4] = static_cast<uint8_t>(v >> 24);
+    r.octets[i * 4 + 1] = static_cast<uint8_t>(v >> 16);
+    r.octets[i * 4 + 2] = static_cast<uint8_t>(v >> 8);
+    r.octets[i * 4 + 3] = static_cast<uint8_t>(v);
+  }
+  return IpAddr(r);
+}
 
 template <class T>
 void close_and_free(T* handle) {
@@ -61,12 +90,16 @@ struct EngineCallbacks {
     nif->name[0] = 's';
     nif->name[1] = 'w';
     nif->output = netif_output;
+    nif->output_ip6 = netif_output6;
     nif->flags = 0;
     return ERR_OK;
   }
 
+  static err_t netif_output(struct netif*, struct pbuf* p, const ip4_addr_t*) { return send_out(p); }
+  static err_t netif_output6(struct netif*, struct pbuf* p, const ip6_addr_t*) { return send_out(p); }
+
   // Everything lwIP sends: copy into a frame with room for the link header.
-  static err_t netif_output(struct netif*, struct pbuf* p, const ip4_addr_t*) {
+  static err_t send_out(struct pbuf* p) {
     LwipEngine* e = g_engine;
     if (e == nullptr) return ERR_IF;
     size_t len = p->tot_len;
@@ -80,9 +113,8 @@ struct EngineCallbacks {
   static err_t on_accept(void*, struct tcp_pcb* pcb, err_t err) {
     LwipEngine* e = g_engine;
     if (e == nullptr || err != ERR_OK || pcb == nullptr) return ERR_VAL;
-    FlowKey key{from_lwip(ip_2_ip4(&pcb->remote_ip)), pcb->remote_port, from_lwip(ip_2_ip4(&pcb->local_ip)),
-                pcb->local_port};
-    if (key.remote == e->config_.nat.dns && key.remote_port == kDnsPort && e->dns_resolver_) {
+    FlowKey key{from_lwip(&pcb->remote_ip), pcb->remote_port, from_lwip(&pcb->local_ip), pcb->local_port};
+    if (e->config_.nat.is_dns(key.remote) && key.remote_port == kDnsPort && e->dns_resolver_) {
       e->start_dns_session(pcb);
       return ERR_OK;
     }
@@ -119,7 +151,7 @@ struct EngineCallbacks {
       pbuf_free(p);
       return;
     }
-    e->handle_udp(p, from_lwip(ip_2_ip4(addr)), port);
+    e->handle_udp(p, from_lwip(addr), port);
   }
 
   static void on_lwip_timer(uv_timer_t*) { sys_check_timeouts(); }
@@ -154,19 +186,24 @@ LwipEngine::LwipEngine(uv_loop_t* loop, EngineConfig config, Output output)
   }
   read_buffer_.resize(256 * 1024);
 
-  ip4_addr_t addr = to_lwip(config_.nat.gateway);
+  ip4_addr_t addr = to_lwip4(config_.nat.gateway);
   ip4_addr_t mask;
   mask.addr = lwip_htonl(wire::prefix_to_mask(config_.nat.prefix));
-  ip4_addr_t gw = to_lwip(config_.nat.gateway);
+  ip4_addr_t gw = to_lwip4(config_.nat.gateway);
   std::memset(netif_.get(), 0, sizeof(struct netif));
   netif_add(netif_.get(), &addr, &mask, &gw, nullptr, EngineCallbacks::netif_init, ip4_input);
   netif_->mtu = config_.mtu;
+  if (config_.nat.ipv6) {
+    ip_addr_t gw6 = to_lwip(IpAddr(config_.nat.gateway6));
+    netif_ip6_addr_set(netif_.get(), 0, ip_2_ip6(&gw6));
+    netif_ip6_addr_set_state(netif_.get(), 0, IP6_ADDR_PREFERRED);
+  }
   netif_set_default(netif_.get());
   netif_set_link_up(netif_.get());
   netif_set_up(netif_.get());
 
   // One listener on port 0 accepts every destination (the transparent patch).
-  struct tcp_pcb* pcb = tcp_new();
+  struct tcp_pcb* pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
   if (pcb == nullptr) throw std::runtime_error("lwIP: cannot allocate the listening pcb");
   err_t err = ERR_OK;
   listener_ = tcp_listen_with_backlog_and_err(pcb, TCP_DEFAULT_LISTEN_BACKLOG, &err);
@@ -175,10 +212,10 @@ LwipEngine::LwipEngine(uv_loop_t* loop, EngineConfig config, Output output)
 
   // One UDP pcb receives every destination port: bind to get it into the pcb
   // list, then reset its port to 0 (which the patch treats as "any").
-  udp_receiver_ = udp_new();
-  udp_sender_ = udp_new();
+  udp_receiver_ = udp_new_ip_type(IPADDR_TYPE_ANY);
+  udp_sender_ = udp_new_ip_type(IPADDR_TYPE_ANY);
   if (udp_receiver_ == nullptr || udp_sender_ == nullptr) throw std::runtime_error("lwIP: cannot allocate UDP pcbs");
-  udp_bind(udp_receiver_, IP4_ADDR_ANY, 0);
+  udp_bind(udp_receiver_, IP_ANY_TYPE, 0);
   udp_receiver_->local_port = 0;
   udp_recv(udp_receiver_, EngineCallbacks::on_udp_recv, nullptr);
 
@@ -236,48 +273,74 @@ LwipEngine::~LwipEngine() {
 }
 
 void LwipEngine::input(const wire::Ipv4Packet& packet) {
-  if (packet.protocol() == wire::ipproto::kTcp && !packet.is_fragment()) {
-    input_tcp(packet);
-    return;
-  }
-  if (packet.protocol() == wire::ipproto::kTcp || packet.protocol() == wire::ipproto::kUdp) {
-    feed_lwip(packet.bytes());
-    return;
-  }
-  stats_.packets_dropped++;
-}
-
-void LwipEngine::feed_lwip(wire::Bytes ipv4_packet) {
-  if (ipv4_packet.size() > 0xffff) {
+  uint8_t proto = packet.protocol();
+  if (proto != wire::ipproto::kTcp && proto != wire::ipproto::kUdp) {
     stats_.packets_dropped++;
     return;
   }
-  struct pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(ipv4_packet.size()), PBUF_RAM);
+  if (proto == wire::ipproto::kTcp && !packet.is_fragment()) {
+    input_tcp(packet.src(), packet.dst(), packet.payload(), packet.bytes());
+    return;
+  }
+  feed_lwip(packet.bytes());
+}
+
+void LwipEngine::input6(const wire::Ipv6Packet& packet) {
+  auto ul = packet.upper_layer();
+  if (!config_.nat.ipv6 || !ul) {
+    stats_.packets_dropped++;
+    return;
+  }
+  if (ul->is_fragment) {  // lwIP reassembles
+    feed_lwip(packet.bytes());
+    return;
+  }
+  if (ul->protocol != wire::ipproto::kTcp && ul->protocol != wire::ipproto::kUdp) {
+    stats_.packets_dropped++;
+    return;
+  }
+  if (ul->protocol == wire::ipproto::kTcp) {
+    input_tcp(packet.src(), packet.dst(), ul->data, packet.bytes());
+    return;
+  }
+  feed_lwip(packet.bytes());
+}
+
+void LwipEngine::feed_lwip(wire::Bytes packet) {
+  if (packet.empty() || packet.size() > 0xffff) {
+    stats_.packets_dropped++;
+    return;
+  }
+  struct pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
   if (p == nullptr) {
     stats_.packets_dropped++;
     return;
   }
-  std::memcpy(p->payload, ipv4_packet.data(), ipv4_packet.size());
-  ip4_input(p, netif_.get());  // takes ownership of p
+  std::memcpy(p->payload, packet.data(), packet.size());
+  if ((static_cast<uint8_t>(packet[0]) >> 4) == 6) {
+    ip6_input(p, netif_.get());  // takes ownership of p
+  } else {
+    ip4_input(p, netif_.get());
+  }
 }
 
-void LwipEngine::input_tcp(const wire::Ipv4Packet& packet) {
-  auto seg = wire::TcpSegment::parse(packet.payload());
+void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet) {
+  auto seg = wire::TcpSegment::parse(l4);
   if (!seg) {
     stats_.packets_dropped++;
     return;
   }
-  FlowKey key{packet.src(), seg->src_port(), packet.dst(), seg->dst_port()};
+  FlowKey key{src, seg->src_port(), dst, seg->dst_port()};
   uint8_t flags = seg->flags();
   bool syn_only = (flags & (wire::tcpflag::kSyn | wire::tcpflag::kAck | wire::tcpflag::kRst)) == wire::tcpflag::kSyn;
   auto it = tcp_flows_.find(key);
   if (syn_only) {
-    if ((key.remote == config_.nat.dns && key.remote_port == kDnsPort && dns_resolver_) || is_line_service(key)) {
-      feed_lwip(packet.bytes());  // served here, not relayed
+    if ((config_.nat.is_dns(key.remote) && key.remote_port == kDnsPort && dns_resolver_) || is_line_service(key)) {
+      feed_lwip(packet);  // served here, not relayed
       return;
     }
     if (it == tcp_flows_.end()) {
-      start_tcp_flow(key, packet);
+      start_tcp_flow(key, packet, seg->seq());
       return;
     }
     if (it->second->state() == TcpFlow::State::kConnecting) return;  // retransmitted SYN
@@ -285,47 +348,51 @@ void LwipEngine::input_tcp(const wire::Ipv4Packet& packet) {
     if (flags & wire::tcpflag::kRst) it->second->cancel();
     return;
   }
-  feed_lwip(packet.bytes());
+  feed_lwip(packet);
 }
 
-void LwipEngine::start_tcp_flow(const FlowKey& key, const wire::Ipv4Packet& syn) {
+void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq) {
   auto host = config_.nat.host_destination(key.remote);
   if (!host || key.remote_port == 0) {
     spdlog::debug("tcp: {} refused by policy", key.to_string());
     stats_.tcp_refused++;
-    refuse_syn(syn.bytes());
+    refuse_syn(key, syn_seq);
     return;
   }
   if (tcp_flows_.size() >= config_.max_tcp_flows) {
     stats_.tcp_limit++;
     spdlog::warn("tcp: flow limit {} reached, refusing {}", config_.max_tcp_flows, key.to_string());
-    refuse_syn(syn.bytes());
+    refuse_syn(key, syn_seq);
     return;
   }
   stats_.tcp_connects++;
-  auto* flow = new TcpFlow(*this, key, syn.bytes(), uv_now(loop_));
+  auto* flow = new TcpFlow(*this, key, syn, syn_seq, uv_now(loop_));
   tcp_flows_.emplace(key, flow);
   flow->connect(*host, key.remote_port);
 }
 
-void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, wire::Ipv4Addr guest, uint16_t guest_port,
+void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, uint16_t guest_port,
                                     bool source_gateway) {
   TcpFlow* flow = TcpFlow::accept_inbound(*this, listener, uv_now(loop_));
   if (flow == nullptr) return;
-  wire::Ipv4Addr client;
+  IpAddr client;
   uint16_t client_port = 0;
   if (!flow->peer_address(&client, &client_port) || tcp_flows_.size() >= config_.max_tcp_flows) {
     stats_.tcp_limit++;
     flow->close();
     return;
   }
-  wire::Ipv4Addr src = source_gateway ? config_.nat.gateway : config_.nat.guest_source(client);
-  struct tcp_pcb* pcb = tcp_new();
+  // The guest sees a source of its own family: an IPv4 client on an IPv6
+  // guest port (or the reverse) appears as the gateway.
+  IpAddr src = source_gateway || client.v6 != guest.v6 ? config_.nat.gateway_for(guest)
+                                                        : config_.nat.guest_source(client);
+  struct tcp_pcb* pcb = tcp_new_ip_type(guest.v6 ? IPADDR_TYPE_V6 : IPADDR_TYPE_V4);
   if (pcb == nullptr) {
     flow->close();
     return;
   }
-  ip4_addr_t s = to_lwip(src);
+  ip_addr_t s = to_lwip(src);
+  pcb->remote_ip = to_lwip(guest);
   FlowKey key{guest, guest_port, src, client_port};
   // Keep the client's port when it is free on the guest side; else any.
   if (tcp_flows_.count(key) != 0 || tcp_bind(pcb, &s, client_port) != ERR_OK) {
@@ -342,9 +409,10 @@ void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, wire::Ipv4Addr guest,
   flow->connect_guest(pcb, key);
 }
 
-void LwipEngine::inbound_udp(uv_udp_t* listener, wire::Ipv4Addr client, uint16_t client_port, wire::Ipv4Addr guest,
+void LwipEngine::inbound_udp(uv_udp_t* listener, const IpAddr& client, uint16_t client_port, const IpAddr& guest,
                              uint16_t guest_port, bool source_gateway, wire::Bytes payload) {
-  wire::Ipv4Addr src = source_gateway ? config_.nat.gateway : config_.nat.guest_source(client);
+  IpAddr src = source_gateway || client.v6 != guest.v6 ? config_.nat.gateway_for(guest)
+                                                        : config_.nat.guest_source(client);
   uint64_t now = uv_now(loop_);
   FlowKey key{guest, guest_port, src, client_port};
   // Two clients that map to the same source and port get different ports.
@@ -372,31 +440,31 @@ void LwipEngine::forget_inbound_udp(uv_udp_t* listener) {
   std::erase_if(udp_inbound_, [listener](const auto& kv) { return kv.second.listener == listener; });
 }
 
-void LwipEngine::refuse_syn(wire::Bytes syn_packet) {
-  auto ip = wire::Ipv4Packet::parse(syn_packet);
-  if (!ip) return;
-  auto seg = wire::TcpSegment::parse(ip->payload());
-  if (!seg) return;
-  wire::TcpHeaderFields rst;
-  rst.src_port = seg->dst_port();
-  rst.dst_port = seg->src_port();
-  rst.seq = 0;
-  rst.ack = seg->seq() + 1;
-  rst.flags = wire::tcpflag::kRst | wire::tcpflag::kAck;
-  send_frame(wire::build_ipv4_tcp_frame({}, {}, ip->dst(), ip->src(), rst, {}));
+void LwipEngine::refuse_syn(const FlowKey& key, uint32_t syn_seq) {
+  // RST|ACK from the address the guest tried, acknowledging its SYN.
+  ip_addr_t local = to_lwip(key.remote);
+  ip_addr_t remote = to_lwip(key.guest);
+  tcp_rst(nullptr, 0, syn_seq + 1, &local, &remote, key.remote_port, key.guest_port);
 }
 
-void LwipEngine::report_unreachable(wire::Bytes packet, uint8_t code) {
+void LwipEngine::report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6) {
+  if (!packet.empty() && (static_cast<uint8_t>(packet[0]) >> 4) == 6) {
+    auto ip = wire::Ipv6Packet::parse(packet);
+    if (!ip) return;
+    send_frame(wire::build_ipv6_icmpv6_error_frame({}, {}, config_.nat.gateway6, wire::icmpv6type::kDestUnreachable,
+                                                   code6, *ip));
+    return;
+  }
   auto ip = wire::Ipv4Packet::parse(packet);
   if (!ip) return;
-  send_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, wire::icmptype::kDestUnreachable, code,
+  send_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, wire::icmptype::kDestUnreachable, code4,
                                                *ip));
 }
 
-void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port) {
+void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port) {
   // lwIP removed the UDP header just before the payload: look back at it for
   // the destination port.
-  wire::Ipv4Addr dst = from_lwip(ip4_current_dest_addr());
+  IpAddr dst = from_lwip(ip_current_dest_addr());
   uint16_t dst_port = 0;
   if (pbuf_add_header(p, UDP_HLEN) == 0) {
     const auto* h = static_cast<const uint8_t*>(p->payload);
@@ -404,8 +472,8 @@ void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_por
     pbuf_remove_header(p, UDP_HLEN);
   }
   uint64_t now = uv_now(loop_);
-  if (dst == config_.nat.dns && dst_port == kDnsPort && dns_resolver_) {
-    resolve_udp_dns(p, src, src_port);
+  if (config_.nat.is_dns(dst) && dst_port == kDnsPort && dns_resolver_) {
+    resolve_udp_dns(p, dst, src, src_port);
     return;
   }
   if (auto in = udp_inbound_.find(FlowKey{src, src_port, dst, dst_port}); in != udp_inbound_.end()) {
@@ -414,10 +482,7 @@ void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_por
     std::vector<std::byte> data(p->tot_len);
     pbuf_copy_partial(p, data.data(), p->tot_len, 0);
     pbuf_free(p);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(in->second.client_port);
-    sa.sin_addr.s_addr = htonl(in->second.client.value);
+    sockaddr_storage sa = to_sockaddr(in->second.client, in->second.client_port);
     uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
     if (uv_udp_try_send(in->second.listener, &b, 1, reinterpret_cast<const sockaddr*>(&sa)) < 0) stats_.udp_dropped++;
     return;
@@ -455,12 +520,11 @@ void LwipEngine::handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_por
   flow->send(*host, dst_port, data, now);
 }
 
-void LwipEngine::resolve_udp_dns(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port) {
+void LwipEngine::resolve_udp_dns(struct pbuf* p, const IpAddr& dns, const IpAddr& src, uint16_t src_port) {
   std::vector<std::byte> query(p->tot_len);
   pbuf_copy_partial(p, query.data(), p->tot_len, 0);
   pbuf_free(p);
   stats_.dns_udp_queries++;
-  wire::Ipv4Addr dns = config_.nat.dns;
   // The resolver drops its pending callbacks when it is destroyed, which the
   // gateway does before destroying the engine.
   dns_resolver_(query, false, [this, dns, src, src_port](std::vector<std::byte> response) {
@@ -483,9 +547,9 @@ void LwipEngine::start_dns_session(struct tcp_pcb* pcb) {
   session->start();
 }
 
-void LwipEngine::send_udp_to_guest(wire::Ipv4Addr src, uint16_t src_port, wire::Ipv4Addr guest,
-                                   uint16_t guest_port, wire::Bytes payload) {
-  if (payload.size() > 0xffff - 28) {
+void LwipEngine::send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
+                                   wire::Bytes payload) {
+  if (payload.size() > 0xffff - 48) {
     stats_.udp_dropped++;
     return;
   }
@@ -495,8 +559,8 @@ void LwipEngine::send_udp_to_guest(wire::Ipv4Addr src, uint16_t src_port, wire::
     return;
   }
   std::memcpy(p->payload, payload.data(), payload.size());
-  ip4_addr_t s = to_lwip(src);
-  ip4_addr_t d = to_lwip(guest);
+  ip_addr_t s = to_lwip(src);
+  ip_addr_t d = to_lwip(guest);
   udp_sender_->local_port = src_port;
   udp_sendto_if_src(udp_sender_, p, &d, guest_port, netif_.get(), &s);
   pbuf_free(p);

@@ -42,6 +42,7 @@
 #include "netstack/engine/nat.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ipv4.h"
+#include "netstack/wire/ipv6.h"
 
 struct netif;
 struct pbuf;
@@ -92,6 +93,7 @@ class LwipEngine {
 
   // One TCP or UDP packet (or fragment) from the guest.
   void input(const wire::Ipv4Packet& packet);
+  void input6(const wire::Ipv6Packet& packet);
 
   // Who answers DNS (UDP and TCP port 53) at the DNS address. Without one,
   // those queries are dropped and TCP connections refused.
@@ -107,12 +109,12 @@ class LwipEngine {
   // and opens a guest connection to guest:guest_port for it. The guest sees
   // the client's address (host loopback clients appear as the gateway), or
   // the gateway address when source_gateway is set.
-  void accept_inbound_tcp(uv_stream_t* listener, wire::Ipv4Addr guest, uint16_t guest_port, bool source_gateway);
+  void accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, uint16_t guest_port, bool source_gateway);
 
   // Inbound UDP on a published port: relays a client's datagram to
   // guest:guest_port, keeping a session so that the guest's replies leave
   // through `listener` to that client.
-  void inbound_udp(uv_udp_t* listener, wire::Ipv4Addr client, uint16_t client_port, wire::Ipv4Addr guest,
+  void inbound_udp(uv_udp_t* listener, const IpAddr& client, uint16_t client_port, const IpAddr& guest,
                    uint16_t guest_port, bool source_gateway, wire::Bytes payload);
   // Forgets the sessions of a listener that is closing.
   void forget_inbound_udp(uv_udp_t* listener);
@@ -125,11 +127,12 @@ class LwipEngine {
   std::vector<FlowInfo> flows() const;
 
   // For flows.
-  void feed_lwip(wire::Bytes ipv4_packet);
+  void feed_lwip(wire::Bytes packet);  // an IPv4 or IPv6 packet
   void send_frame(std::vector<std::byte> frame);  // a whole frame built outside lwIP
-  void refuse_syn(wire::Bytes syn_packet);         // RST answering a guest SYN
-  void report_unreachable(wire::Bytes packet, uint8_t code);  // ICMP unreachable quoting packet
-  void send_udp_to_guest(wire::Ipv4Addr src, uint16_t src_port, wire::Ipv4Addr guest, uint16_t guest_port,
+  void refuse_syn(const FlowKey& key, uint32_t syn_seq);  // RST answering a guest SYN
+  // ICMP (code4) or ICMPv6 (code6) destination unreachable quoting packet.
+  void report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6);
+  void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                          wire::Bytes payload);
   void on_tcp_flow_closed(TcpFlow* flow);
   void on_udp_flow_closed(UdpFlow* flow);
@@ -141,10 +144,10 @@ class LwipEngine {
  private:
   friend struct EngineCallbacks;  // lwIP and libuv callbacks, in the .cc
 
-  void input_tcp(const wire::Ipv4Packet& packet);
-  void start_tcp_flow(const FlowKey& key, const wire::Ipv4Packet& syn);
-  void handle_udp(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port);
-  void resolve_udp_dns(struct pbuf* p, wire::Ipv4Addr src, uint16_t src_port);
+  void input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet);
+  void start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq);
+  void handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port);
+  void resolve_udp_dns(struct pbuf* p, const IpAddr& dns, const IpAddr& src, uint16_t src_port);
   void start_dns_session(struct tcp_pcb* pcb);
   bool is_line_service(const FlowKey& key) const {
     return line_handler_ && key.remote == config_.nat.gateway && key.remote_port == line_port_;
@@ -167,19 +170,17 @@ class LwipEngine {
   std::vector<std::byte> read_buffer_;
   std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
   struct UdpKey {
-    wire::Ipv4Addr guest;
+    IpAddr guest;
     uint16_t port;
     friend bool operator==(const UdpKey&, const UdpKey&) = default;
   };
   struct UdpKeyHash {
-    size_t operator()(const UdpKey& k) const noexcept {
-      return std::hash<uint64_t>{}((uint64_t{k.guest.value} << 16) | k.port);
-    }
+    size_t operator()(const UdpKey& k) const noexcept { return k.guest.hash() * 31 + k.port; }
   };
   std::unordered_map<UdpKey, UdpFlow*, UdpKeyHash> udp_flows_;
   struct InboundUdp {
     uv_udp_t* listener;
-    wire::Ipv4Addr client;
+    IpAddr client;
     uint16_t client_port;
     uint64_t last_active;
   };

@@ -3,17 +3,22 @@
 //
 // The guest may talk to any address, with these exceptions, checked here so
 // that no flow can reach a host address the configuration does not allow:
-//   - the gateway address maps to the host's loopback (127.0.0.1) when
-//     host_loopback is on, and is refused when it is off;
-//   - the DNS address is served by the gateway itself (never relayed);
-//   - 0.0.0.0/8, 127.0.0.0/8, multicast, and 240.0.0.0/4 (including the
-//     limited broadcast) are refused: on the host they would mean the host
-//     itself or every host.
+//   - the gateway address (IPv4 and IPv6) maps to the host's loopback
+//     (127.0.0.1, ::1) when host_loopback is on, and is refused when it is off;
+//   - the DNS addresses are served by the gateway itself (never relayed);
+//   - IPv4 0.0.0.0/8, 127.0.0.0/8, multicast, 240.0.0.0/4 and the guest
+//     subnet's broadcast are refused: on the host they would mean the host
+//     itself or every host;
+//   - IPv6 ::, ::1, multicast, link-local, IPv4-mapped and -compatible
+//     addresses (which would reach IPv4 loopback through the back door) and
+//     the guest's own prefix are refused.
 #pragma once
 
 #include <optional>
 
+#include "netstack/engine/ip_addr.h"
 #include "netstack/wire/bytes.h"
+#include "netstack/wire/ipv6.h"
 
 namespace slipway::engine {
 
@@ -23,8 +28,14 @@ struct NatPolicy {
   wire::Ipv4Addr guest{10, 0, 2, 15};
   unsigned prefix = 24;
   bool host_loopback = true;
+  bool ipv6 = false;
+  wire::Ipv6Addr prefix6 = wire::Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 0});
+  unsigned prefix6_len = 64;
+  wire::Ipv6Addr gateway6 = wire::Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 2});
+  wire::Ipv6Addr dns6 = wire::Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 3});
 
   static constexpr wire::Ipv4Addr kHostLoopback{127, 0, 0, 1};
+  static constexpr wire::Ipv6Addr kHostLoopback6 = wire::Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0, 0, 1});
 
   // The host-side address for a guest destination, or nullopt if refused.
   std::optional<wire::Ipv4Addr> host_destination(wire::Ipv4Addr dst) const {
@@ -42,9 +53,47 @@ struct NatPolicy {
     return dst;
   }
 
+  std::optional<wire::Ipv6Addr> host_destination(const wire::Ipv6Addr& dst) const {
+    if (!ipv6) return std::nullopt;
+    if (dst == gateway6) {
+      if (host_loopback) return kHostLoopback6;
+      return std::nullopt;
+    }
+    if (dst == dns6 || dst.is_unspecified() || dst.is_loopback() || dst.is_multicast() || dst.is_link_local())
+      return std::nullopt;
+    // ::ffff:0:0/96 (mapped) and ::/96 (compatible) would reach IPv4 hosts,
+    // 127.0.0.1 included, through the host's IPv6 socket.
+    static constexpr auto kMapped = wire::Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0xffff, 0, 0});
+    if (dst.in_prefix(kMapped, 96) || dst.in_prefix(wire::Ipv6Addr{}, 96)) return std::nullopt;
+    if (dst.in_prefix(prefix6, prefix6_len)) return std::nullopt;  // the guest's own link
+    return dst;
+  }
+
+  std::optional<IpAddr> host_destination(const IpAddr& dst) const {
+    if (dst.v6) {
+      auto h = host_destination(dst.v6addr);
+      if (!h) return std::nullopt;
+      return IpAddr(*h);
+    }
+    auto h = host_destination(dst.v4);
+    if (!h) return std::nullopt;
+    return IpAddr(*h);
+  }
+
+  bool is_dns(const IpAddr& a) const { return a.v6 ? (ipv6 && a.v6addr == dns6) : a.v4 == dns; }
+  bool is_gateway(const IpAddr& a) const { return a.v6 ? (ipv6 && a.v6addr == gateway6) : a.v4 == gateway; }
+  IpAddr gateway_for(const IpAddr& family_of) const {
+    return family_of.v6 ? IpAddr(gateway6) : IpAddr(gateway);
+  }
+
   // The address the guest sees for a host-side peer address.
   wire::Ipv4Addr guest_source(wire::Ipv4Addr host_src) const {
     if (host_loopback && host_src.is_loopback()) return gateway;
+    return host_src;
+  }
+  IpAddr guest_source(const IpAddr& host_src) const {
+    if (!host_src.v6) return guest_source(host_src.v4);
+    if (host_loopback && host_src.v6addr.is_loopback()) return gateway6;
     return host_src;
   }
 };

@@ -13,6 +13,7 @@ extern "C" {
 
 #include "netstack/engine/lwip_engine.h"
 #include "netstack/wire/icmp.h"
+#include "netstack/wire/icmpv6.h"
 
 namespace slipway::engine {
 namespace {
@@ -125,8 +126,8 @@ struct TcpFlowCallbacks {
   }
 };
 
-TcpFlow::TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint64_t now)
-    : engine_(engine), key_(key), started_(now), syn_(syn_packet.begin(), syn_packet.end()) {
+TcpFlow::TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint32_t syn_seq, uint64_t now)
+    : engine_(engine), key_(key), started_(now), syn_(syn_packet.begin(), syn_packet.end()), syn_seq_(syn_seq) {
   std::memset(&sock_, 0, sizeof sock_);
   sock_.data = this;
   connect_req_.data = this;
@@ -158,15 +159,11 @@ TcpFlow* TcpFlow::accept_inbound(LwipEngine& engine, uv_stream_t* listener, uint
   return f;
 }
 
-bool TcpFlow::peer_address(wire::Ipv4Addr* addr, uint16_t* port) const {
+bool TcpFlow::peer_address(IpAddr* addr, uint16_t* port) const {
   sockaddr_storage ss{};
   int len = sizeof ss;
-  if (uv_tcp_getpeername(&sock_, reinterpret_cast<sockaddr*>(&ss), &len) != 0 || ss.ss_family != AF_INET)
-    return false;
-  const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-  *addr = wire::Ipv4Addr{ntohl(sin->sin_addr.s_addr)};
-  *port = ntohs(sin->sin_port);
-  return true;
+  if (uv_tcp_getpeername(&sock_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  return from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), addr, port);
 }
 
 void TcpFlow::connect_guest(struct tcp_pcb* pcb, const FlowKey& key) {
@@ -174,25 +171,22 @@ void TcpFlow::connect_guest(struct tcp_pcb* pcb, const FlowKey& key) {
   pcb_ = pcb;
   tcp_arg(pcb, this);
   tcp_err(pcb, TcpFlowCallbacks::on_lwip_err);
-  ip_addr_t guest;
-  ip_addr_set_ip4_u32_val(guest, htonl(key.guest.value));
+  // The pcb's remote address was set by the engine (to_lwip(key.guest)).
+  ip_addr_t guest = pcb->remote_ip;
   if (tcp_connect(pcb, &guest, key.guest_port, TcpFlowCallbacks::on_guest_connected) != ERR_OK) abort_guest();
 }
 
-void TcpFlow::connect(wire::Ipv4Addr host, uint16_t port) {
+void TcpFlow::connect(const IpAddr& host, uint16_t port) {
   int rc = uv_tcp_init(engine_.loop(), &sock_);
   if (rc != 0) {
     // Nothing to close: report and delete at once.
-    engine_.refuse_syn(syn_);
+    engine_.refuse_syn(key_, syn_seq_);
     engine_.on_tcp_flow_closed(this);
     delete this;
     return;
   }
   socket_open_ = true;
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(host.value);
+  sockaddr_storage sa = to_sockaddr(host, port);
   rc = uv_tcp_connect(&connect_req_, &sock_, reinterpret_cast<const sockaddr*>(&sa), TcpFlowCallbacks::on_connect);
   if (rc != 0) connect_failed(rc);
 }
@@ -202,21 +196,21 @@ void TcpFlow::connect_failed(int status) {
   switch (status) {
     case UV_ENETUNREACH:
       stats.tcp_unreachable++;
-      engine_.report_unreachable(syn_, wire::icmpcode::kNetUnreachable);
+      engine_.report_unreachable(syn_, wire::icmpcode::kNetUnreachable, wire::icmpv6code::kNoRoute);
       break;
     case UV_EHOSTUNREACH:
     case UV_ETIMEDOUT:
       stats.tcp_unreachable++;
-      engine_.report_unreachable(syn_, wire::icmpcode::kHostUnreachable);
+      engine_.report_unreachable(syn_, wire::icmpcode::kHostUnreachable, wire::icmpv6code::kAddressUnreachable);
       break;
     case UV_EACCES:
     case UV_EPERM:
       stats.tcp_unreachable++;
-      engine_.report_unreachable(syn_, wire::icmpcode::kAdminProhibited);
+      engine_.report_unreachable(syn_, wire::icmpcode::kAdminProhibited, wire::icmpv6code::kAdminProhibited);
       break;
     default:  // ECONNREFUSED and anything else
       stats.tcp_refused++;
-      engine_.refuse_syn(syn_);
+      engine_.refuse_syn(key_, syn_seq_);
       break;
   }
   spdlog::debug("tcp: {}: connect failed: {}", key_.to_string(), uv_strerror(status));

@@ -52,12 +52,12 @@ class TcpFlow {
   enum class State { kConnecting, kAccepting, kConnectingGuest, kEstablished, kClosed };
 
   // Outbound: the guest's SYN, to be relayed to a host destination.
-  TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint64_t now);
+  TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint32_t syn_seq, uint64_t now);
   // Inbound: a connection accepted on a host listener, to be relayed to the
   // guest. Accepts it into this flow; false (flow deleted) on failure.
   static TcpFlow* accept_inbound(LwipEngine& engine, uv_stream_t* listener, uint64_t now);
   // The client's address as the host sees it (inbound flows).
-  bool peer_address(wire::Ipv4Addr* addr, uint16_t* port) const;
+  bool peer_address(IpAddr* addr, uint16_t* port) const;
   // Inbound: lwIP connects `pcb` (bound to the source the guest will see) to
   // the guest; the flow's key becomes `key`.
   void connect_guest(struct tcp_pcb* pcb, const FlowKey& key);
@@ -66,7 +66,7 @@ class TcpFlow {
 
   // Starts connecting to the host address. Failure is reported to the guest
   // like a failed connect and the flow closes itself.
-  void connect(wire::Ipv4Addr host, uint16_t port);
+  void connect(const IpAddr& host, uint16_t port);
   // lwIP accepted the guest's connection for this flow.
   void attach(struct tcp_pcb* pcb);
   // Closes without telling anyone (engine shutdown, timeouts).
@@ -113,6 +113,7 @@ class TcpFlow {
   uv_shutdown_t shutdown_req_;
   struct tcp_pcb* pcb_ = nullptr;
   std::vector<std::byte> syn_;        // the guest's SYN while connecting
+  uint32_t syn_seq_ = 0;
   std::vector<std::byte> to_guest_;   // host bytes lwIP could not take yet
   size_t to_host_inflight_ = 0;       // bytes in uv_write requests
   bool socket_open_ = false;

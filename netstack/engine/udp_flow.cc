@@ -32,7 +32,7 @@ struct UdpFlowCallbacks {
   }
 };
 
-UdpFlow::UdpFlow(LwipEngine& engine, wire::Ipv4Addr guest, uint16_t guest_port, uint64_t now)
+UdpFlow::UdpFlow(LwipEngine& engine, const IpAddr& guest, uint16_t guest_port, uint64_t now)
     : engine_(engine), guest_(guest), guest_port_(guest_port), last_active_(now) {
   std::memset(&sock_, 0, sizeof sock_);
   sock_.data = this;
@@ -43,9 +43,9 @@ bool UdpFlow::open() {
     delete this;
     return false;
   }
-  sockaddr_in any{};
-  any.sin_family = AF_INET;
-  int rc = uv_udp_bind(&sock_, reinterpret_cast<const sockaddr*>(&any), 0);
+  // A socket of the guest's family, on any address and a free port.
+  sockaddr_storage any = to_sockaddr(guest_.v6 ? IpAddr(wire::Ipv6Addr{}) : IpAddr(wire::Ipv4Addr{}), 0);
+  int rc = uv_udp_bind(&sock_, reinterpret_cast<const sockaddr*>(&any), guest_.v6 ? UV_UDP_IPV6ONLY : 0);
   if (rc == 0) rc = uv_udp_recv_start(&sock_, UdpFlowCallbacks::on_alloc, UdpFlowCallbacks::on_recv);
   if (rc != 0) {
     spdlog::warn("udp: cannot open a host socket for {}:{}: {}", guest_.to_string(), guest_port_, uv_strerror(rc));
@@ -57,17 +57,14 @@ bool UdpFlow::open() {
   return true;
 }
 
-void UdpFlow::send(wire::Ipv4Addr host_dst, uint16_t port, wire::Bytes payload, uint64_t now) {
+void UdpFlow::send(const IpAddr& host_dst, uint16_t port, wire::Bytes payload, uint64_t now) {
   if (closing_) return;
   last_active_ = now;
   if (std::find(peers_.begin(), peers_.end(), host_dst) == peers_.end()) {
     if (peers_.size() >= kMaxPeers) peers_.erase(peers_.begin());
     peers_.push_back(host_dst);
   }
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(host_dst.value);
+  sockaddr_storage sa = to_sockaddr(host_dst, port);
   uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(payload.data())),
                            static_cast<unsigned>(payload.size()));
   int rc = uv_udp_try_send(&sock_, &b, 1, reinterpret_cast<const sockaddr*>(&sa));
@@ -80,16 +77,16 @@ void UdpFlow::send(wire::Ipv4Addr host_dst, uint16_t port, wire::Bytes payload, 
 }
 
 void UdpFlow::received(const struct sockaddr* from, const std::byte* data, size_t len) {
-  if (from->sa_family != AF_INET) return;
-  const auto* sin = reinterpret_cast<const sockaddr_in*>(from);
-  wire::Ipv4Addr src{ntohl(sin->sin_addr.s_addr)};
+  IpAddr src;
+  uint16_t src_port = 0;
+  if (!from_sockaddr(from, &src, &src_port)) return;
   if (std::find(peers_.begin(), peers_.end(), src) == peers_.end()) {
     engine_.mutable_stats().udp_filtered++;
     return;
   }
   last_active_ = uv_now(engine_.loop());
   bytes_to_guest_ += len;
-  engine_.send_udp_to_guest(engine_.config().nat.guest_source(src), ntohs(sin->sin_port), guest_, guest_port_,
+  engine_.send_udp_to_guest(engine_.config().nat.guest_source(src), src_port, guest_, guest_port_,
                             wire::Bytes(data, len));
 }
 

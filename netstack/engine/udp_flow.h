@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "netstack/wire/bytes.h"
+#include "netstack/engine/ip_addr.h"
 
 namespace slipway::engine {
 
@@ -23,16 +23,16 @@ class UdpFlow {
  public:
   static constexpr size_t kMaxPeers = 64;
 
-  UdpFlow(LwipEngine& engine, wire::Ipv4Addr guest, uint16_t guest_port, uint64_t now);
+  UdpFlow(LwipEngine& engine, const IpAddr& guest, uint16_t guest_port, uint64_t now);
   UdpFlow(const UdpFlow&) = delete;
   UdpFlow& operator=(const UdpFlow&) = delete;
 
   // Opens the host socket; false (and the flow deletes itself) on failure.
   bool open();
-  void send(wire::Ipv4Addr host_dst, uint16_t port, wire::Bytes payload, uint64_t now);
+  void send(const IpAddr& host_dst, uint16_t port, wire::Bytes payload, uint64_t now);
   void close();
 
-  wire::Ipv4Addr guest() const { return guest_; }
+  const IpAddr& guest() const { return guest_; }
   uint16_t guest_port() const { return guest_port_; }
   uint64_t last_active() const { return last_active_; }
   uint64_t bytes_to_host() const { return bytes_to_host_; }
@@ -44,13 +44,13 @@ class UdpFlow {
   void received(const struct sockaddr* from, const std::byte* data, size_t len);
 
   LwipEngine& engine_;
-  wire::Ipv4Addr guest_;
+  IpAddr guest_;
   uint16_t guest_port_;
   uint64_t last_active_;
   uv_udp_t sock_;
   bool closing_ = false;
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
-  std::vector<wire::Ipv4Addr> peers_;
+  std::vector<IpAddr> peers_;
 };
 
 }  // namespace slipway::engine

@@ -2,7 +2,8 @@
  *
  * lwIP runs single-threaded inside the slipway event loop (NO_SYS=1): the
  * engine feeds it IP packets, drives its timers from a libuv timer, and takes
- * IP packets out through netif->output. lwIP never sees Ethernet or ARP: the
+ * IP packets out through netif->output and output_ip6. lwIP never sees
+ * Ethernet, ARP or neighbour discovery: the
  * gateway (netstack/gateway) owns the link layer.
  *
  * Sizing: the virtual link has an MTU of up to 65520 (like slirp4netns and
@@ -27,7 +28,20 @@
 #define LWIP_ARP 0
 #define LWIP_ETHERNET 0
 #define LWIP_IPV4 1
-#define LWIP_IPV6 0
+#define LWIP_IPV6 1
+#define LWIP_IPV6_MLD 0
+#define LWIP_IPV6_AUTOCONFIG 0
+#define LWIP_IPV6_DUP_DETECT_ATTEMPTS 0
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT 0
+#define LWIP_IPV6_FORWARD 0
+#define LWIP_IPV6_FRAG 1
+#define LWIP_IPV6_REASS 1
+#define IPV6_FRAG_COPYHEADER 1  /* needed with 64-bit pointers */
+#define LWIP_IPV6_NUM_ADDRESSES 3
+#define LWIP_ND6_QUEUEING 0
+#define LWIP_ND6_ALLOW_RA_UPDATES 0
+#define LWIP_ICMP6 1
+#define LWIP_IPV6_SCOPES 0
 #define LWIP_ICMP 1
 #define LWIP_BROADCAST_PING 0
 #define LWIP_MULTICAST_PING 0
