@@ -173,17 +173,8 @@ uint32_t pseudo_header_sum_v6(const Ipv6Addr& src, const Ipv6Addr& dst, uint8_t 
 
 size_t emit_udp_v6(MutBytes out, const Ipv6Addr& src, uint16_t src_port, const Ipv6Addr& dst, uint16_t dst_port,
                    Bytes payload) {
-  size_t len = UdpDatagram::kHeaderLen + payload.size();
-  assert(out.size() >= len);
-  assert(len <= 0xffff);
-  store16(out, 0, src_port);
-  store16(out, 2, dst_port);
-  store16(out, 4, static_cast<uint16_t>(len));
-  store16(out, 6, 0);
-  std::copy(payload.begin(), payload.end(), out.begin() + UdpDatagram::kHeaderLen);
-  uint32_t sum = pseudo_header_sum_v6(src, dst, ipproto::kUdp, static_cast<uint32_t>(len));
-  uint16_t csum = checksum_fold(checksum_add(Bytes{out.first(len)}, sum));
-  store16(out, 6, csum == 0 ? 0xffff : csum);
+  size_t len = emit_udp_unchecksummed(out, src_port, dst_port, payload);
+  set_udp_checksum(out.first(len), pseudo_header_sum_v6(src, dst, ipproto::kUdp, static_cast<uint32_t>(len)));
   return len;
 }
 

@@ -16,8 +16,7 @@ std::optional<UdpDatagram> UdpDatagram::parse(Bytes l4) {
   return UdpDatagram{l4.first(length)};
 }
 
-size_t emit_udp(MutBytes out, Ipv4Addr src, uint16_t src_port, Ipv4Addr dst, uint16_t dst_port,
-                Bytes payload) {
+size_t emit_udp_unchecksummed(MutBytes out, uint16_t src_port, uint16_t dst_port, Bytes payload) {
   size_t len = UdpDatagram::kHeaderLen + payload.size();
   assert(out.size() >= len);
   assert(len <= 0xffff);
@@ -26,9 +25,18 @@ size_t emit_udp(MutBytes out, Ipv4Addr src, uint16_t src_port, Ipv4Addr dst, uin
   store16(out, 4, static_cast<uint16_t>(len));
   store16(out, 6, 0);
   std::copy(payload.begin(), payload.end(), out.begin() + UdpDatagram::kHeaderLen);
-  uint32_t sum = pseudo_header_sum_v4(src, dst, ipproto::kUdp, static_cast<uint16_t>(len));
-  uint16_t csum = checksum_fold(checksum_add(Bytes{out.first(len)}, sum));
-  store16(out, 6, csum == 0 ? 0xffff : csum);
+  return len;
+}
+
+void set_udp_checksum(MutBytes datagram, uint32_t pseudo_header_sum) {
+  uint16_t csum = checksum_fold(checksum_add(Bytes{datagram}, pseudo_header_sum));
+  store16(datagram, 6, csum == 0 ? 0xffff : csum);
+}
+
+size_t emit_udp(MutBytes out, Ipv4Addr src, uint16_t src_port, Ipv4Addr dst, uint16_t dst_port,
+                Bytes payload) {
+  size_t len = emit_udp_unchecksummed(out, src_port, dst_port, payload);
+  set_udp_checksum(out.first(len), pseudo_header_sum_v4(src, dst, ipproto::kUdp, static_cast<uint16_t>(len)));
   return len;
 }
 

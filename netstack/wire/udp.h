@@ -36,6 +36,12 @@ class UdpDatagram {
 // Writes header, a copy of `payload` and the checksum (a computed 0 is sent as
 // 0xffff) at the start of `out`; returns 8 + payload.size(). Needs
 // out.size() >= 8 + payload.size() and a total of at most 65535 bytes.
+// The header and payload with a zero checksum; returns the datagram length.
+// set_udp_checksum() then fills the checksum from a pseudo-header sum (UDP
+// over IPv4 and IPv6 share these two).
+size_t emit_udp_unchecksummed(MutBytes out, uint16_t src_port, uint16_t dst_port, Bytes payload);
+void set_udp_checksum(MutBytes datagram, uint32_t pseudo_header_sum);
+
 size_t emit_udp(MutBytes out, Ipv4Addr src, uint16_t src_port, Ipv4Addr dst, uint16_t dst_port,
                 Bytes payload);
 

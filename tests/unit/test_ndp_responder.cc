@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "hex.h"
 #include "netstack/gateway/ndp_responder.h"
 #include "netstack/wire/dhcpv6.h"
 #include "netstack/wire/ethernet.h"
@@ -38,16 +39,6 @@ namespace dhcpv6status = wire::dhcpv6status;
 
 namespace {
 
-std::vector<std::byte> hex(std::string_view s) {
-  std::vector<std::byte> out;
-  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
-    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
-    i += 2;
-  }
-  return out;
-}
 
 Ipv6Addr addr(std::string_view text) { return *Ipv6Addr::parse(text); }
 

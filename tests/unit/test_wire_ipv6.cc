@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hex.h"
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/dhcpv6.h"
 #include "netstack/wire/ethernet.h"
@@ -20,16 +21,6 @@ using namespace slipway::wire;
 
 namespace {
 
-std::vector<std::byte> hex(std::string_view s) {
-  std::vector<std::byte> out;
-  auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == ' ' || s[i] == '\n') { ++i; continue; }
-    out.push_back(std::byte(nib(s[i]) * 16 + nib(s[i + 1])));
-    i += 2;
-  }
-  return out;
-}
 
 Ipv6Addr addr(std::string_view text) {
   auto a = Ipv6Addr::parse(text);
