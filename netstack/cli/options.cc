@@ -15,6 +15,12 @@ wire::Ipv4Addr parse_addr(const std::string& what, const std::string& text) {
   return *a;
 }
 
+wire::Ipv6Addr parse_addr6(const std::string& what, const std::string& text) {
+  auto a = wire::Ipv6Addr::parse(text);
+  if (!a) throw CLI::ValidationError(what, "'" + text + "' is not an IPv6 address");
+  return *a;
+}
+
 std::pair<wire::Ipv4Addr, unsigned> parse_cidr(const std::string& what, const std::string& text) {
   auto slash = text.find('/');
   if (slash == std::string::npos) throw CLI::ValidationError(what, "'" + text + "' needs a prefix, as in 10.0.2.15/24");
@@ -192,7 +198,17 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
   // than run something else than what was asked for.
   if (mode == "mirrored")
     throw CLI::ValidationError("--mode", "mirrored mode is not implemented yet; use nat");
-  if (ipv6) throw CLI::ValidationError("--ipv6", "IPv6 in the guest is not implemented yet; use --no-ipv6");
+  if (ipv6) {
+    // config::check() has made sure these parse and fit together.
+    auto slash = ipv6_prefix.find('/');
+    c.nat.ipv6 = true;
+    c.nat.prefix6 = parse_addr6("--ipv6-prefix", ipv6_prefix.substr(0, slash));
+    for (size_t i = 8; i < 16; ++i) c.nat.prefix6.octets[i] = 0;  // a /64
+    c.nat.gateway6 = parse_addr6("--ipv6-gateway", ipv6_gateway);
+    c.nat.dns6 = parse_addr6("--ipv6-dns", ipv6_dns);
+    if (c.nat.gateway6 == c.nat.dns6)
+      throw CLI::ValidationError("--ipv6-dns", "the IPv6 gateway and DNS addresses must differ");
+  }
   // The gateway's MAC follows slirp's convention: 52:55 and the gateway address.
   uint32_t g = c.nat.gateway.value;
   c.mac = wire::MacAddr{{0x52, 0x55, static_cast<uint8_t>(g >> 24), static_cast<uint8_t>(g >> 16),

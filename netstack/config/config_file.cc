@@ -145,7 +145,7 @@ std::optional<std::pair<in6_addr, unsigned>> parse_cidr6(std::string_view s) {
   unsigned prefix = 0;
   auto tail = s.substr(slash + 1);
   auto [p, ec] = std::from_chars(tail.data(), tail.data() + tail.size(), prefix);
-  if (!a || tail.empty() || ec != std::errc() || p != tail.data() + tail.size() || prefix < 8 || prefix > 126)
+  if (!a || tail.empty() || ec != std::errc() || p != tail.data() + tail.size() || prefix != 64)
     return std::nullopt;
   return std::pair{*a, prefix};
 }
@@ -161,7 +161,7 @@ bool in_prefix6(const in6_addr& a, const in6_addr& net, unsigned prefix) {
 std::string check_ipv6(std::string_view s) { return parse_ipv6(s) ? "" : quote(s) + " is not an IPv6 address"; }
 
 std::string check_cidr6(std::string_view s) {
-  return parse_cidr6(s) ? "" : quote(s) + " is not ADDR/PREFIX with an IPv6 address and a prefix length from 8 to 126";
+  return parse_cidr6(s) ? "" : quote(s) + " is not ADDR/64 with an IPv6 address (SLAAC needs a prefix length of 64)";
 }
 
 std::string check_mac(std::string_view s) {

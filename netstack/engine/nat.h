@@ -11,7 +11,7 @@
 //     itself or every host;
 //   - IPv6 ::, ::1, multicast, link-local, IPv4-mapped and -compatible
 //     addresses (which would reach IPv4 loopback through the back door) and
-//     the guest's own prefix are refused.
+//     the guest's own prefix (in NAT mode) are refused.
 #pragma once
 
 #include <optional>
@@ -33,6 +33,9 @@ struct NatPolicy {
   unsigned prefix6_len = 64;
   wire::Ipv6Addr gateway6 = wire::Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 2});
   wire::Ipv6Addr dns6 = wire::Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 3});
+  // NAT mode: prefix6 is the guest's private link, never a host destination.
+  // Mirrored mode: it is the host's real link, whose other hosts are reached.
+  bool refuse_prefix6 = true;
 
   static constexpr wire::Ipv4Addr kHostLoopback{127, 0, 0, 1};
   static constexpr wire::Ipv6Addr kHostLoopback6 = wire::Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0, 0, 1});
@@ -65,7 +68,7 @@ struct NatPolicy {
     // 127.0.0.1 included, through the host's IPv6 socket.
     static constexpr auto kMapped = wire::Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0xffff, 0, 0});
     if (dst.in_prefix(kMapped, 96) || dst.in_prefix(wire::Ipv6Addr{}, 96)) return std::nullopt;
-    if (dst.in_prefix(prefix6, prefix6_len)) return std::nullopt;  // the guest's own link
+    if (refuse_prefix6 && dst.in_prefix(prefix6, prefix6_len)) return std::nullopt;  // the guest's own link
     return dst;
   }
 

@@ -7,6 +7,8 @@
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/frame.h"
 #include "netstack/wire/icmp.h"
+#include "netstack/wire/icmpv6.h"
+#include "netstack/wire/ipv6.h"
 #include "netstack/wire/udp.h"
 
 namespace slipway::gateway {
@@ -35,6 +37,22 @@ DhcpServerConfig dhcp_config_for(const GatewayConfig& config) {
   d.domain_name = config.domain_name;
   d.search_domains = config.search_domains;
   return d;
+}
+
+NdpResponderConfig ndp_config_for(const GatewayConfig& config) {
+  NdpResponderConfig n;
+  const auto& nat = config.nat;
+  n.mac = config.mac;
+  n.link_local = config.link_local6;
+  n.address = nat.gateway6;
+  n.dns = nat.dns6;
+  n.prefix = nat.prefix6;
+  n.prefix_len = nat.prefix6_len;
+  n.mtu = config.mtu;
+  n.search_domains = config.search_domains;
+  n.ra_interval = config.ra_interval;
+  n.proxy_neighbors = config.proxy_neighbors;
+  return n;
 }
 
 Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
@@ -68,12 +86,20 @@ Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
         if (!quoted) return;
         deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, e.type, e.code, *quoted));
       });
+  if (config_.nat.ipv6) {
+    auto nc = ndp_config_for(config_);
+    if (auto err = validate(nc); !err.empty()) throw std::invalid_argument("IPv6 settings: " + err);
+    ndp_ = std::make_unique<NdpResponder>(nc);
+    start_router_adverts();
+  }
   if (config_.dns) {
     auto dc = config_.dns_config;
     dc.static_names["host.internal"].push_back(config_.nat.gateway.to_string());
+    if (config_.nat.ipv6) dc.static_names["host.internal"].push_back(config_.nat.gateway6.to_string());
     dns_ = std::make_unique<dns::Proxy>(loop_, dc);
-    // A UDP answer must fit one datagram on the guest link.
-    size_t max_udp = config_.mtu - wire::Ipv4Header::kLen - wire::UdpDatagram::kHeaderLen;
+    // A UDP answer must fit one datagram on the guest link (IPv6's header
+    // is the larger).
+    size_t max_udp = config_.mtu - wire::Ipv6Header::kLen - wire::UdpDatagram::kHeaderLen;
     engine_->set_dns_resolver([this, max_udp](wire::Bytes query, bool over_tcp,
                                               std::function<void(std::vector<std::byte>)> respond) {
       dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond), max_udp);
@@ -87,7 +113,31 @@ Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
   }
 }
 
-Gateway::~Gateway() = default;
+Gateway::~Gateway() {
+  if (ra_timer_ != nullptr) {
+    ra_timer_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(ra_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+}
+
+void Gateway::start_router_adverts() {
+  ra_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, ra_timer_);
+  ra_timer_->data = this;
+  // The first at once (a guest that already solicited before we started
+  // learns the prefix), then every ra_interval.
+  auto interval = static_cast<uint64_t>(std::chrono::milliseconds(config_.ra_interval).count());
+  uv_timer_start(
+      ra_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Gateway*>(t->data);
+        if (self == nullptr) return;
+        self->stats_.frames_out++;
+        self->deliver(self->ndp_->unsolicited_ra());
+      },
+      0, interval);
+}
 
 bool Gateway::send(link::Frame frame) {
   stats_.frames_in++;
@@ -107,6 +157,9 @@ bool Gateway::send(link::Frame frame) {
     case wire::ethertype::kIpv4:
       on_ipv4(*eth);
       break;
+    case wire::ethertype::kIpv6:
+      on_ipv6(*eth, frame);
+      break;
     default:
       stats_.dropped_unsupported++;
       break;
@@ -122,9 +175,18 @@ bool Gateway::is_guest_source(wire::Ipv4Addr src) const {
   return host != 0 && host != (~wire::prefix_to_mask(nat.prefix));
 }
 
-void Gateway::learn(wire::Ipv4Addr ip, wire::MacAddr mac) {
+bool Gateway::is_guest_source(const wire::Ipv6Addr& src) const {
+  const auto& nat = config_.nat;
+  if (src.is_link_local()) return ndp_ == nullptr || !ndp_->is_own_address(src);
+  if (!src.in_prefix(nat.prefix6, nat.prefix6_len)) return false;
+  if (src == nat.gateway6 || src == nat.dns6) return false;
+  // The subnet-router anycast address (the prefix itself).
+  return src != nat.prefix6;
+}
+
+void Gateway::learn(const engine::IpAddr& ip, wire::MacAddr mac) {
   if (mac.is_multicast() || mac.is_zero() || !is_guest_source(ip)) return;
-  auto it = neighbors_.find(ip.value);
+  auto it = neighbors_.find(ip);
   if (it == neighbors_.end() && neighbors_.size() >= kMaxNeighbors) {
     // Evict the least recently seen entry.
     auto oldest = neighbors_.begin();
@@ -132,8 +194,8 @@ void Gateway::learn(wire::Ipv4Addr ip, wire::MacAddr mac) {
       if (i->second.seen < oldest->second.seen) oldest = i;
     neighbors_.erase(oldest);
   }
-  neighbors_[ip.value] = Neighbor{mac, uv_now(loop_)};
-  auto p = pending_.find(ip.value);
+  neighbors_[ip] = Neighbor{mac, ++learn_count_};
+  auto p = pending_.find(ip);
   if (p != pending_.end()) {
     auto frames = std::move(p->second.frames);
     pending_.erase(p);
@@ -150,7 +212,12 @@ void Gateway::on_arp(const wire::EthernetFrame& eth) {
   learn(arp->sender_ip, arp->sender_mac);
   if (arp->op != wire::ArpPacket::kRequest) return;
   const auto& nat = config_.nat;
-  if (arp->target_ip != nat.gateway && arp->target_ip != nat.dns) return;
+  bool own = arp->target_ip == nat.gateway || arp->target_ip == nat.dns;
+  // Proxy ARP: not for probes (sender 0.0.0.0), announcements (target is
+  // the sender) or the guest's own address.
+  bool proxied = config_.proxy_neighbors && !arp->sender_ip.is_unspecified() && arp->target_ip != arp->sender_ip &&
+                 arp->target_ip != nat.guest && arp->target_ip.in_subnet(nat.guest, nat.prefix);
+  if (!own && !proxied) return;
   wire::ArpPacket reply;
   reply.op = wire::ArpPacket::kReply;
   reply.sender_mac = config_.mac;
@@ -191,6 +258,63 @@ void Gateway::on_ipv4(const wire::EthernetFrame& eth) {
     case wire::ipproto::kTcp:
     case wire::ipproto::kUdp:
       engine_->input(*ip);
+      break;
+    default:
+      stats_.dropped_unsupported++;
+      break;
+  }
+}
+
+void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame) {
+  if (ndp_ == nullptr) {
+    stats_.dropped_unsupported++;
+    return;
+  }
+  auto ip = wire::Ipv6Packet::parse(eth.payload());
+  auto ul = ip ? ip->upper_layer() : std::nullopt;
+  if (!ul) {
+    stats_.dropped_malformed++;
+    return;
+  }
+  // Before any source check: NDP comes from link-local addresses and from
+  // :: (duplicate address detection), DHCPv6 from link-local ones.
+  if (!ul->is_fragment && ul->protocol == wire::ipproto::kIcmpv6) {
+    auto icmp = wire::Icmpv6Message::parse(ul->data);
+    if (icmp && icmp->type() == wire::icmpv6type::kEchoRequest && !ip->dst().is_multicast() &&
+        !ndp_->is_own_address(ip->dst())) {
+      // Echo to another host: not relayed (see Limits); say so at once.
+      if (is_guest_source(ip->src()) &&
+          wire::icmpv6_error_allowed(*ip, eth.dst().is_multicast(), wire::icmpv6type::kDestUnreachable)) {
+        stats_.icmpv6_echo_refused++;
+        learn(ip->src(), eth.src());
+        deliver_frame(wire::build_ipv6_icmpv6_error_frame({}, {}, config_.nat.gateway6,
+                                                          wire::icmpv6type::kDestUnreachable,
+                                                          wire::icmpv6code::kAdminProhibited, *ip));
+      }
+      return;
+    }
+    if (icmp && (icmp->type() == wire::icmpv6type::kNeighborAdvert || icmp->type() == wire::icmpv6type::kNeighborSolicit))
+      learn(ip->src(), eth.src());
+    deliver_frames(ndp_->handle(frame, Clock::now()));
+    return;
+  }
+  if (!ul->is_fragment && ul->protocol == wire::ipproto::kUdp) {
+    auto udp = wire::UdpDatagram::parse(ul->data);
+    if (udp && udp->dst_port() == 547) {
+      deliver_frames(ndp_->handle(frame, Clock::now()));
+      return;
+    }
+  }
+  if (!is_guest_source(ip->src()) || ip->src().is_link_local()) {
+    stats_.dropped_bad_source++;
+    spdlog::trace("gateway: dropping IPv6 from {}", ip->src().to_string());
+    return;
+  }
+  learn(ip->src(), eth.src());
+  switch (ul->protocol) {
+    case wire::ipproto::kTcp:
+    case wire::ipproto::kUdp:
+      engine_->input6(*ip);
       break;
     default:
       stats_.dropped_unsupported++;
@@ -245,39 +369,57 @@ void Gateway::on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload) {
 
 void Gateway::deliver_frame(std::vector<std::byte> frame) { to_guest(wire::MutBytes(frame.data(), frame.size())); }
 
+void Gateway::deliver_frames(std::vector<std::vector<std::byte>> frames) {
+  // NdpResponder's frames are complete, addressed to the solicitor's MAC.
+  for (auto& f : frames) {
+    stats_.frames_out++;
+    deliver(f);
+  }
+}
+
 void Gateway::to_guest(wire::MutBytes frame) {
-  if (frame.size() < wire::kEthernetHeaderLen + wire::Ipv4Header::kLen) return;
-  wire::Ipv4Addr dst = wire::Ipv4Addr::load(frame, wire::kEthernetHeaderLen + 16);
+  constexpr size_t kL3 = wire::kEthernetHeaderLen;
+  if (frame.size() < kL3 + wire::Ipv4Header::kLen) return;
+  bool v6 = (static_cast<uint8_t>(frame[kL3]) >> 4) == 6;
+  engine::IpAddr dst;
   wire::MacAddr mac;
-  if (dst.is_broadcast()) {
-    mac = wire::MacAddr::broadcast();
+  if (v6) {
+    if (frame.size() < kL3 + wire::Ipv6Header::kLen) return;
+    dst = wire::Ipv6Addr::load(frame, kL3 + 24);
   } else {
-    auto it = neighbors_.find(dst.value);
+    dst = wire::Ipv4Addr::load(frame, kL3 + 16);
+  }
+  if (!v6 && dst.v4.is_broadcast()) {
+    mac = wire::MacAddr::broadcast();
+  } else if (v6 && dst.v6addr.is_multicast()) {
+    mac = dst.v6addr.multicast_mac();
+  } else {
+    auto it = neighbors_.find(dst);
     if (it == neighbors_.end()) {
       hold_for_neighbor(dst, frame);
       return;
     }
     mac = it->second.mac;
   }
-  wire::emit_ethernet_header(frame, mac, config_.mac, wire::ethertype::kIpv4);
+  wire::emit_ethernet_header(frame, mac, config_.mac, v6 ? wire::ethertype::kIpv6 : wire::ethertype::kIpv4);
   stats_.frames_out++;
   deliver(frame);
 }
 
-void Gateway::hold_for_neighbor(wire::Ipv4Addr dst, wire::MutBytes frame) {
+void Gateway::hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame) {
   if (!is_guest_source(dst)) {
     stats_.dropped_no_neighbor++;
     return;
   }
   uint64_t now = uv_now(loop_);
   std::erase_if(pending_, [now](const auto& kv) { return now - kv.second.since > kPendingTimeoutMs; });
-  auto it = pending_.find(dst.value);
+  auto it = pending_.find(dst);
   if (it == pending_.end()) {
     if (pending_.size() >= kMaxPendingAddresses) {
       stats_.dropped_no_neighbor++;
       return;
     }
-    it = pending_.emplace(dst.value, Pending{now, {}}).first;
+    it = pending_.emplace(dst, Pending{now, {}}).first;
     request_neighbor(dst);
   }
   if (it->second.frames.size() >= kMaxPendingFrames) {
@@ -287,14 +429,28 @@ void Gateway::hold_for_neighbor(wire::Ipv4Addr dst, wire::MutBytes frame) {
   it->second.frames.emplace_back(frame.begin(), frame.end());
 }
 
-void Gateway::request_neighbor(wire::Ipv4Addr ip) {
+void Gateway::request_neighbor(const engine::IpAddr& ip) {
   if (!is_guest_source(ip)) return;
-  wire::ArpPacket req;
-  req.op = wire::ArpPacket::kRequest;
-  req.sender_mac = config_.mac;
-  req.sender_ip = config_.nat.gateway;
-  req.target_ip = ip;
-  auto frame = wire::build_arp_frame(wire::MacAddr::broadcast(), config_.mac, req);
+  std::vector<std::byte> frame;
+  if (ip.v6) {
+    if (ndp_ == nullptr) return;
+    // RFC 4861 §7.2.2: to the solicited-node group, with our link-layer
+    // address; from our link-local address.
+    wire::NeighborSolicit ns;
+    ns.target = ip.v6addr;
+    ns.options.source_link_addr = config_.mac;
+    auto group = ip.v6addr.solicited_node_multicast();
+    frame = wire::build_ipv6_icmpv6_frame(group.multicast_mac(), config_.mac, ndp_->link_local(), group,
+                                          wire::kNdpHopLimit, ns.emit());
+    stats_.neighbor_solicits_sent++;
+  } else {
+    wire::ArpPacket req;
+    req.op = wire::ArpPacket::kRequest;
+    req.sender_mac = config_.mac;
+    req.sender_ip = config_.nat.gateway;
+    req.target_ip = ip.v4;
+    frame = wire::build_arp_frame(wire::MacAddr::broadcast(), config_.mac, req);
+  }
   stats_.frames_out++;
   deliver(frame);
 }

@@ -15,22 +15,33 @@
 //       naming the gateway address;
 //     - TCP and UDP (and IPv4 fragments): handed to the LwipEngine, whose
 //       output comes back here to be framed for the guest;
+//     - IPv6 (when config.nat.ipv6): NDP, router advertisements (one at
+//       start and every NdpResponderConfig::ra_interval, and in answer to
+//       router solicitations), ICMPv6 echo to the gateway's addresses and
+//       stateless DHCPv6 are NdpResponder's; TCP and UDP over IPv6 go to the
+//       engine like IPv4. IPv6 neighbours are learned from the guest's
+//       packets (source MAC) and, when unknown, asked for with a neighbour
+//       solicitation; frames wait for the answer in the same queue as ARP;
 //     - published ports (PublishedPorts): host listeners whose connections
 //       the engine opens towards the guest.
 //   Everything from the guest is untrusted: each frame is parsed with the
 //   checked views in wire/, and whatever fails a check is dropped and counted
 //   (Stats), with a trace log.
 //
-// Limits: IPv4 only for now; one guest subnet. A frame for a guest address
-// whose MAC is unknown triggers an ARP request and waits for the answer in a
-// small queue (kMaxPendingFrames per address, kMaxPendingAddresses
-// addresses, kPendingTimeoutMs); beyond that it is dropped and counted.
+// Limits: one guest subnet and one IPv6 prefix. A frame for a guest address
+// whose MAC is unknown triggers an ARP request (IPv6: a neighbour
+// solicitation) and waits for the answer in a small queue
+// (kMaxPendingFrames per address, kMaxPendingAddresses addresses,
+// kPendingTimeoutMs); beyond that it is dropped and counted. ICMPv6 echo
+// is answered for the gateway's own addresses only (not relayed to other
+// hosts); an echo to another address gets "administratively prohibited".
 #pragma once
 
 #include <uv.h>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -39,6 +50,7 @@
 #include "netstack/engine/lwip_engine.h"
 #include "netstack/engine/published_ports.h"
 #include "netstack/gateway/dhcp_server.h"
+#include "netstack/gateway/ndp_responder.h"
 #include "netstack/link/port.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ethernet.h"
@@ -63,12 +75,23 @@ struct GatewayConfig {
   dns::ProxyConfig dns_config;    // host.internal is added, naming the gateway
   std::vector<portfwd::Rule> publish;
   bool publish_source_gateway = false;  // guest sees the gateway, not the client
+  // IPv6 (when nat.ipv6): the gateway's link-local address; unset: EUI-64 of
+  // `mac`. Mirrored mode sets the host's IPv6 default gateway here when that
+  // is link-local, so that the guest's copied default route resolves.
+  std::optional<wire::Ipv6Addr> link_local6;
+  // Mirrored mode: answer ARP and neighbour solicitations for every other
+  // address on the link (proxy ARP/NDP, as passt does), since the guest's
+  // subnet is the host's real one and its other hosts are reached through
+  // the gateway.
+  bool proxy_neighbors = false;
+  std::chrono::seconds ra_interval{200};
 };
 
 struct GatewayStats {
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t dropped_malformed = 0, dropped_not_for_us = 0, dropped_bad_source = 0, dropped_unsupported = 0;
   uint64_t dropped_no_neighbor = 0;
+  uint64_t neighbor_solicits_sent = 0, icmpv6_echo_refused = 0;
   uint64_t arp_replies = 0, icmp_echo_local = 0, icmp_echo_relayed = 0, icmp_echo_failed = 0;
 };
 
@@ -86,6 +109,7 @@ class Gateway : public link::Port {
   engine::LwipEngine& engine() { return *engine_; }
   const DhcpServer& dhcp() const { return dhcp_; }
   engine::PublishedPorts& published() { return *published_; }
+  const NdpResponder* ndp() const { return ndp_.get(); }
   const dns::Proxy* dns() const { return dns_.get(); }
   dns::Proxy* dns() { return dns_.get(); }
 
@@ -97,15 +121,23 @@ class Gateway : public link::Port {
 
   void on_arp(const wire::EthernetFrame& eth);
   void on_ipv4(const wire::EthernetFrame& eth);
+  void on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame);
   void on_icmp(const wire::Ipv4Packet& ip);
   void on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload);
-  void learn(wire::Ipv4Addr ip, wire::MacAddr mac);
+  void learn(const engine::IpAddr& ip, wire::MacAddr mac);
   bool is_guest_source(wire::Ipv4Addr src) const;
-  // Frames an IPv4 packet (after the headroom) for the guest and delivers it.
+  bool is_guest_source(const wire::Ipv6Addr& src) const;
+  bool is_guest_source(const engine::IpAddr& src) const {
+    return src.v6 ? is_guest_source(src.v6addr) : is_guest_source(src.v4);
+  }
+  // Frames an IPv4 or IPv6 packet (after the headroom) for the guest and
+  // delivers it.
   void to_guest(wire::MutBytes frame);
   void deliver_frame(std::vector<std::byte> frame);
-  void request_neighbor(wire::Ipv4Addr ip);
-  void hold_for_neighbor(wire::Ipv4Addr dst, wire::MutBytes frame);
+  void deliver_frames(std::vector<std::vector<std::byte>> frames);
+  void request_neighbor(const engine::IpAddr& ip);
+  void hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame);
+  void start_router_adverts();
 
   uv_loop_t* loop_;
   GatewayConfig config_;
@@ -113,22 +145,30 @@ class Gateway : public link::Port {
   DhcpServer dhcp_;
   std::unique_ptr<engine::LwipEngine> engine_;
   std::unique_ptr<engine::IcmpEchoRelay> icmp_;
+  std::unique_ptr<NdpResponder> ndp_;  // IPv6 only
+  uv_timer_t* ra_timer_ = nullptr;     // freed in its close callback
   // Declared after the engine: destroyed first, since they call into it.
   std::unique_ptr<dns::Proxy> dns_;
   std::unique_ptr<engine::PublishedPorts> published_;
   struct Neighbor {
     wire::MacAddr mac;
-    uint64_t seen;
+    uint64_t seen;  // learn_count_ when last learned: the eviction order
   };
-  std::unordered_map<uint32_t, Neighbor> neighbors_;
+  uint64_t learn_count_ = 0;
+  struct IpAddrHash {
+    size_t operator()(const engine::IpAddr& a) const noexcept { return a.hash(); }
+  };
+  std::unordered_map<engine::IpAddr, Neighbor, IpAddrHash> neighbors_;
   struct Pending {
     uint64_t since;
     std::vector<std::vector<std::byte>> frames;  // with room for the Ethernet header
   };
-  std::unordered_map<uint32_t, Pending> pending_;  // frames waiting for ARP
+  std::unordered_map<engine::IpAddr, Pending, IpAddrHash> pending_;  // frames waiting for ARP or NDP
 };
 
 // The DHCP server settings that follow from a gateway configuration.
 DhcpServerConfig dhcp_config_for(const GatewayConfig& config);
+// The NDP/RA/DHCPv6 settings that follow from it.
+NdpResponderConfig ndp_config_for(const GatewayConfig& config);
 
 }  // namespace slipway::gateway

@@ -45,10 +45,13 @@ std::string validate(const NdpResponderConfig& c) {
   if (c.prefix_len != 64) return "IPv6: the prefix must be a /64 (SLAAC needs 64-bit interface identifiers)";
   if (c.prefix.is_multicast() || c.prefix.is_link_local())
     return "IPv6: the prefix must be a unicast global or ULA prefix";
-  if (!c.address.in_prefix(c.prefix, c.prefix_len) || !is_unicast(c.address))
-    return "IPv6: gateway address " + c.address.to_string() + " is not a unicast address in the prefix";
-  if (!c.dns.in_prefix(c.prefix, c.prefix_len) || !is_unicast(c.dns))
-    return "IPv6: DNS address " + c.dns.to_string() + " is not a unicast address in the prefix";
+  // In NAT mode both sit in the prefix; in mirrored mode the prefix is the
+  // host's and they stay on their own (reached through the default route).
+  if (!is_unicast(c.address) || c.address.is_link_local())
+    return "IPv6: gateway address " + c.address.to_string() + " is not a global or ULA unicast address";
+  if (!is_unicast(c.dns) || c.dns.is_link_local())
+    return "IPv6: DNS address " + c.dns.to_string() + " is not a global or ULA unicast address";
+  if (c.address == c.dns) return "IPv6: the gateway and DNS addresses must differ";
   if (c.link_local && !c.link_local->is_link_local()) return "IPv6: the link-local address must be in fe80::/10";
   if (c.mtu < wire::kIpv6MinMtu) return "IPv6: MTU must be at least 1280";
   // RFC 4861 §6.2.1: MaxRtrAdvInterval 4..1800 s, AdvDefaultLifetime up to 9000 s.
@@ -102,6 +105,9 @@ std::vector<std::vector<std::byte>> NdpResponder::handle(Bytes frame, Clock::tim
   bool for_us = is_own_address(dst) || dst == Ipv6Addr::all_nodes() || dst == Ipv6Addr::all_routers() ||
                 dst == wire::kAllDhcpv6Servers || dst == link_local_.solicited_node_multicast() ||
                 dst == config_.address.solicited_node_multicast() || dst == config_.dns.solicited_node_multicast();
+  // Proxying: solicitations for any target, to its group or to itself.
+  static constexpr auto kSolicitedNodes = Ipv6Addr::from_groups({0xff02, 0, 0, 0, 0, 1, 0xff00, 0});
+  if (config_.proxy_neighbors && (dst.in_prefix(kSolicitedNodes, 104) || !dst.is_multicast())) for_us = true;
   if (!for_us) {
     ++stats_.ignored;
     return {};
@@ -171,14 +177,20 @@ NdpResponder::Frames NdpResponder::on_neighbor_solicit(const Ipv6Packet& ip, Mac
     ++stats_.ndp_invalid;
     return {};
   }
-  if (!is_own_address(ns->target)) {
+  bool own = is_own_address(ns->target);
+  // Mirrored mode: every other global host on the link is reached through
+  // us, so we answer for it (never for the soliciting address itself, nor a
+  // DAD probe, nor link-local targets, which cannot be relayed).
+  bool proxied = !own && config_.proxy_neighbors && !src.is_unspecified() && ns->target != src &&
+                 !ns->target.is_link_local() && !ns->target.is_unspecified();
+  if (!own && !proxied) {
     ++stats_.ignored;  // the guest's own DAD, or a neighbor we do not proxy
     return {};
   }
   ++stats_.neighbor_solicits;
 
   wire::NeighborAdvert na;
-  na.router = true;
+  na.router = own;
   na.override_flag = true;
   na.target = ns->target;
   na.options.target_link_addr = config_.mac;

@@ -16,7 +16,9 @@
 // Answered:
 //   NS for one of our addresses   NA (R, S, O set; target link-layer
 //                                 address) to the sender, or to ff02::1
-//                                 with S clear if the sender is :: (DAD)
+//                                 with S clear if the sender is :: (DAD);
+//                                 with proxy_neighbors, also for any
+//                                 other global target (R clear)
 //   RS                            RA to the sender, or to ff02::1 if the
 //                                 sender is ::, at most one per
 //                                 kMinDelayBetweenRas when multicast
@@ -70,6 +72,10 @@ struct NdpResponderConfig {
   unsigned prefix_len = 64;
   uint32_t mtu = 65520;
   std::vector<std::string> search_domains;
+  // Answer neighbour solicitations for any global target but the sender's
+  // own address (proxy NDP, as passt does): mirrored mode, where the prefix
+  // is the host's real link and its other hosts are reached through us.
+  bool proxy_neighbors = false;
   std::chrono::seconds ra_interval{200};
   std::chrono::seconds router_lifetime{1800};
   std::chrono::seconds valid_lifetime{86400};
@@ -77,7 +83,7 @@ struct NdpResponderConfig {
 };
 
 // Empty if `config` is usable, else what is wrong (prefix length 64, as
-// SLAAC needs; address and DNS address inside the prefix and unicast;
+// SLAAC needs; address and DNS address distinct global or ULA unicast;
 // link-local address in fe80::/10; MTU at least 1280; lifetimes ordered and
 // within their fields; search domains valid).
 std::string validate(const NdpResponderConfig& config);

@@ -222,8 +222,11 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
     CHECK(std::string(must_fail("[mirrored]\naddresses = \"some\"\n").what()) ==
           "t.toml:2:13: mirrored.addresses: \"some\" is not allowed; allowed: loopback, all");
     CHECK(std::string(must_fail("[ipv6]\nprefix = \"fd00::\"\n").what()) ==
-          "t.toml:2:10: ipv6.prefix: \"fd00::\" is not ADDR/PREFIX with an IPv6 address and a prefix length from 8 "
-          "to 126");
+          "t.toml:2:10: ipv6.prefix: \"fd00::\" is not ADDR/64 with an IPv6 address (SLAAC needs a prefix "
+          "length of 64)");
+    CHECK(std::string(must_fail("[ipv6]\nprefix = \"fd00::/48\"\n").what()) ==
+          "t.toml:2:10: ipv6.prefix: \"fd00::/48\" is not ADDR/64 with an IPv6 address (SLAAC needs a prefix "
+          "length of 64)");
     CHECK(std::string(must_fail("[ipv6]\ndns = \"10.0.2.3\"\n").what()) ==
           "t.toml:2:7: ipv6.dns: \"10.0.2.3\" is not an IPv6 address");
     CHECK(std::string(must_fail("[dns.names]\n\"a.lan\" = \"nope\"\n").what()) ==

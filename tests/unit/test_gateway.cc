@@ -238,3 +238,34 @@ TEST_CASE("guest connections to host loopback addresses directly are refused", "
   CHECK(r.gw->engine().stats().tcp_refused == 2);
   CHECK(r.gw->engine().stats().tcp_connects == 0);
 }
+
+TEST_CASE("proxy_neighbors (mirrored mode) answers ARP for other hosts on the link only", "[gateway]") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    gateway::GatewayConfig c;
+    c.proxy_neighbors = true;
+    gateway::Gateway gw(&loop, c);
+    auto [guest, gw_end] = link::MemoryPort::make_pair();
+    link::connect(*gw_end, gw);
+    std::vector<std::vector<std::byte>> received;
+    guest->set_sink([&](link::Frame f) { received.emplace_back(f.begin(), f.end()); });
+    auto ask = [&](Ipv4Addr sender, Ipv4Addr target) {
+      received.clear();
+      wire::ArpPacket req{wire::ArpPacket::kRequest, kGuestMac, sender, MacAddr{}, target};
+      guest->send(wire::build_arp_frame(MacAddr::broadcast(), kGuestMac, req));
+      gw_end->poll();
+      guest->poll();
+      if (received.size() != 1) return false;
+      auto arp = wire::ArpPacket::parse(wire::EthernetFrame::parse(received[0])->payload());
+      return arp && arp->sender_ip == target && arp->sender_mac == gw.config().mac;
+    };
+    CHECK(ask(kGuest, Ipv4Addr{10, 0, 2, 77}));                  // another host on the link
+    CHECK(ask(kGuest, kGw));                                     // the gateway, as always
+    CHECK_FALSE(ask(kGuest, kGuest));                            // the guest's own address
+    CHECK_FALSE(ask(Ipv4Addr{0, 0, 0, 0}, Ipv4Addr{10, 0, 2, 77}));  // a probe
+    CHECK_FALSE(ask(kGuest, Ipv4Addr{192, 0, 2, 1}));            // off the link
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  REQUIRE(uv_loop_close(&loop) == 0);
+}

@@ -219,6 +219,42 @@ TEST_CASE("NS for each gateway address, multicast or unicast", "[ndp]") {
   REQUIRE(r.stats().neighbor_adverts_sent == 6);
 }
 
+TEST_CASE("proxy_neighbors answers for other hosts on the link, not for the guest itself", "[ndp]") {
+  auto c = test_config();
+  auto other = addr("fd00::77");
+  wire::NeighborSolicit ns;
+  ns.target = other;
+  ns.options.source_link_addr = kGuestMac;
+  Ipv6Addr group = other.solicited_node_multicast();
+  auto frame = guest_icmp(kGuestUla, group, 255, ns.emit(), group.multicast_mac());
+  {
+    NdpResponder plain(c);
+    REQUIRE(plain.handle(frame, t0).empty());
+  }
+  c.proxy_neighbors = true;
+  NdpResponder r(c);
+  auto out = r.handle(frame, t0);
+  REQUIRE(out.size() == 1);
+  auto p = parse_frame(out[0]);
+  REQUIRE(p.ip.src() == other);
+  REQUIRE(p.ip.dst() == kGuestUla);
+  auto na = wire::NeighborAdvert::parse(*Icmpv6Message::parse(p.ip.payload()));
+  REQUIRE(na->target == other);
+  REQUIRE_FALSE(na->router);
+  REQUIRE(na->solicited);
+  REQUIRE(na->options.target_link_addr == kGatewayMac);
+  // Not for the sender's own address, a DAD probe, or a link-local target.
+  ns.target = kGuestUla;
+  group = kGuestUla.solicited_node_multicast();
+  REQUIRE(r.handle(guest_icmp(kGuestUla, group, 255, ns.emit(), group.multicast_mac()), t0).empty());
+  ns.options.source_link_addr.reset();
+  REQUIRE(r.handle(guest_icmp(Ipv6Addr{}, group, 255, ns.emit(), group.multicast_mac()), t0).empty());
+  ns.target = addr("fe80::77");
+  ns.options.source_link_addr = kGuestMac;
+  group = ns.target.solicited_node_multicast();
+  REQUIRE(r.handle(guest_icmp(kGuestUla, group, 255, ns.emit(), group.multicast_mac()), t0).empty());
+}
+
 TEST_CASE("DAD for a gateway address is answered to all nodes", "[ndp]") {
   NdpResponder r(test_config());
   wire::NeighborSolicit ns;
@@ -576,8 +612,14 @@ TEST_CASE("NdpResponderConfig validation", "[ndp]") {
   c.prefix_len = 48;
   REQUIRE_FALSE(gateway::validate(c).empty());
   c = {};
-  c.dns = addr("fd01::3");
+  c.dns = addr("fe80::3");
   REQUIRE_FALSE(gateway::validate(c).empty());
+  c = {};
+  c.dns = c.address;
+  REQUIRE_FALSE(gateway::validate(c).empty());
+  c = {};
+  c.dns = addr("fd01::3");  // outside the prefix: mirrored mode
+  REQUIRE(gateway::validate(c).empty());
   c = {};
   c.address = addr("ff02::2");
   REQUIRE_FALSE(gateway::validate(c).empty());
