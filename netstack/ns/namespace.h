@@ -12,16 +12,20 @@
 // into a user namespace need a single-threaded process and because slipway's
 // own process must stay in the host's namespaces to reach the outside world.
 // The child hands the TAP fd back over a socketpair (SCM_RIGHTS). Everything
-// is configured with ioctls (no `ip` binary needed). See namespace.cc for the
-// handshake and the limits.
+// is configured with ioctls and the interface's sysctls in /proc/sys/net/ipv6
+// (no `ip` binary needed). See namespace.cc for the handshake and the limits.
 #pragma once
 
 #include <sys/types.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "netstack/wire/ipv6.h"
 
 namespace slipway::ns {
 
@@ -38,6 +42,31 @@ struct GuestInterface {
   uint32_t gateway = 0x0a000202;    // 10.0.2.2, default route (0: no route)
   uint32_t dns = 0x0a000203;        // 10.0.2.3, nameserver in resolv.conf (0: none)
   std::vector<std::string> search;  // resolv.conf "search" line if non-empty
+
+  // IPv6. Off: IPv6 is disabled on the interface (disable_ipv6=1), so it has
+  // no address at all, not even a link-local one. On: the interface keeps
+  // IPv6, with DAD off (accept_dad=0) so that addresses are usable at once,
+  // accept_ra and autoconf = ipv6_slaac; the kernel sends a router
+  // solicitation when the link comes up. The sysctls are written whether or
+  // not `configure` is set; the static addresses and route only with it.
+  bool ipv6 = false;
+  // Accept the gateway's RA prefix (SLAAC); mirrored mode turns it off and
+  // sets addresses.
+  bool ipv6_slaac = true;
+  // Static addresses and prefix lengths (1..128), e.g. the host's in
+  // mirrored mode. Usable at once (no DAD, see above).
+  std::vector<std::pair<wire::Ipv6Addr, unsigned>> ipv6_addresses;
+  // Static default route via this (may be link-local: it is bound to the
+  // interface); unspecified (::): none (the RA gives one).
+  wire::Ipv6Addr ipv6_gateway{};
+  // resolv.conf lists `dns` (if non-zero) and then these (IPv4 or IPv6
+  // text), e.g. "fd00::3".
+  std::vector<std::string> nameservers;
+  // spawn only: when ipv6 && ipv6_slaac && configure, the command starts
+  // once the interface has a global, non-tentative address from a router
+  // advertisement, or after this long (0..60 s) with a warning on its
+  // stderr. The caller must be answering on the TAP fd meanwhile.
+  std::chrono::milliseconds slaac_wait{3000};
 };
 
 // A command started by spawn_in_new_namespace(). The caller reaps `pid` and
@@ -51,9 +80,13 @@ struct Child {
 // a TAP device `iface.name` exists there, lo and it are up, and (if
 // iface.configure) it has iface.address/prefix, a default route via
 // iface.gateway, and /etc/resolv.conf is replaced by a private bind mount
-// that names iface.dns (the host's file is not modified). /sys/class/net
+// that names iface.dns and iface.nameservers (the host's file is not
+// modified). IPv6 is set up as GuestInterface describes. /sys/class/net
 // shows the namespace's own devices. The command starts only after the TAP is
-// set up; it gets SIGTERM if slipway's thread that called this dies. If exec
+// set up (and, with SLAAC, has its address or iface.slaac_wait has passed;
+// this function returns before that wait, so that the caller can answer the
+// router solicitation); it gets SIGTERM if slipway's thread that called this
+// dies. If exec
 // fails the child prints "slipway: cannot run 'X': strerror" and exits 127.
 // Throws std::runtime_error with a clear message on failure (for example
 // "user namespaces are not available: ...").
@@ -64,8 +97,9 @@ Child spawn_in_new_namespace(const GuestInterface& iface, const std::vector<std:
 // (/proc/PID/ns/net, /run/netns/NAME) or a PID. When we are not root, enters
 // the namespace's owning user namespace first (as slirp4netns does).
 // Configures the interface like spawn_in_new_namespace() when
-// iface.configure, but never touches resolv.conf. Throws std::runtime_error
-// on failure.
+// iface.configure (IPv6 sysctls, static addresses and route included, but it
+// does not wait for SLAAC), and never touches resolv.conf. Throws
+// std::runtime_error on failure.
 int open_tap_in_namespace(const std::string& target, const GuestInterface& iface);
 
 }  // namespace slipway::ns

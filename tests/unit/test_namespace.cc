@@ -6,7 +6,9 @@
 // /dev/net/tun open to everyone); elsewhere each test WARNs and returns.
 // The commands run by /bin/sh write their output to a temporary file named in
 // their argv. ARP traffic is provoked with ping or, lacking it, bash's
-// /dev/udp.
+// /dev/udp. The IPv6 tests read /proc/net/if_inet6 ("ADDRESS IFINDEX
+// PREFIXLEN SCOPE FLAGS NAME", hex) and `ip -6 route`; the SLAAC test plays
+// the gateway with gateway::NdpResponder on a thread that reads the TAP fd.
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -14,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
@@ -22,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "netstack/gateway/ndp_responder.h"
 #include "netstack/ns/namespace.h"
 
 namespace {
@@ -118,6 +122,99 @@ std::string provoke_arp(const std::string& ip) {
 
 const std::string kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH; ";
 
+using slipway::wire::Ipv6Addr;
+
+Ipv6Addr v6(const char* text) {
+  auto a = Ipv6Addr::parse(text);
+  REQUIRE(a);
+  return *a;
+}
+
+// The /proc/net/if_inet6 line for `address` on `dev`, or "".
+std::string if_inet6_line(const std::string& text, const Ipv6Addr& address, const std::string& dev) {
+  static const char* hex = "0123456789abcdef";
+  std::string want;
+  for (uint8_t b : address.octets) {
+    want += hex[b >> 4];
+    want += hex[b & 0xf];
+  }
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(want + " ", 0) == 0 && line.size() > dev.size() &&
+        line.compare(line.size() - dev.size() - 1, std::string::npos, " " + dev) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+// The FLAGS field (the fifth) of an if_inet6 line.
+unsigned if_inet6_flags(const std::string& line) {
+  std::istringstream in(line);
+  std::string address, index, prefix, scope, flags;
+  in >> address >> index >> prefix >> scope >> flags;
+  return static_cast<unsigned>(std::stoul(flags, nullptr, 16));
+}
+
+bool has_line_for(const std::string& text, const std::string& dev) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > dev.size() && line.compare(line.size() - dev.size() - 1, std::string::npos, " " + dev) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// An IPv6 frame (EtherType 0x86dd) carrying ICMPv6 (next header 58) of `type`,
+// with no extension headers, as the kernel sends router solicitations.
+bool is_icmpv6(const uint8_t* frame, size_t n, uint8_t type) {
+  return n >= 14 + 40 + 4 && frame[12] == 0x86 && frame[13] == 0xdd && frame[14 + 6] == 58 && frame[14 + 40] == type;
+}
+
+// Plays the gateway's IPv6 side on a TAP fd: answers every router
+// solicitation with the NdpResponder's RA for fd00::/64. Counts the frames
+// it saw; stops on stop() or after 10 s.
+class RouterOnTap {
+ public:
+  explicit RouterOnTap(int fd) : fd_(fd), thread_([this] { run(); }) {}
+  ~RouterOnTap() { stop(); }
+  void stop() {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  const slipway::gateway::NdpResponder& responder() const { return responder_; }
+  int solicitations() const { return solicitations_; }
+  int ipv6_frames() const { return ipv6_frames_; }
+
+ private:
+  void run() {
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    uint8_t frame[65536];
+    while (!stopping_ && Clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      ssize_t n = read(fd_, frame, sizeof frame);
+      if (n < 14) continue;
+      if (frame[12] == 0x86 && frame[13] == 0xdd) ++ipv6_frames_;
+      if (!is_icmpv6(frame, static_cast<size_t>(n), 133)) continue;
+      ++solicitations_;
+      auto ra = responder_.unsolicited_ra();
+      ssize_t written = write(fd_, ra.data(), ra.size());
+      (void)written;
+    }
+  }
+
+  int fd_;
+  slipway::gateway::NdpResponder responder_{slipway::gateway::NdpResponderConfig{}};
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> solicitations_{0};
+  std::atomic<int> ipv6_frames_{0};
+  std::thread thread_;
+};
+
 }  // namespace
 
 TEST_CASE("spawn: the command sees the configured interface, route and resolv.conf", "[namespace]") {
@@ -211,4 +308,200 @@ TEST_CASE("attach: a TAP added to an existing namespace carries its frames", "[n
   CHECK(text.find("inet 10.0.3.15/24") != std::string::npos);
   if (fd >= 0) close(fd);
   close(child.tap_fd);
+}
+
+TEST_CASE("spawn: IPv6 with a static address, a link-local gateway and an IPv6 nameserver", "[namespace][ipv6]") {
+  SKIP_UNLESS_NAMESPACES_WORK();
+  TempFile out;
+  GuestInterface iface;
+  iface.ipv6 = true;
+  iface.ipv6_slaac = false;  // as in mirrored mode: nothing to wait for
+  iface.ipv6_addresses = {{v6("2001:db8::5"), 64}};
+  iface.ipv6_gateway = v6("fe80::1");
+  iface.nameservers = {"fd00::3"};
+  auto child = slipway::ns::spawn_in_new_namespace(
+      iface, {"/bin/sh", "-c",
+              kPath + "exec >" + out.path + " 2>&1; cat /proc/net/if_inet6; ip -6 route; cat /etc/resolv.conf"});
+  CHECK(wait_child(child.pid) == 0);
+  close(child.tap_fd);
+
+  std::string text = out.read();
+  INFO(text);
+  std::string line = if_inet6_line(text, v6("2001:db8::5"), "eth0");
+  REQUIRE(!line.empty());
+  CHECK(line.find(" 40 00 ") != std::string::npos);  // /64, global scope
+  CHECK((if_inet6_flags(line) & 0x40) == 0);         // not tentative: no DAD
+  CHECK(!if_inet6_line(text, Ipv6Addr::link_local_from_mac({iface.mac}), "eth0").empty());
+  CHECK(text.find("2001:db8::/64 dev eth0") != std::string::npos);
+  CHECK(text.find("default via fe80::1 dev eth0") != std::string::npos);
+  CHECK(text.find("nameserver 10.0.2.3\nnameserver fd00::3\n") != std::string::npos);
+}
+
+TEST_CASE("spawn: with IPv6 off the interface has no IPv6 address and sends no IPv6", "[namespace][ipv6]") {
+  SKIP_UNLESS_NAMESPACES_WORK();
+  TempFile out;
+  GuestInterface iface;  // ipv6 = false
+  auto child = slipway::ns::spawn_in_new_namespace(
+      iface, {"/bin/sh", "-c", "cat /proc/net/if_inet6 >" + out.path + "; sleep 0.5"});
+  RouterOnTap router(child.tap_fd);
+  CHECK(wait_child(child.pid) == 0);
+  router.stop();
+  close(child.tap_fd);
+
+  std::string text = out.read();
+  INFO(text);
+  CHECK(!has_line_for(text, "eth0"));
+  CHECK(!if_inet6_line(text, v6("::1"), "lo").empty());  // IPv6 itself works
+  CHECK(router.ipv6_frames() == 0);
+}
+
+TEST_CASE("spawn: SLAAC from the gateway's RA before the command starts", "[namespace][ipv6]") {
+  SKIP_UNLESS_NAMESPACES_WORK();
+  TempFile out;
+  GuestInterface iface;
+  iface.ipv6 = true;  // ipv6_slaac is on by default
+  iface.slaac_wait = std::chrono::milliseconds(8000);
+  // The command's first action is to read the addresses: they must be there
+  // already.
+  auto child = slipway::ns::spawn_in_new_namespace(
+      iface, {"/bin/sh", "-c", kPath + "exec >" + out.path + " 2>&1; cat /proc/net/if_inet6; ip -6 route"});
+  auto started = Clock::now();
+  RouterOnTap router(child.tap_fd);
+  CHECK(wait_child(child.pid) == 0);
+  auto took = Clock::now() - started;
+  router.stop();
+  close(child.tap_fd);
+
+  std::string text = out.read();
+  INFO(text);
+  CHECK(router.solicitations() >= 1);
+  std::string line = if_inet6_line(text, v6("fd00::5054:ff:fe12:3456"), "eth0");
+  REQUIRE(!line.empty());
+  CHECK((if_inet6_flags(line) & 0xc8) == 0);  // not tentative, permanent or failed
+  CHECK(text.find("default via " + router.responder().link_local().to_string() + " dev eth0") != std::string::npos);
+  CHECK(text.find("fd00::/64 dev eth0") != std::string::npos);
+  CHECK(took < std::chrono::seconds(5));  // the RA ended the wait, not the timeout
+}
+
+TEST_CASE("spawn: without an RA the command starts after slaac_wait with a warning", "[namespace][ipv6]") {
+  SKIP_UNLESS_NAMESPACES_WORK();
+  TempFile out, err;
+  GuestInterface iface;
+  iface.ipv6 = true;
+  iface.slaac_wait = std::chrono::milliseconds(300);
+  // The child writes the warning to the stderr it inherits: make that a
+  // file for the moment of the fork.
+  int saved = dup(STDERR_FILENO);
+  int file = open(err.path.c_str(), O_WRONLY | O_CLOEXEC);
+  REQUIRE(saved >= 0);
+  REQUIRE(file >= 0);
+  dup2(file, STDERR_FILENO);
+  close(file);
+  auto start = Clock::now();
+  slipway::ns::Child child;
+  try {
+    child = slipway::ns::spawn_in_new_namespace(iface, {"/bin/sh", "-c", "echo started >" + out.path});
+  } catch (...) {
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    throw;
+  }
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  CHECK(wait_child(child.pid) == 0);  // nobody reads the TAP: no RA
+  auto took = Clock::now() - start;
+  close(child.tap_fd);
+
+  CHECK(out.read() == "started\n");
+  INFO(err.read());
+  CHECK(err.read().find("slipway: warning: eth0 has no IPv6 address from a router advertisement after 300 ms") !=
+        std::string::npos);
+  CHECK(took >= std::chrono::milliseconds(290));
+  CHECK(took < std::chrono::seconds(5));
+}
+
+TEST_CASE("attach: IPv6 sysctls and a static address on the new TAP", "[namespace][ipv6]") {
+  SKIP_UNLESS_NAMESPACES_WORK();
+  TempFile out;
+  // The command waits (at most 5 s) for eth1 to have its address.
+  auto child = slipway::ns::spawn_in_new_namespace(
+      GuestInterface{},
+      {"/bin/sh", "-c",
+       "i=0; while ! grep -q '^20010db8000100000000000000000005 ' /proc/net/if_inet6 && [ $i -lt 50 ]; do "
+       "sleep 0.1; i=$((i+1)); done; cat /proc/net/if_inet6 /proc/sys/net/ipv6/conf/eth1/accept_dad "
+       "/proc/sys/net/ipv6/conf/eth1/accept_ra >" +
+           out.path});
+  GuestInterface second;
+  second.name = "eth1";
+  second.mac = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
+  second.address = 0x0a00030f;  // 10.0.3.15
+  second.gateway = 0;
+  second.ipv6 = true;
+  second.ipv6_slaac = false;
+  second.ipv6_addresses = {{v6("2001:db8:1::5"), 64}};
+  int fd = -1;
+  try {
+    fd = slipway::ns::open_tap_in_namespace(std::to_string(child.pid), second);
+  } catch (const std::exception& e) {
+    FAIL_CHECK(e.what());
+  }
+  wait_child(child.pid);
+  std::string text = out.read();
+  INFO(text);
+  std::string line = if_inet6_line(text, v6("2001:db8:1::5"), "eth1");
+  REQUIRE(!line.empty());
+  CHECK((if_inet6_flags(line) & 0x40) == 0);
+  CHECK(!has_line_for(text, "eth0"));  // the namespace's own eth0 has IPv6 off
+  CHECK(text.find("\n0\n0\n") != std::string::npos);  // accept_dad, accept_ra (static only: no RAs)
+  if (fd >= 0) close(fd);
+  close(child.tap_fd);
+}
+
+TEST_CASE("spawn: an IPv6 step the kernel refuses is reported with what and why", "[namespace][ipv6]") {
+  SKIP_UNLESS_NAMESPACES_WORK();
+  GuestInterface iface;
+  iface.ipv6 = true;
+  iface.ipv6_slaac = false;
+  iface.ipv6_gateway = v6("2001:db8:99::1");  // on no connected prefix
+  try {
+    auto child = slipway::ns::spawn_in_new_namespace(iface, {"true"});
+    wait_child(child.pid);
+    close(child.tap_fd);
+    FAIL("the route was accepted");
+  } catch (const std::runtime_error& e) {
+    std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("cannot add an IPv6 default route via 2001:db8:99::1 dev eth0: ") == 0);
+  }
+}
+
+TEST_CASE("spawn: bad IPv6 configuration is rejected before anything starts", "[namespace][ipv6]") {
+  auto rejects = [](const GuestInterface& iface) {
+    CHECK_THROWS_AS(slipway::ns::spawn_in_new_namespace(iface, {"true"}), std::runtime_error);
+  };
+  GuestInterface iface;
+  iface.ipv6 = true;
+  iface.ipv6_addresses = {{v6("2001:db8::5"), 0}};
+  rejects(iface);
+  iface.ipv6_addresses = {{v6("2001:db8::5"), 129}};
+  rejects(iface);
+  iface.ipv6_addresses = {{v6("ff02::1"), 64}};
+  rejects(iface);
+  iface.ipv6_addresses = {};
+  iface.mtu = 1200;
+  rejects(iface);
+  iface.mtu = 1500;
+  iface.slaac_wait = std::chrono::minutes(5);
+  rejects(iface);
+
+  GuestInterface off;  // addresses while IPv6 is off
+  off.ipv6_addresses = {{v6("2001:db8::5"), 64}};
+  rejects(off);
+
+  for (const char* bad : {"fd00::3 ", "nameserver", "10.0.2", "", "fd00::3%eth0"}) {
+    GuestInterface ns;
+    ns.nameservers = {bad};
+    INFO(bad);
+    rejects(ns);
+  }
 }
