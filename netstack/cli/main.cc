@@ -336,11 +336,12 @@ int main(int argc, char** argv) {
       }
       net.apply_config_file(*run);
       set_up_logging(net.log_level);
+      net.read_host_network();
       auto iface = net.guest_interface();
       auto child = ns::spawn_in_new_namespace(iface, command);
       spdlog::info("running '{}' (pid {}) in a new network namespace", command.front(), child.pid);
       int fd = child.tap_fd;
-      size_t mtu = net.mtu;
+      size_t mtu = iface.mtu;
       int diag = net.forward_auto ? open_sock_diag(std::to_string(child.pid)) : -1;
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); }, net,
                    child.pid, diag);
@@ -348,10 +349,11 @@ int main(int argc, char** argv) {
     if (attach->parsed()) {
       attach_net.apply_config_file(*attach);
       set_up_logging(attach_net.log_level);
+      attach_net.read_host_network();
       auto iface = attach_net.guest_interface();
       int fd = ns::open_tap_in_namespace(netns, iface);
       spdlog::info("serving namespace {} on {}", netns, iface.name);
-      size_t mtu = attach_net.mtu;
+      size_t mtu = iface.mtu;
       int diag = attach_net.forward_auto ? open_sock_diag(netns) : -1;
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); },
                    attach_net, -1, diag);
@@ -359,8 +361,8 @@ int main(int argc, char** argv) {
     serve_net.apply_config_file(*serve_cmd);
     serve_net.check_transport();
     set_up_logging(serve_net.log_level);
-    serve_net.gateway_config();  // validate before listening
-    size_t mtu = serve_net.mtu;
+    serve_net.read_host_network();
+    size_t mtu = serve_net.gateway_config().mtu;  // validates before listening
     TransportFactory factory;
     if (!serve_net.vhost_user.empty()) {
       factory = [&](uv_loop_t* l) { return link::listen_vhost_user(l, serve_net.vhost_user, mtu); };

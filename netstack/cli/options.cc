@@ -151,6 +151,53 @@ void NetworkOptions::check_transport() const {
                                "is needed");
 }
 
+void NetworkOptions::read_host_network() {
+  if (mode == "mirrored" && !host) host = ns::read_host_network();
+}
+
+// Mirrored mode, after the NAT settings are in `c`: the guest takes the
+// host's primary interface's first IPv4 address, prefix, default gateway and
+// MTU; the gateway address doubles as the DNS address (the proxy answers on
+// port 53; every other port reaches the host's loopback). With IPv6, the
+// host's global addresses are copied too (static, no SLAAC) and the gateway
+// answers for the host's IPv6 default router (often fe80::1); the NAT ULA
+// gateway and DNS addresses stay reachable through that route. The gateway
+// answers ARP and NDP for the link's other hosts (proxy), which it reaches
+// through host sockets like any other destination.
+void NetworkOptions::mirror_host(gateway::GatewayConfig& c) const {
+  if (!host) throw std::logic_error("mirrored mode: the host's network was not read");
+  const auto& h = *host;
+  if (!h.ipv4.empty()) {
+    auto a = h.ipv4.front();
+    if (!h.gateway4)
+      throw CLI::ValidationError("--mode", "mirrored mode: the host's " + h.interface +
+                                               " has no IPv4 default gateway to mirror");
+    if (a.prefix < 8 || a.prefix > 30 || !h.gateway4->in_subnet(a.address, a.prefix) || *h.gateway4 == a.address)
+      throw CLI::ValidationError("--mode", "mirrored mode: the host's " + a.address.to_string() + "/" +
+                                               std::to_string(a.prefix) + " and gateway " +
+                                               h.gateway4->to_string() +
+                                               " cannot be mirrored (a prefix of 8 to 30 holding the gateway is "
+                                               "needed)");
+    c.nat.guest = a.address;
+    c.nat.prefix = a.prefix;
+    c.nat.gateway = *h.gateway4;
+    c.nat.dns = *h.gateway4;
+  }
+  if (c.nat.ipv6 && !h.ipv6.empty()) {
+    c.nat.prefix6 = h.ipv6.front().address;
+    for (size_t i = 8; i < 16; ++i) c.nat.prefix6.octets[i] = 0;
+    c.nat.refuse_prefix6 = false;
+    if (h.gateway6 && h.gateway6->is_link_local()) {
+      c.link_local6 = *h.gateway6;
+    } else if (h.gateway6) {
+      c.nat.gateway6 = *h.gateway6;
+      if (c.nat.dns6 == c.nat.gateway6) c.nat.dns6 = wire::Ipv6Addr::parse("fd00::3").value();
+    }
+  }
+  if (h.mtu >= 576) c.mtu = static_cast<uint16_t>(std::min<uint32_t>(h.mtu, 65520));
+  c.proxy_neighbors = true;
+}
+
 gateway::GatewayConfig NetworkOptions::gateway_config() const {
   gateway::GatewayConfig c;
   auto [guest, prefix] = parse_cidr("--address", address);
@@ -194,10 +241,6 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
   } catch (const config::ConfigError& e) {
     throw CLI::ValidationError(flag_for(e.key()), e.message());
   }
-  // Accepted by the configuration, not yet by the data path: say so rather
-  // than run something else than what was asked for.
-  if (mode == "mirrored")
-    throw CLI::ValidationError("--mode", "mirrored mode is not implemented yet; use nat");
   if (ipv6) {
     // config::check() has made sure these parse and fit together.
     auto slash = ipv6_prefix.find('/');
@@ -209,6 +252,7 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
     if (c.nat.gateway6 == c.nat.dns6)
       throw CLI::ValidationError("--ipv6-dns", "the IPv6 gateway and DNS addresses must differ");
   }
+  if (mode == "mirrored") mirror_host(c);
   // The gateway's MAC follows slirp's convention: 52:55 and the gateway address.
   uint32_t g = c.nat.gateway.value;
   c.mac = wire::MacAddr{{0x52, 0x55, static_cast<uint8_t>(g >> 24), static_cast<uint8_t>(g >> 16),
@@ -225,7 +269,7 @@ ns::GuestInterface NetworkOptions::guest_interface() const {
     throw CLI::ValidationError("--interface", "a name of 1 to 15 characters is needed");
   ns::GuestInterface i;
   i.name = interface;
-  i.mtu = mtu;
+  i.mtu = g.mtu;
   i.mac = m->octets;
   i.configure = !no_configure;
   i.address = g.nat.guest.value;
@@ -233,6 +277,29 @@ ns::GuestInterface NetworkOptions::guest_interface() const {
   i.gateway = g.nat.gateway.value;
   i.dns = g.nat.dns.value;
   i.search = search;
+  i.ipv6 = g.nat.ipv6;
+  if (i.ipv6 && mode != "mirrored") i.nameservers.push_back(g.nat.dns6.to_string());
+  if (mode == "mirrored") {
+    // The host's resolvers when the guest can reach them itself; a loopback
+    // resolver (127.0.0.53, a local dnsmasq) through the DNS proxy instead.
+    bool direct = !host->nameservers.empty();
+    for (const auto& n : host->nameservers) {
+      auto v4 = wire::Ipv4Addr::parse(n);
+      auto v6 = wire::Ipv6Addr::parse(n);
+      if ((v4 && v4->is_loopback()) || (v6 && (v6->is_loopback() || v6->is_link_local())) || (!v4 && !v6))
+        direct = false;
+      if (v6 && !i.ipv6) direct = false;
+    }
+    if (direct) {
+      i.dns = 0;
+      i.nameservers = host->nameservers;
+    }
+    if (i.ipv6 && !host->ipv6.empty()) {
+      i.ipv6_slaac = false;
+      for (const auto& a : host->ipv6) i.ipv6_addresses.emplace_back(a.address, a.prefix);
+      if (host->gateway6) i.ipv6_gateway = *host->gateway6;
+    }
+  }
   return i;
 }
 

@@ -11,12 +11,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "netstack/config/config_file.h"
 #include "netstack/gateway/gateway.h"
+#include "netstack/ns/host_network.h"
 #include "netstack/ns/namespace.h"
 
 namespace slipway::cli {
@@ -38,12 +40,22 @@ struct NetworkOptions : config::Settings {
   // Throws CLI::ValidationError unless exactly one VM transport is set.
   void check_transport() const;
 
-  // Checks the values and builds the configurations; throws CLI::ValidationError.
+  // Mirrored mode: reads the host's primary interface (once; a reload keeps
+  // it). Throws std::runtime_error when the host has no default route.
+  // Does nothing in NAT mode.
+  void read_host_network();
+  std::optional<ns::HostNetwork> host;  // set by read_host_network()
+
+  // Checks the values and builds the configurations; throws
+  // CLI::ValidationError. In mirrored mode the addresses, routes, MTU and
+  // DNS come from `host` (read_host_network() must have been called), and
+  // the address flags are not used. See README "Mirrored mode".
   gateway::GatewayConfig gateway_config() const;
   ns::GuestInterface guest_interface() const;
 
  private:
   config::Settings file_base() const;
+  void mirror_host(gateway::GatewayConfig& c) const;
 
   config::Settings command_line_;  // the values before the file was applied
   std::set<std::string> given_;     // keys whose flags were on the command line

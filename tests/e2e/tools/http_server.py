@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Threaded static HTTP server for the e2e tests.
 
-  http_server.py --dir DIR [--bind 127.0.0.1] [--port 0] --port-file FILE
+  http_server.py --dir DIR [--bind 127.0.0.1|::1] [--port 0] --port-file FILE
 
 Serves DIR with http.server.ThreadingHTTPServer (HTTP/1.0, one thread per
 connection, large listen backlog). Writes the bound port to FILE once
@@ -11,6 +11,7 @@ import argparse
 import functools
 import http.server
 import os
+import socket
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -27,6 +28,8 @@ def main():
     ap.add_argument("--port-file")
     args = ap.parse_args()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=args.dir)
+    if ":" in args.bind:  # an IPv6 address
+        Server.address_family = socket.AF_INET6
     srv = Server((args.bind, args.port), handler)
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
