@@ -170,18 +170,45 @@ void send_request(int fd, uint32_t seq, uint8_t family, uint8_t protocol, uint32
   if (n != static_cast<ssize_t>(sizeof message)) throw system_error("cannot send a sock_diag request");
 }
 
-bool is_loopback_or_wildcard(const Listener& listener) {
+// What a guest bind means for forwarding. IPv4-mapped IPv6 binds
+// (::ffff:a.b.c.d) take IPv4 clients only, so they count as IPv4.
+enum class Bind { kOther, kAny4, kLoopback4, kAny6, kLoopback6 };
+
+Bind classify(const Listener& listener) {
   if (listener.family == AF_INET) {
     in_addr a{};
-    if (inet_pton(AF_INET, listener.address.c_str(), &a) != 1) return false;
+    if (inet_pton(AF_INET, listener.address.c_str(), &a) != 1) return Bind::kOther;
     const uint32_t host = ntohl(a.s_addr);
-    return host == 0 || (host >> 24) == 127;
+    if (host == 0) return Bind::kAny4;
+    return (host >> 24) == 127 ? Bind::kLoopback4 : Bind::kOther;
   }
   in6_addr a{};
-  if (inet_pton(AF_INET6, listener.address.c_str(), &a) != 1) return false;
-  if (IN6_IS_ADDR_UNSPECIFIED(&a) || IN6_IS_ADDR_LOOPBACK(&a)) return true;
-  if (IN6_IS_ADDR_V4MAPPED(&a)) return a.s6_addr[12] == 127 || (a.s6_addr[12] | a.s6_addr[13] | a.s6_addr[14] | a.s6_addr[15]) == 0;
-  return false;
+  if (inet_pton(AF_INET6, listener.address.c_str(), &a) != 1) return Bind::kOther;
+  if (IN6_IS_ADDR_UNSPECIFIED(&a)) return Bind::kAny6;
+  if (IN6_IS_ADDR_LOOPBACK(&a)) return Bind::kLoopback6;
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {
+    if ((a.s6_addr[12] | a.s6_addr[13] | a.s6_addr[14] | a.s6_addr[15]) == 0) return Bind::kAny4;
+    if (a.s6_addr[12] == 127) return Bind::kLoopback4;
+  }
+  return Bind::kOther;
+}
+
+// The host addresses a bind is published on (see the table in the header).
+std::vector<const char*> host_addresses_for(Bind bind, HostAddresses hosts) {
+  const bool all = hosts == HostAddresses::kAll;
+  switch (bind) {
+    case Bind::kAny4:
+      return {all ? "0.0.0.0" : "127.0.0.1"};
+    case Bind::kLoopback4:
+      return {"127.0.0.1"};
+    case Bind::kAny6:
+      return all ? std::vector<const char*>{"0.0.0.0", "::"} : std::vector<const char*>{"127.0.0.1", "::1"};
+    case Bind::kLoopback6:
+      return {"::1"};
+    case Bind::kOther:
+      break;
+  }
+  return {};
 }
 
 }  // namespace
@@ -357,21 +384,37 @@ std::vector<Listener> list_listeners(int sock_diag_fd) {
   return listeners;
 }
 
-std::vector<Rule> forwards_for_listeners(const std::vector<Listener>& listeners, std::span<const uint16_t> excluded) {
+std::vector<Rule> forwards_for_listeners(const std::vector<Listener>& listeners, std::span<const uint16_t> excluded,
+                                         HostAddresses hosts) {
   std::vector<Rule> rules;
   for (const Listener& listener : listeners) {
-    if (!is_loopback_or_wildcard(listener)) continue;
     if (std::find(excluded.begin(), excluded.end(), listener.port) != excluded.end()) continue;
-    Rule rule;
-    rule.proto = listener.proto;
-    rule.host_port_first = rule.host_port_last = listener.port;
-    rule.guest_port_first = rule.guest_port_last = listener.port;
-    rule.host_addr = listener.family == AF_INET6 ? "::1" : "127.0.0.1";
-    rules.push_back(rule);
+    for (const char* host : host_addresses_for(classify(listener), hosts)) {
+      Rule rule;
+      rule.proto = listener.proto;
+      rule.host_port_first = rule.host_port_last = listener.port;
+      rule.guest_port_first = rule.guest_port_last = listener.port;
+      rule.host_addr = host;
+      rules.push_back(rule);
+    }
   }
   const auto key = [](const Rule& r) { return std::tuple(r.proto, r.host_port_first, r.host_addr); };
   std::sort(rules.begin(), rules.end(), [&](const Rule& a, const Rule& b) { return key(a) < key(b); });
   rules.erase(std::unique(rules.begin(), rules.end()), rules.end());
+  if (hosts == HostAddresses::kAll) {
+    // 0.0.0.0 covers 127.0.0.1 and "::" covers "::1" on the same port.
+    const auto covered = [&](const Rule& r) {
+      const char* wildcard = r.host_addr == "127.0.0.1" ? "0.0.0.0" : r.host_addr == "::1" ? "::" : nullptr;
+      if (wildcard == nullptr) return false;
+      return std::any_of(rules.begin(), rules.end(), [&](const Rule& w) {
+        return w.proto == r.proto && w.host_port_first == r.host_port_first && w.host_addr == wildcard;
+      });
+    };
+    std::vector<Rule> kept;
+    for (const Rule& r : rules)
+      if (!covered(r)) kept.push_back(r);
+    return kept;
+  }
   return rules;
 }
 

@@ -57,12 +57,31 @@ enum class DumpStatus { kMore, kDone, kError };
 DumpStatus parse_sock_diag_dump(std::span<const std::byte> buffer, uint32_t seq, Protocol proto,
                                 std::vector<Listener>& out, std::string* error);
 
-// The host-side forwards that follow from the listeners: one rule per
-// listener bound to a wildcard or loopback address, published on the host's
-// loopback of the same family (127.0.0.1 or ::1) at the same port. Other
-// binds (a specific non-loopback address) are skipped, and so are ports in
-// `excluded` (for either protocol). Sorted, without duplicates.
+// Which host addresses automatic forwards are published on.
+//   kLoopback (WSL2's localhostForwarding): the host's loopback only.
+//   kAll (mirrored mode's `addresses = "all"`): the host's wildcard
+//   addresses for the guest's wildcard binds.
+enum class HostAddresses { kLoopback, kAll };
+
+// The host-side forwards that follow from the listeners, each from the same
+// port on the host. Only wildcard and loopback binds are forwarded (a bind
+// to a specific other address is skipped), and no port in `excluded` (for
+// either protocol):
+//
+//   guest bind                       kLoopback              kAll
+//   0.0.0.0 (or ::ffff:0.0.0.0)      127.0.0.1              0.0.0.0
+//   127.x.x.x (or ::ffff:127.x)      127.0.0.1              127.0.0.1
+//   ::1                              ::1                    ::1
+//   :: (usually dual-stack)          127.0.0.1 and ::1      0.0.0.0 and ::
+//
+// A loopback bind stays on the host's loopback in kAll too: the guest asked
+// for it not to be reachable from elsewhere. In kAll a loopback rule is
+// dropped when the wildcard of its family is forwarded on the same port (the
+// wildcard covers it, and both could not be bound). The host's "::" is bound
+// IPv6-only (PublishedPorts), so "0.0.0.0" and "::" coexist. Sorted by
+// protocol, port and address, without duplicates.
 std::vector<Rule> forwards_for_listeners(const std::vector<Listener>& listeners,
-                                         std::span<const uint16_t> excluded = {});
+                                         std::span<const uint16_t> excluded = {},
+                                         HostAddresses hosts = HostAddresses::kLoopback);
 
 }  // namespace slipway::portfwd

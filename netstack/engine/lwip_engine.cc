@@ -74,6 +74,20 @@ IpAddr from_lwip(const ip_addr_t* a) {
   return IpAddr(r);
 }
 
+// The same client address and port (and IPv6 scope) as a UDP session's.
+bool same_endpoint(const sockaddr_storage& session, const sockaddr* from) {
+  if (session.ss_family != from->sa_family) return false;
+  if (from->sa_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&session);
+    const auto* b = reinterpret_cast<const sockaddr_in*>(from);
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(&session);
+  const auto* b = reinterpret_cast<const sockaddr_in6*>(from);
+  return a->sin6_port == b->sin6_port && a->sin6_scope_id == b->sin6_scope_id &&
+         std::memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+}
+
 template <class T>
 void close_and_free(T* handle) {
   uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete reinterpret_cast<T*>(h); });
@@ -409,28 +423,43 @@ void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, 
   flow->connect_guest(pcb, key);
 }
 
-void LwipEngine::inbound_udp(uv_udp_t* listener, const IpAddr& client, uint16_t client_port, const IpAddr& guest,
-                             uint16_t guest_port, bool source_gateway, wire::Bytes payload) {
-  IpAddr src = source_gateway || client.v6 != guest.v6 ? config_.nat.gateway_for(guest)
-                                                        : config_.nat.guest_source(client);
+void LwipEngine::inbound_udp(uv_udp_t* listener, const sockaddr* client, const IpAddr& guest, uint16_t guest_port,
+                             bool source_gateway, wire::Bytes payload) {
+  IpAddr client_addr;
+  uint16_t client_port = 0;
+  if (!from_sockaddr(client, &client_addr, &client_port)) {
+    stats_.udp_dropped++;
+    return;
+  }
+  // As for TCP: a client of the other family appears as the gateway.
+  IpAddr src = source_gateway || client_addr.v6 != guest.v6 ? config_.nat.gateway_for(guest)
+                                                             : config_.nat.guest_source(client_addr);
   uint64_t now = uv_now(loop_);
   FlowKey key{guest, guest_port, src, client_port};
-  // Two clients that map to the same source and port get different ports.
-  for (int tries = 0; tries < 64; ++tries) {
+  // Two clients that map to the same source and port (127.0.0.1:P and
+  // [::1]:P both appear as the gateway) get different ports.
+  bool mapped = false;
+  for (int tries = 0; tries < 64 && !mapped; ++tries) {
     auto it = udp_inbound_.find(key);
     if (it == udp_inbound_.end()) {
       if (udp_inbound_.size() >= config_.max_udp_flows) {
         stats_.udp_dropped++;
         return;
       }
-      udp_inbound_.emplace(key, InboundUdp{listener, client, client_port, now});
-      break;
-    }
-    if (it->second.listener == listener && it->second.client == client && it->second.client_port == client_port) {
+      InboundUdp session{listener, {}, now};
+      std::memcpy(&session.client, client, client->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+      udp_inbound_.emplace(key, session);
+      mapped = true;
+    } else if (it->second.listener == listener && same_endpoint(it->second.client, client)) {
       it->second.last_active = now;
-      break;
+      mapped = true;
+    } else {
+      key.remote_port = static_cast<uint16_t>(key.remote_port + 1 == 0 ? 1024 : key.remote_port + 1);
     }
-    key.remote_port = static_cast<uint16_t>(key.remote_port + 1 == 0 ? 1024 : key.remote_port + 1);
+  }
+  if (!mapped) {  // no free port near the client's: the guest's reply could not be routed back
+    stats_.udp_dropped++;
+    return;
   }
   stats_.udp_inbound++;
   send_udp_to_guest(src, key.remote_port, guest, guest_port, payload);
@@ -482,9 +511,9 @@ void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port
     std::vector<std::byte> data(p->tot_len);
     pbuf_copy_partial(p, data.data(), p->tot_len, 0);
     pbuf_free(p);
-    sockaddr_storage sa = to_sockaddr(in->second.client, in->second.client_port);
     uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
-    if (uv_udp_try_send(in->second.listener, &b, 1, reinterpret_cast<const sockaddr*>(&sa)) < 0) stats_.udp_dropped++;
+    if (uv_udp_try_send(in->second.listener, &b, 1, reinterpret_cast<const sockaddr*>(&in->second.client)) < 0)
+      stats_.udp_dropped++;
     return;
   }
   auto host = config_.nat.host_destination(dst);

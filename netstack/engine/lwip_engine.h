@@ -108,14 +108,18 @@ class LwipEngine {
   // Inbound (a published port): accepts a connection waiting on `listener`
   // and opens a guest connection to guest:guest_port for it. The guest sees
   // the client's address (host loopback clients appear as the gateway), or
-  // the gateway address when source_gateway is set.
+  // the gateway address when source_gateway is set. A client of the other
+  // family (a ::1 or 2001:db8::x client of an IPv4 guest address) appears
+  // as the gateway address of the guest's family.
   void accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, uint16_t guest_port, bool source_gateway);
 
-  // Inbound UDP on a published port: relays a client's datagram to
-  // guest:guest_port, keeping a session so that the guest's replies leave
-  // through `listener` to that client.
-  void inbound_udp(uv_udp_t* listener, const IpAddr& client, uint16_t client_port, const IpAddr& guest,
-                   uint16_t guest_port, bool source_gateway, wire::Bytes payload);
+  // Inbound UDP on a published port: relays a datagram from `client` (the
+  // address libuv reported, IPv4 or IPv6) to guest:guest_port, keeping a
+  // session so that the guest's replies leave through `listener` to exactly
+  // that address (an IPv6 scope included). The guest sees the client as for
+  // TCP above.
+  void inbound_udp(uv_udp_t* listener, const sockaddr* client, const IpAddr& guest, uint16_t guest_port,
+                   bool source_gateway, wire::Bytes payload);
   // Forgets the sessions of a listener that is closing.
   void forget_inbound_udp(uv_udp_t* listener);
 
@@ -180,8 +184,7 @@ class LwipEngine {
   std::unordered_map<UdpKey, UdpFlow*, UdpKeyHash> udp_flows_;
   struct InboundUdp {
     uv_udp_t* listener;
-    IpAddr client;
-    uint16_t client_port;
+    sockaddr_storage client;  // as received; replies are sent back to it
     uint64_t last_active;
   };
   // Keyed by the guest's view: (guest, guest port, mapped client, port).

@@ -58,19 +58,26 @@ std::string PublishedPorts::add(const portfwd::Rule& rule, Origin origin) {
 
 std::string PublishedPorts::open_port(const portfwd::Rule& rule, uint16_t host_port, uint16_t guest_port,
                                       Entry& entry) {
-  sockaddr_in sa{};
-  if (uv_ip4_addr(rule.host_addr.c_str(), host_port, &sa) != 0)
-    return "host address " + rule.host_addr + " is not an IPv4 address (IPv6 forwards come with IPv6 support)";
+  // The host address is a literal of either family; IPv6 listeners take
+  // only IPv6 clients (V6ONLY), so that "::" and "0.0.0.0" can share a port.
+  sockaddr_storage sa{};
+  bool v6 = false;
+  if (uv_ip4_addr(rule.host_addr.c_str(), host_port, reinterpret_cast<sockaddr_in*>(&sa)) != 0) {
+    if (uv_ip6_addr(rule.host_addr.c_str(), host_port, reinterpret_cast<sockaddr_in6*>(&sa)) != 0)
+      return "host address " + rule.host_addr + " is not an IPv4 or IPv6 address";
+    v6 = true;
+  }
   auto* l = new Listener;
   l->proto = rule.proto;
   l->guest_port = guest_port;
   l->owner = this;
   int rc = 0;
-  std::string where = rule.host_addr + ":" + std::to_string(host_port) + "/" + std::string(to_string(rule.proto));
+  const std::string host = v6 ? "[" + rule.host_addr + "]" : rule.host_addr;
+  std::string where = host + ":" + std::to_string(host_port) + "/" + std::string(to_string(rule.proto));
   if (rule.proto == portfwd::Protocol::kTcp) {
     uv_tcp_init(loop_, &l->tcp);
     l->handle.data = l;
-    rc = uv_tcp_bind(&l->tcp, reinterpret_cast<const sockaddr*>(&sa), 0);
+    rc = uv_tcp_bind(&l->tcp, reinterpret_cast<const sockaddr*>(&sa), v6 ? UV_TCP_IPV6ONLY : 0);
     if (rc == 0)
       rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 512, [](uv_stream_t* s, int status) {
         auto* self = static_cast<Listener*>(s->data);
@@ -81,7 +88,7 @@ std::string PublishedPorts::open_port(const portfwd::Rule& rule, uint16_t host_p
   } else {
     uv_udp_init(loop_, &l->udp);
     l->handle.data = l;
-    rc = uv_udp_bind(&l->udp, reinterpret_cast<const sockaddr*>(&sa), 0);
+    rc = uv_udp_bind(&l->udp, reinterpret_cast<const sockaddr*>(&sa), v6 ? UV_UDP_IPV6ONLY : 0);
     if (rc == 0)
       rc = uv_udp_recv_start(
           &l->udp,
@@ -93,11 +100,8 @@ std::string PublishedPorts::open_port(const portfwd::Rule& rule, uint16_t host_p
           [](uv_udp_t* u, ssize_t nread, const uv_buf_t* buf, const sockaddr* from, unsigned flags) {
             auto* self = static_cast<Listener*>(u->data);
             if (nread < 0 || from == nullptr || self->owner == nullptr || (flags & UV_UDP_PARTIAL)) return;
-            if (from->sa_family != AF_INET) return;
-            const auto* sin = reinterpret_cast<const sockaddr_in*>(from);
             PublishedPorts* o = self->owner;
-            o->engine_.inbound_udp(u, wire::Ipv4Addr{ntohl(sin->sin_addr.s_addr)}, ntohs(sin->sin_port), o->guest_,
-                                   self->guest_port, o->source_gateway_,
+            o->engine_.inbound_udp(u, from, o->guest_, self->guest_port, o->source_gateway_,
                                    wire::Bytes(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread)));
           });
   }

@@ -1,18 +1,30 @@
 // PublishedPorts: guest ports published on host addresses (portfwd's static
 // and automatic forwards), as host listeners that feed the engine.
 //
+// Host side: IPv4 and IPv6 literal addresses ("127.0.0.1", "0.0.0.0", "::1",
+// "::", any other). IPv6 listeners are bound IPV6_V6ONLY, so that "::" and
+// "0.0.0.0" on the same port are two listeners that coexist (as docker and
+// WSL2 publish them) and an IPv6 listener never sees IPv4-mapped clients.
+// Guest side: every published connection goes to the guest's IPv4 address
+// (guest_), whatever the family of the host listener or client. That reaches
+// guest sockets bound to 0.0.0.0 and dual-stack [::] sockets alike; a guest
+// socket bound to [::] with IPV6_V6ONLY, or to a loopback address, is not
+// reached.
+//
 // TCP: one listening socket per host port; each accepted connection becomes
 // a guest connection (LwipEngine::accept_inbound_tcp) whose source the guest
-// sees as the client's address (loopback clients appear as the gateway), or
+// sees as the client's address (loopback clients appear as the gateway; an
+// IPv6 client, which the IPv4 guest cannot be shown, as the gateway too), or
 // as the gateway address with source_gateway (slirp's behaviour).
 // UDP: one socket per host port; each client (address, port) gets a session
 // in the engine, so the guest's replies to the client's mapped address go
-// back out of this socket to that client. Sessions expire when idle.
+// back out of this socket to that client (IPv6 clients included). Sessions
+// expire when idle.
 //
-// Limits: IPv4 host addresses for now. A host port that cannot be bound
-// (already taken) is reported as an error for that rule, which is then not
-// added (all or nothing per rule). Accepts per wake-up are bounded by libuv.
-// Handles are heap blocks freed in their close callbacks.
+// Limits: a host port that cannot be bound (already taken) is reported as an
+// error for that rule, which is then not added (all or nothing per rule).
+// Accepts per wake-up are bounded by libuv. Handles are heap blocks freed in
+// their close callbacks.
 #pragma once
 
 #include <uv.h>

@@ -7,12 +7,27 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <string>
 
 namespace slipway::gateway {
+namespace {
+
+// Whether listeners on the two host addresses (canonical literals) would
+// take the same port: the same address, or the wildcard of the same family
+// and any address of it. "::" is bound IPv6-only, so it leaves IPv4 alone.
+bool host_addresses_overlap(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const bool v6 = a.find(':') != std::string::npos;
+  if (v6 != (b.find(':') != std::string::npos)) return false;
+  const char* wildcard = v6 ? "::" : "0.0.0.0";
+  return a == wildcard || b == wildcard;
+}
+
+}  // namespace
 
 AutoForwarder::AutoForwarder(uv_loop_t* loop, engine::PublishedPorts& ports, int sock_diag_fd,
-                             std::set<uint16_t> excluded)
-    : ports_(ports), fd_(sock_diag_fd), excluded_(std::move(excluded)) {
+                             std::set<uint16_t> excluded, HostAddresses hosts)
+    : ports_(ports), fd_(sock_diag_fd), excluded_(std::move(excluded)), hosts_(hosts) {
   if (fd_ < 0) return;
   timer_ = new uv_timer_t;
   uv_timer_init(loop, timer_);
@@ -74,11 +89,7 @@ void AutoForwarder::update_from_agent(std::string_view line) {
 
 void AutoForwarder::update(const std::vector<portfwd::Listener>& listeners) {
   std::vector<uint16_t> excluded(excluded_.begin(), excluded_.end());
-  std::vector<portfwd::Rule> wanted;
-  for (auto rule : portfwd::forwards_for_listeners(listeners, excluded)) {
-    if (rule.host_addr == "::1") rule.host_addr = "127.0.0.1";  // IPv4-only engine for now
-    if (std::find(wanted.begin(), wanted.end(), rule) == wanted.end()) wanted.push_back(rule);
-  }
+  const std::vector<portfwd::Rule> wanted = portfwd::forwards_for_listeners(listeners, excluded, hosts_);
   using Origin = engine::PublishedPorts::Origin;
   auto current = ports_.list();
   for (const auto& f : current) {
@@ -93,7 +104,7 @@ void AutoForwarder::update(const std::vector<portfwd::Listener>& listeners) {
   current = ports_.list();
   for (const auto& rule : wanted) {
     bool held = std::any_of(current.begin(), current.end(), [&](const auto& f) {
-      return f.rule.proto == rule.proto && f.rule.host_addr == rule.host_addr &&
+      return f.rule.proto == rule.proto && host_addresses_overlap(f.rule.host_addr, rule.host_addr) &&
              rule.host_port_first <= f.rule.host_port_last && f.rule.host_port_first <= rule.host_port_last;
     });
     if (held) continue;

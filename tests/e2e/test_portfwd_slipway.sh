@@ -5,6 +5,9 @@
 # --publish-source gateway); a busy host port is reported, not fatal;
 # automatic forwarding of a server started in the guest (within 1 s, loopback
 # only, gone after it exits); 1 GiB each way through a forward, SHA-256 equal.
+# IPv6 on the host side: static TCP and UDP forwards on [::1] to the guest's
+# IPv4 sockets (the guest sees the gateway as the client), and a guest server
+# on [::] forwarded automatically on both 127.0.0.1 and [::1].
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 require_slipway
@@ -23,15 +26,36 @@ guest() {
   GUEST_PID=$BG_PID
 }
 
-# wait_http URL: poll until the URL answers (at most 10 s).
+# wait_http URL: poll until the URL answers (at most 10 s). -g: [::1] in a
+# URL is an address, not a glob.
 wait_http() {
   local i
   for ((i = 0; i < 100; i++)); do
-    curl -sf -o /dev/null --max-time 1 "$1" && return 0
+    curl -gsf -o /dev/null --max-time 1 "$1" && return 0
     sleep 0.1
   done
   return 1
 }
+
+# The test host's loopback needs ::1 for the IPv6 cases. A private namespace
+# normally has it; if IPv6 is disabled there, enable it (this namespace
+# only). A kernel without IPv6 at all skips just those cases, loudly.
+HAVE_V6=1
+if ! ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+  if [ -d /proc/sys/net/ipv6 ]; then
+    sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0 ||
+      fail "cannot enable IPv6 in the test namespace"
+    ip link set lo down && ip link set lo up
+    for ((i = 0; i < 100; i++)); do
+      ip -6 addr show dev lo | grep -q 'inet6 ::1/128' && break
+      sleep 0.05
+    done
+    ip -6 addr show dev lo | grep -q 'inet6 ::1/128' || fail "no ::1 on lo after enabling IPv6"
+  else
+    HAVE_V6=0
+    log "SKIPPING the IPv6 cases: this kernel has no IPv6 (/proc/sys/net/ipv6 is missing)"
+  fi
+fi
 
 log "check: a static TCP forward, bound to 127.0.0.1 only"
 hp=$(free_port); hp2=$(free_port)
@@ -80,6 +104,56 @@ python3 "$T/udp_echo.py" client --connect "127.0.0.1:$up" --sizes 1,1400,8000,60
 ok "UDP datagrams of 1..60000 bytes echoed through the forward"
 stop_bg "$GUEST_PID"
 
+if [ "$HAVE_V6" = 1 ]; then
+  log "check: static TCP forwards on [::1] to the guest's IPv4 sockets"
+  hp6=$(free_port); pp6=$(free_port)
+  guest static6 -p "[::1]:$hp6:8000" -p "[::1]:$pp6:8001" --no-forward-auto -- sh -c "
+    cd '$E2E_TMP/www' && python3 -m http.server --bind 0.0.0.0 8000 >/dev/null 2>&1 &
+    python3 '$T/peer_echo.py' --port 8001 & sleep 100"
+  wait_http "http://[::1]:$hp6/blob.bin" || { show_log "$E2E_TMP/static6.log"; fail "forward [::1]:$hp6 -> 8000 never answered"; }
+  got=$(curl -gsS --max-time 10 "http://[::1]:$hp6/blob.bin" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want" ] || fail "file through the [::1] forward: sha256 $got, want $want"
+  ok "curl -g http://[::1]:$hp6/blob.bin -> guest 0.0.0.0:8000, file intact"
+  binds=$(ss -Hltn "sport = :$hp6" | awk '{print $4}')
+  [ "$binds" = "[::1]:$hp6" ] || fail "host listener bound to '$binds', want [::1]:$hp6 only"
+  ok "host listener bound to [::1] only"
+  r=$(timeout 5 bash -c "exec 3<>/dev/tcp/::1/$pp6; cat <&3")
+  case "$r" in peer=10.0.2.2:*) ok "a client on ::1 appears to the IPv4 guest as the gateway: $r";;
+    *) fail "[::1]:$pp6 -> guest 8001: got '$r', want peer=10.0.2.2:*";; esac
+  stop_bg "$GUEST_PID"
+
+  log "check: a UDP forward on [::1]"
+  up6=$(free_port udp)
+  guest udp6 -p "[::1]:$up6:9000/udp" --no-forward-auto -- sh -c "python3 '$T/udp_echo.py' server --bind 0.0.0.0 --port 9000 & sleep 100"
+  wait_listen "$up6" udp || { show_log "$E2E_TMP/udp6.log"; fail "no host listener on [::1]:$up6/udp"; }
+  binds=$(ss -Hlun "sport = :$up6" | awk '{print $4}')
+  [ "$binds" = "[::1]:$up6" ] || fail "UDP host listener bound to '$binds', want [::1]:$up6 only"
+  sleep 1
+  # Datagrams from [::1] through the forward and back, byte-identical.
+  python3 - "$up6" >"$E2E_TMP/udpc6.log" 2>&1 <<'EOF' || { show_log "$E2E_TMP/udpc6.log"; show_log "$E2E_TMP/udp6.log"; fail "UDP round trip through [::1] failed"; }
+import os, socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.connect(("::1", int(sys.argv[1])))
+for size in (1, 1400, 8000, 60000):
+    data = os.urandom(size)
+    for attempt in range(5):
+        s.send(data)
+        s.settimeout(2)
+        try:
+            got = s.recv(65535)
+        except (socket.timeout, ConnectionRefusedError):
+            continue
+        if got == data:
+            print(f"size {size}: echoed intact (attempt {attempt + 1})")
+            break
+    else:
+        sys.exit(f"size {size}: no intact echo")
+EOF
+  grep -q "to 10.0.2.2:" "$E2E_TMP/udp6.log" || { show_log "$E2E_TMP/udp6.log"; fail "the guest did not see the gateway as the UDP client"; }
+  ok "UDP datagrams of 1..60000 bytes from [::1] echoed through the forward (guest saw 10.0.2.2)"
+  stop_bg "$GUEST_PID"
+fi
+
 log "check: a busy host port is reported, not fatal"
 bp=$(free_port)
 bg busy python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$bp)); s.listen(); time.sleep(60)"
@@ -94,7 +168,7 @@ stop_bg "$BUSY"
 
 log "check: automatic forwarding follows the guest's listeners"
 ap=$(free_port)
-guest auto -- sh -c "sleep 1; cd '$E2E_TMP/www'; python3 -m http.server $ap >/dev/null 2>&1 & p=\$!; sleep 4; kill \$p; sleep 100"
+guest auto -- sh -c "sleep 1; cd '$E2E_TMP/www'; python3 -m http.server --bind 0.0.0.0 $ap >/dev/null 2>&1 & p=\$!; sleep 4; kill \$p; sleep 100"
 # The server starts about 1 s after slipway; it must be reachable within 1 s of listening.
 t0=$(date +%s.%N)
 for ((i = 0; i < 60; i++)); do curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$ap/blob.bin" && break; sleep 0.05; done
@@ -111,6 +185,22 @@ sleep 4
 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$ap/" && fail "port $ap still answers"
 ok "forward withdrawn after the guest server exited"
 stop_bg "$GUEST_PID"
+
+if [ "$HAVE_V6" = 1 ]; then
+  log "check: automatic forwarding of a guest server on [::] (host 127.0.0.1 and [::1])"
+  ap6=$(free_port)
+  guest auto6 -- sh -c "sleep 1; cd '$E2E_TMP/www'; python3 -m http.server --bind :: $ap6 >/dev/null 2>&1 & sleep 100"
+  for url in "http://127.0.0.1:$ap6/blob.bin" "http://[::1]:$ap6/blob.bin"; do
+    wait_http "$url" || { show_log "$E2E_TMP/auto6.log"; fail "automatic forward: $url never answered"; }
+    got=$(curl -gsS --max-time 5 "$url" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$want" ] || fail "automatic forward: $url: sha256 $got, want $want"
+    ok "guest [::]:$ap6 reachable at $url, file intact"
+  done
+  binds=$(ss -Hltn "sport = :$ap6" | awk '{print $4}' | sort | tr '\n' ' ')
+  [ "$binds" = "127.0.0.1:$ap6 [::1]:$ap6 " ] || fail "automatic listeners bound to '$binds', want 127.0.0.1 and [::1] only"
+  ok "automatic listeners bound to 127.0.0.1 and [::1] only"
+  stop_bg "$GUEST_PID"
+fi
 
 log "check: 1 GiB each way through a forward, SHA-256 equal"
 BYTES=${BULK_BYTES:-$((1024 * 1024 * 1024))}

@@ -7,7 +7,8 @@
 # -p rules (automatic forwarding is on by default). From the test host:
 #   - http://127.0.0.1:8080/agent.txt answers with the guest's file within
 #     3 s of SLIPWAY-AGENT-UP (2 s is the goal; TCG is slow);
-#   - the only TCP listener on the test host is 127.0.0.1:8080;
+#   - the only TCP listeners on the test host are 127.0.0.1:8080 and
+#     [::1]:8080 (busybox httpd binds [::], a dual-stack socket);
 #   - after SLIPWAY-AGENT-DOWN, nothing listens on 8080 within 3 s.
 # Env: as tests/e2e/vm/vm_test.sh (SLIPWAY_CACHE, VM_ACCEL, VM_MEM,
 # PORTFWD_AGENT); E2E_TIMEOUT defaults to 90.
@@ -76,9 +77,9 @@ dt=$(($(now_ms) - t_up))
 ok "guest :$AGENT_FWD_PORT forwarded on 127.0.0.1:$AGENT_FWD_PORT ${dt} ms after it listened: '$got'"
 
 listening=$(ss -Hltn | awk '{print $4}' | sort -u | paste -sd' ')
-[ "$listening" = "127.0.0.1:$AGENT_FWD_PORT" ] ||
-  { diag; fail "TCP listeners on the test host: '$listening', want only 127.0.0.1:$AGENT_FWD_PORT"; }
-ok "only listener on the test host: $listening"
+[ "$listening" = "127.0.0.1:$AGENT_FWD_PORT [::1]:$AGENT_FWD_PORT" ] ||
+  { diag; fail "TCP listeners on the test host: '$listening', want only 127.0.0.1:$AGENT_FWD_PORT [::1]:$AGENT_FWD_PORT"; }
+ok "only listeners on the test host: $listening"
 
 # The guest stops its server: the forward is withdrawn.
 vm_wait_serial "SLIPWAY-AGENT-DOWN" $((AGENT_HOLD + 20)) ||

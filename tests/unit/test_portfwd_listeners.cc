@@ -271,3 +271,78 @@ TEST_CASE("portfwd listeners: forwards follow wildcard and loopback binds", "[po
                  });
   CHECK(slipway::portfwd::forwards_for_listeners({}).empty());
 }
+
+TEST_CASE("portfwd listeners: host addresses for each bind, loopback and all", "[portfwd]") {
+  using slipway::portfwd::HostAddresses;
+  struct Case {
+    int family;
+    const char* bind;
+    std::vector<std::string> loopback, all;  // host addresses of the rules
+  };
+  const std::vector<Case> cases{
+      {AF_INET, "0.0.0.0", {"127.0.0.1"}, {"0.0.0.0"}},
+      {AF_INET, "127.0.0.1", {"127.0.0.1"}, {"127.0.0.1"}},
+      {AF_INET, "127.1.2.3", {"127.0.0.1"}, {"127.0.0.1"}},
+      {AF_INET, "192.0.2.7", {}, {}},
+      {AF_INET6, "::1", {"::1"}, {"::1"}},
+      {AF_INET6, "::", {"127.0.0.1", "::1"}, {"0.0.0.0", "::"}},
+      {AF_INET6, "::ffff:0.0.0.0", {"127.0.0.1"}, {"0.0.0.0"}},
+      {AF_INET6, "::ffff:127.0.0.1", {"127.0.0.1"}, {"127.0.0.1"}},
+      {AF_INET6, "::ffff:192.0.2.7", {}, {}},
+      {AF_INET6, "2001:db8::1", {}, {}},
+      {AF_INET6, "fe80::1", {}, {}},
+  };
+  for (const Case& c : cases) {
+    for (Protocol proto : {Protocol::kTcp, Protocol::kUdp}) {
+      for (HostAddresses hosts : {HostAddresses::kLoopback, HostAddresses::kAll}) {
+        INFO(c.bind << (proto == Protocol::kTcp ? " tcp" : " udp")
+                    << (hosts == HostAddresses::kAll ? " all" : " loopback"));
+        auto rules = slipway::portfwd::forwards_for_listeners({make(proto, c.family, c.bind, 4000)}, {}, hosts);
+        std::vector<std::string> got;
+        for (const auto& r : rules) {
+          CHECK(r.proto == proto);
+          CHECK(r.host_port_first == 4000);
+          CHECK(r.host_port_last == 4000);
+          CHECK(r.guest_port_first == 4000);
+          CHECK(r.guest_port_last == 4000);
+          got.push_back(r.host_addr);
+        }
+        std::sort(got.begin(), got.end());
+        CHECK(got == (hosts == HostAddresses::kAll ? c.all : c.loopback));
+      }
+    }
+  }
+}
+
+TEST_CASE("portfwd listeners: with all addresses, a wildcard covers the loopback bind", "[portfwd]") {
+  using slipway::portfwd::HostAddresses;
+  // A guest with 0.0.0.0:80 and 127.0.0.1:80 (SO_REUSEPORT, or two
+  // processes), [::]:443 and [::1]:443, and a loopback-only 8080.
+  const std::vector<Listener> listeners{
+      make(Protocol::kTcp, AF_INET, "0.0.0.0", 80),   make(Protocol::kTcp, AF_INET, "127.0.0.1", 80),
+      make(Protocol::kTcp, AF_INET6, "::", 443),      make(Protocol::kTcp, AF_INET6, "::1", 443),
+      make(Protocol::kTcp, AF_INET, "127.0.0.1", 8080), make(Protocol::kUdp, AF_INET, "127.0.0.1", 80),
+      make(Protocol::kTcp, AF_INET6, "::", 22),
+  };
+  const std::array<uint16_t, 1> excluded{22};
+  std::vector<std::string> texts;
+  for (const auto& r : slipway::portfwd::forwards_for_listeners(listeners, excluded, HostAddresses::kAll))
+    texts.push_back(r.to_string());
+  CHECK(texts == std::vector<std::string>{
+                     "0.0.0.0:80:80/tcp",
+                     "0.0.0.0:443:443/tcp",
+                     "[::]:443:443/tcp",
+                     "127.0.0.1:8080:8080/tcp",
+                     "127.0.0.1:80:80/udp",  // another protocol: not covered by tcp 0.0.0.0:80
+                 });
+  texts.clear();
+  for (const auto& r : slipway::portfwd::forwards_for_listeners(listeners, excluded))
+    texts.push_back(r.to_string());
+  CHECK(texts == std::vector<std::string>{
+                     "127.0.0.1:80:80/tcp",
+                     "127.0.0.1:443:443/tcp",
+                     "[::1]:443:443/tcp",
+                     "127.0.0.1:8080:8080/tcp",
+                     "127.0.0.1:80:80/udp",
+                 });
+}
