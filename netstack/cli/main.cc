@@ -58,11 +58,15 @@ class Session {
     if (!o.control.empty())
       control_ = std::make_unique<control::ControlServer>(loop, o.control, control::gateway_handler(*gateway_));
     std::set<uint16_t> excluded(o.forward_exclude.begin(), o.forward_exclude.end());
+    // Mirrored mode with addresses = "all": on every host address, as WSL does.
+    auto hosts = o.mode == "mirrored" && o.mirrored_addresses == "all" ? portfwd::HostAddresses::kAll
+                                                                        : portfwd::HostAddresses::kLoopback;
     if (sock_diag_fd >= 0) {
-      auto_forward_ = std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), sock_diag_fd, excluded);
+      auto_forward_ =
+          std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), sock_diag_fd, excluded, hosts);
     } else if (agent) {
       // VM mode: portfwd-agent in the guest reports its listeners.
-      auto_forward_ = std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), -1, excluded);
+      auto_forward_ = std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), -1, excluded, hosts);
       gateway_->engine().set_line_service(o.agent_port, [af = auto_forward_.get()](std::string_view line) {
         af->update_from_agent(line);
       });

@@ -77,4 +77,40 @@ grep -q '^192.0.2.1 .*"GET /file' "$E2E_TMP/peerhttp.log" || grep -q '^::ffff:19
 grep -q '^2001:db8::1 .*"GET /file' "$E2E_TMP/peerhttp.log" ||
   { show_log "$E2E_TMP/peerhttp.log"; fail "the peer did not see the host's IPv6 address as the client"; }
 ok "the peer saw the host's own addresses (192.0.2.1, 2001:db8::1) as the clients"
+
+# A server in the guest, published by automatic forwarding: with
+# --mirrored-addresses all the peer reaches it at the host's address; with
+# the default only the host's loopback has it.
+gport=$(free_port tcp)
+cat >"$E2E_TMP/server.sh" <<EOS
+python3 "$E2E_TOOLS/http_server.py" --dir "$E2E_TMP/www" --bind 0.0.0.0 --port $gport &
+echo up >"\$1.up"
+for i in \$(seq 200); do [ -e "\$1.done" ] && break; sleep 0.05; done
+kill %1
+EOS
+for addresses in all loopback; do
+  log "check: --mirrored-addresses $addresses publishes the guest's server"
+  bg "sw-$addresses" timeout -k 5 60 "$SLIPWAY" run --mode mirrored --mirrored-addresses "$addresses" -- \
+    bash "$E2E_TMP/server.sh" "$E2E_TMP/$addresses"
+  wait_file "$E2E_TMP/$addresses.up" 10 "$BG_PID" || { show_log "$E2E_TMP/sw-$addresses.log"; fail "guest server did not start"; }
+  wait_listen "$gport" tcp 5 || { show_log "$E2E_TMP/sw-$addresses.log"; fail "the guest's server was not published"; }
+  sleep 0.3  # both families' listeners
+  listening=$(ss -Hltn "sport = :$gport" | awk '{print $4}' | sort | paste -sd' ')
+  if [ "$addresses" = all ]; then
+    [ "$listening" = "0.0.0.0:$gport" ] || fail "host listeners: '$listening', want 0.0.0.0:$gport"
+    in_peer curl -sS --fail --max-time 10 -o "$E2E_TMP/from-peer" "http://192.0.2.1:$gport/file" ||
+      { show_log "$E2E_TMP/sw-$addresses.log"; fail "the peer could not reach the guest's server at 192.0.2.1:$gport"; }
+    [ "$(sha256_of "$E2E_TMP/from-peer")" = "$want" ] || fail "sha256 mismatch from the peer"
+    ok "the peer fetched the guest's file at the host's address 192.0.2.1:$gport"
+  else
+    [ "$listening" = "127.0.0.1:$gport" ] || fail "host listeners: '$listening', want 127.0.0.1:$gport"
+    curl -sS --fail --max-time 10 -o "$E2E_TMP/from-host" "http://127.0.0.1:$gport/file" ||
+      fail "the host could not reach the guest's server at 127.0.0.1:$gport"
+    in_peer curl -sS --max-time 3 -o /dev/null "http://192.0.2.1:$gport/file" 2>/dev/null &&
+      fail "the peer reached a guest server published on loopback only"
+    ok "published on the host's 127.0.0.1:$gport only; the peer cannot reach it"
+  fi
+  touch "$E2E_TMP/$addresses.done"
+  wait "$BG_PID" || true
+done
 pass
