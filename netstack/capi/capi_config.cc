@@ -55,6 +55,9 @@ EmbeddedConfig embedded_config_from(const slipway_config& c) {
                       std::to_string(c.mtu));
   o.mtu = c.mtu;
   o.no_host_loopback = c.host_loopback == 0;
+  // The C struct has no IPv6 settings yet: an embedded stack is IPv4-only
+  // (no router advertisements appear on the embedder's link).
+  o.ipv6 = false;
   o.dns_upstreams = string_list("dns_upstreams", c.dns_upstreams, c.dns_upstream_count);
   o.publish = string_list("publish", c.publish, c.publish_count);
   if (c.log_level < SLIPWAY_LOG_TRACE || c.log_level > SLIPWAY_LOG_OFF)

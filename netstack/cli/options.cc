@@ -46,7 +46,9 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("--config", config_file,
                  "Read the settings from this TOML file first (examples/nat.toml); flags given here override it. "
                  "SIGHUP re-reads its forwards and DNS settings");
-  app.add_option("--mode", mode, "Networking mode: nat (a private guest network) or mirrored (the host's addresses)")
+  app.add_option("--mode", mode,
+                 "Networking mode: nat (a private guest network) or mirrored (the guest gets the host's addresses, "
+                 "routes, MTU and DNS; the gateway address reaches the host's loopback)")
       ->check(CLI::IsMember({"nat", "mirrored"}))
       ->capture_default_str();
   app.add_option("--address", address, "Guest IPv4 address and prefix length")->capture_default_str();
@@ -88,7 +90,10 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "VM mode: the gateway port portfwd-agent reports the guest's listeners to (with --forward-auto)")
       ->capture_default_str();
   app.add_option("--forward-exclude", forward_exclude, "A guest port never forwarded automatically (repeatable)");
-  app.add_flag("--ipv6,!--no-ipv6", ipv6, "Give the guest IPv6 too (default: off)");
+  app.add_flag("--ipv6,!--no-ipv6", ipv6,
+               std::string("IPv6 for the guest: SLAAC in --ipv6-prefix, DNS at --ipv6-dns, the gateway reaching "
+                           "the host's ::1 (default: ") +
+                   (ipv6 ? "on)" : "off)"));
   app.add_option("--ipv6-prefix", ipv6_prefix, "Guest IPv6 prefix")->capture_default_str();
   app.add_option("--ipv6-gateway", ipv6_gateway, "IPv6 gateway address")->capture_default_str();
   app.add_option("--ipv6-dns", ipv6_dns, "IPv6 DNS address announced to the guest")->capture_default_str();

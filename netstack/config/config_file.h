@@ -61,7 +61,7 @@ struct Settings {
   bool no_configure = false;
   std::vector<std::string> search;
   // [ipv6]
-  bool ipv6 = false;
+  bool ipv6 = true;
   std::string ipv6_prefix = "fd00::/64";
   std::string ipv6_gateway = "fd00::2";
   std::string ipv6_dns = "fd00::3";

@@ -6,7 +6,7 @@
 # file arrives intact; dig AAAA over IPv6 at fd00::3 is answered (dnsmasq
 # upstream); a destination the host cannot reach gets ICMPv6 unreachable at
 # once rather than a hang; a port nobody listens on is refused at once;
-# without --ipv6 the guest has no IPv6 address at all.
+# IPv6 is on by default; with --no-ipv6 the guest has no IPv6 address at all.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 require_slipway
@@ -83,8 +83,10 @@ cat "$E2E_TMP/guest.log"
 grep -q FAIL "$E2E_TMP/guest.log" && fail "IPv6 checks in the guest failed"
 [ "$(grep -c '^ok:' "$E2E_TMP/guest.log")" = 6 ] || fail "expected 6 ok lines from the guest"
 
-log "check: without --ipv6 the guest has no IPv6 address"
-slipway_run -- sh -c 'ip -6 -o addr show dev eth0' >"$E2E_TMP/no6.log" 2>&1 || true
-[ ! -s "$E2E_TMP/no6.log" ] || { show_log "$E2E_TMP/no6.log"; fail "eth0 has IPv6 addresses without --ipv6"; }
-ok "no IPv6 on eth0 without --ipv6"
+log "check: IPv6 is on by default; --no-ipv6 leaves the guest without any IPv6 address"
+slipway_run -- sh -c 'ip -6 -o addr show dev eth0 scope global' >"$E2E_TMP/default6.log" 2>&1 || true
+grep -q "inet6 $SLAAC6/64" "$E2E_TMP/default6.log" || { show_log "$E2E_TMP/default6.log"; fail "no IPv6 by default"; }
+slipway_run --no-ipv6 -- sh -c 'ip -6 -o addr show dev eth0' >"$E2E_TMP/no6.log" 2>&1 || true
+[ ! -s "$E2E_TMP/no6.log" ] || { show_log "$E2E_TMP/no6.log"; fail "eth0 has IPv6 addresses with --no-ipv6"; }
+ok "IPv6 by default; none on eth0 with --no-ipv6"
 pass

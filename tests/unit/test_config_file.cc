@@ -135,7 +135,7 @@ TEST_CASE("config: an empty file keeps every default", "[config]") {
   CHECK(d.gateway == "10.0.2.2");
   CHECK(d.dns == "10.0.2.3");
   CHECK(d.mtu == 65520);
-  CHECK_FALSE(d.ipv6);
+  CHECK(d.ipv6);
   CHECK(d.ipv6_prefix == "fd00::/64");
   CHECK(d.ipv6_gateway == "fd00::2");
   CHECK(d.ipv6_dns == "fd00::3");
