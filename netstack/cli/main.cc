@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <memory>
@@ -240,12 +241,33 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   return code;
 }
 
+// True once `pid` has exited (a zombie, or gone).
+bool has_exited(pid_t pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return true;
+  char state = '?';
+  // "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the state
+  // follows the last ')'.
+  char buf[512];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  if (const char* p = std::strrchr(buf, ')'); p != nullptr && p[1] == ' ') state = p[2];
+  return state == 'Z' || state == 'X';
+}
+
 // The guest namespace's socket table, or -1 (logged) when it cannot be read.
-int open_sock_diag(const std::string& netns) {
+// `command`: the command `run` started, whose namespace may already be gone
+// when it exits at once (then there is nothing to forward: no warning).
+int open_sock_diag(const std::string& netns, pid_t command = -1) {
   try {
     return portfwd::open_sock_diag_in_netns(netns);
   } catch (const std::exception& e) {
-    spdlog::warn("automatic forwarding is off: {}", e.what());
+    if (command > 0 && has_exited(command)) {
+      spdlog::debug("automatic forwarding is off: the command has exited");
+    } else {
+      spdlog::warn("automatic forwarding is off: {}", e.what());
+    }
     return -1;
   }
 }
@@ -346,7 +368,7 @@ int main(int argc, char** argv) {
       spdlog::info("running '{}' (pid {}) in a new network namespace", command.front(), child.pid);
       int fd = child.tap_fd;
       size_t mtu = iface.mtu;
-      int diag = net.forward_auto ? open_sock_diag(std::to_string(child.pid)) : -1;
+      int diag = net.forward_auto ? open_sock_diag(std::to_string(child.pid), child.pid) : -1;
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); }, net,
                    child.pid, diag);
     }
