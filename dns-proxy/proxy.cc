@@ -46,25 +46,49 @@ struct Proxy::Pending {
   std::vector<ExchangePtr> exchanges;
 };
 
-Proxy::Proxy(uv_loop_t* loop, ProxyConfig config)
-    : loop_(loop), config_(std::move(config)), cache_(config_.cache ? config_.cache_entries : 0) {
-  if (config_.upstream_timeout_ms == 0 || config_.total_timeout_ms == 0)
+namespace {
+
+// Throws std::runtime_error naming what is wrong in `config`; returns the
+// upstream set its explicit upstreams and routes make.
+UpstreamSet check_config(const ProxyConfig& config) {
+  if (config.upstream_timeout_ms == 0 || config.total_timeout_ms == 0)
     throw std::runtime_error("dns-proxy: timeouts must be positive");
-  if (config_.total_timeout_ms >= 2000)
+  if (config.total_timeout_ms >= 2000)
     throw std::runtime_error("dns-proxy: total_timeout_ms must be under 2000 (SERVFAIL within 2 s)");
-  for (const auto& [name, addrs] : config_.static_names) {
+  for (const auto& [name, addrs] : config.static_names) {
     if (!name_from_text(name)) throw std::runtime_error("dns-proxy: bad static name '" + name + "'");
     for (const auto& a : addrs)
       if (!address_rdata(a))
         throw std::runtime_error("dns-proxy: static name '" + name + "': bad address '" + a + "'");
   }
-  if (!config_.hosts_file.empty() && !read_file(config_.hosts_file))
-    throw std::runtime_error("dns-proxy: cannot read hosts file '" + config_.hosts_file + "'");
+  if (!config.hosts_file.empty() && !read_file(config.hosts_file))
+    throw std::runtime_error("dns-proxy: cannot read hosts file '" + config.hosts_file + "'");
   // Validates routes and explicit upstreams (throws with the bad entry).
-  upstreams_ = UpstreamSet(config_.upstreams, config_.routes);
+  return UpstreamSet(config.upstreams, config.routes);
+}
+
+}  // namespace
+
+Proxy::Proxy(uv_loop_t* loop, ProxyConfig config)
+    : loop_(loop), config_(std::move(config)), cache_(config_.cache ? config_.cache_entries : 0) {
+  upstreams_ = check_config(config_);
   if (config_.upstreams.empty()) load_resolv_conf();
   load_statics();
   last_refresh_ms_ = uv_now(loop_);
+}
+
+void Proxy::reconfigure(ProxyConfig config) {
+  auto upstreams = check_config(config);  // throws, leaving *this alone
+  bool same_sources = config.upstreams == config_.upstreams && config.resolv_conf_path == config_.resolv_conf_path &&
+                      config.routes == config_.routes;
+  bool same_cache = config.cache == config_.cache && config.cache_entries == config_.cache_entries;
+  config_ = std::move(config);
+  upstreams_ = std::move(upstreams);
+  if (config_.upstreams.empty()) load_resolv_conf();
+  load_statics();
+  // Answers from other servers may differ: start the cache afresh. Queries
+  // in flight keep the servers they started with.
+  if (!same_sources || !same_cache) cache_ = Cache(config_.cache ? config_.cache_entries : 0);
 }
 
 Proxy::~Proxy() = default;  // Pending: timers closed, exchanges aborted, no callbacks

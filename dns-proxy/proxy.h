@@ -26,7 +26,8 @@
 // - Pending queries are bounded (`max_pending`); beyond it, SERVFAIL.
 // - Configuration files: resolv.conf (when no upstream is given) and the hosts
 //   file are stat()ed at most once a second when queries arrive and re-read
-//   when they changed; reload() re-reads them now.
+//   when they changed; reload() re-reads them now; reconfigure() takes a
+//   whole new configuration.
 // - Lifetime: the Proxy owns every timer and exchange; its destructor aborts
 //   them, so no callback (and no `respond`) runs after it. `respond` may be
 //   called before resolve() returns and may call resolve() again, but must not
@@ -96,7 +97,14 @@ class Proxy {
   bool resolve(std::span<const std::byte> query, Transport transport, Respond respond,
                size_t max_udp_size = 0);
   const ProxyStats& stats() const { return stats_; }
+  // Re-reads resolv.conf (when it supplies the upstreams) and the hosts file.
   void reload();
+  // Takes a new configuration (a SIGHUP with a changed file): upstreams,
+  // routes, static names, hosts file, cache. Throws std::runtime_error like
+  // the constructor and then keeps the old one. The cache is emptied when
+  // the upstreams, routes or cache settings change; queries in flight finish
+  // with the servers they started with.
+  void reconfigure(ProxyConfig config);
 
   size_t pending() const { return pending_.size(); }
   size_t cache_size() const { return cache_.size(); }

@@ -35,6 +35,7 @@ struct Upstream {
 struct Route {
   std::string suffix;
   Upstream upstream;
+  friend bool operator==(const Route&, const Route&) = default;
 };
 
 // "ADDR", "ADDR:PORT", "[V6]:PORT", "V6"; nullopt on anything else.

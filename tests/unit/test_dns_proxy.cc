@@ -297,3 +297,44 @@ TEST_CASE("dns proxy: destroying it with queries in flight calls nothing", "[dns
   drain(&loop);
   uv_loop_close(&loop);
 }
+
+TEST_CASE("dns proxy: reconfigure switches upstreams and names, and refuses a bad config", "[dns]") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    FakeUpstream a(&loop), b(&loop);
+    a.on_query = [](const std::vector<std::byte>& q) { return std::vector<std::vector<std::byte>>{answer_for(q, 1)}; };
+    b.on_query = [](const std::vector<std::byte>& q) { return std::vector<std::vector<std::byte>>{answer_for(q, 3)}; };
+    ProxyConfig cfg;
+    cfg.upstreams = {Upstream{"127.0.0.1", a.port}};
+    Proxy proxy(&loop, cfg);
+    auto r = ask(&loop, proxy, query_bytes("www.example", 1, rrtype::kA));
+    REQUIRE(r.reply);
+    CHECK(Header::parse(*r.reply)->ancount == 1);
+
+    cfg.upstreams = {Upstream{"127.0.0.1", b.port}};
+    cfg.static_names["new.test"] = {"192.0.2.99"};
+    proxy.reconfigure(cfg);
+    // The cached answer from the old upstream is gone: b answers.
+    r = ask(&loop, proxy, query_bytes("www.example", 2, rrtype::kA));
+    REQUIRE(r.reply);
+    CHECK(Header::parse(*r.reply)->ancount == 3);
+    CHECK(b.queries == 1);
+    r = ask(&loop, proxy, query_bytes("new.test", 3, rrtype::kA));
+    REQUIRE(r.reply);
+    CHECK(Header::parse(*r.reply)->ancount == 1);
+    CHECK(proxy.stats().static_answers == 1);
+
+    auto bad = cfg;
+    bad.static_names["bad.test"] = {"not-an-address"};
+    CHECK_THROWS_WITH(proxy.reconfigure(bad), Catch::Contains("bad address"));
+    // Still the good configuration.
+    r = ask(&loop, proxy, query_bytes("new.test", 4, rrtype::kA));
+    REQUIRE(r.reply);
+    CHECK(proxy.stats().static_answers == 2);
+    a.close();
+    b.close();
+  }
+  drain(&loop);
+  uv_loop_close(&loop);
+}
