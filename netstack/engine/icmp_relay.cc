@@ -1,21 +1,25 @@
 // ICMP echo relay; see icmp_relay.h for the theory of operation.
 //
-// Packet bytes (what we send, what the raw socket and the error queue hand
+// Packet bytes (what we send, what the raw sockets and the error queues hand
 // back) are read and written with the wire/ big-endian helpers and bounds
 // checks; only kernel-defined control structures (sock_extended_err) are
 // copied out with memcpy.
 #include "netstack/engine/icmp_relay.h"
 
 #include "netstack/wire/icmp.h"
+#include "netstack/wire/icmpv6.h"
+#include "netstack/wire/ipv6.h"
 
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
 #include <linux/icmp.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -23,36 +27,48 @@
 namespace slipway::engine {
 namespace {
 
-constexpr uint8_t kEchoReply = 0;
-constexpr uint8_t kDestUnreachable = 3;
-constexpr uint8_t kEchoRequest = 8;
-constexpr uint8_t kTimeExceeded = 11;
 constexpr uint8_t kCodeNetUnreachable = 0;
 constexpr uint8_t kCodeHostUnreachable = 1;
-constexpr size_t kIcmpHeaderSize = 8;
+constexpr size_t kIcmpHeaderSize = 8;  // ICMP and ICMPv6 alike
 constexpr size_t kIpv4MinHeader = 20;
 constexpr uint8_t kProtoIcmp = 1;
+constexpr size_t kIpv6FragmentHeaderSize = 8;
 constexpr size_t kRxBufferSize = 65536;  // the largest IPv4 datagram, IP header included
 
-std::string addr_text(wire::Ipv4Addr a) { return a.to_string(); }
+// The family's echo request, echo reply and the two errors we report.
+struct IcmpTypes {
+  uint8_t echo_request, echo_reply, dest_unreachable, time_exceeded;
+};
+constexpr IcmpTypes kIcmp4{wire::icmptype::kEchoRequest, wire::icmptype::kEchoReply,
+                           wire::icmptype::kDestUnreachable, wire::icmptype::kTimeExceeded};
+constexpr IcmpTypes kIcmp6{wire::icmpv6type::kEchoRequest, wire::icmpv6type::kEchoReply,
+                           wire::icmpv6type::kDestUnreachable, wire::icmpv6type::kTimeExceeded};
+const IcmpTypes& types_of(bool v6) { return v6 ? kIcmp6 : kIcmp4; }
 
-// Echo request: type 8, code 0, checksum, id, seq, payload.
-std::vector<std::byte> build_echo_request(uint16_t id, uint16_t seq, wire::Bytes payload) {
+// Echo request: type, code 0, checksum, id, seq, payload. The kernel fills
+// in the ICMPv6 checksum (it covers the pseudo-header, whose source address
+// only the kernel knows), on ping and raw sockets alike.
+std::vector<std::byte> build_echo_request(bool v6, uint16_t id, uint16_t seq, wire::Bytes payload) {
   std::vector<std::byte> pkt(kIcmpHeaderSize + payload.size());
-  wire::emit_icmp(pkt, wire::icmptype::kEchoRequest, 0, (uint32_t{id} << 16) | seq, payload);
+  const uint32_t rest = (uint32_t{id} << 16) | seq;
+  if (!v6) {
+    wire::emit_icmp(pkt, wire::icmptype::kEchoRequest, 0, rest, payload);
+    return pkt;
+  }
+  wire::store8(pkt, 0, wire::icmpv6type::kEchoRequest);
+  wire::store8(pkt, 1, 0);
+  wire::store16(pkt, 2, 0);
+  wire::store32(pkt, 4, rest);
+  std::copy(payload.begin(), payload.end(), pkt.begin() + kIcmpHeaderSize);
   return pkt;
 }
 
-sockaddr_in to_sockaddr(wire::Ipv4Addr a) {
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(a.value);
-  return sin;
-}
-
-// Opens a socket of the given type for probing or use; returns fd or -errno.
-int open_icmp_socket(int type) {
-  int fd = ::socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+// Opens an ICMP socket of the family and type (SOCK_DGRAM: ping socket,
+// SOCK_RAW); returns the fd or -errno.
+int open_icmp_socket(bool v6, int type) {
+  const int domain = v6 ? AF_INET6 : AF_INET;
+  const int protocol = v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
+  int fd = ::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   return fd >= 0 ? fd : -errno;
 }
 
@@ -80,6 +96,31 @@ std::optional<Ipv4Icmp> parse_ipv4_icmp(wire::Bytes p, bool allow_truncated) {
                   p.subspan(ihl, total - ihl)};
 }
 
+// The IPv6 packet quoted by an ICMPv6 error, if it is one of ours: our
+// requests carry no extension headers, except a fragment header when the
+// host fragmented a large one (then only the first fragment holds the
+// ICMPv6 header). The quote is usually cut short, so the payload length is
+// not checked against it.
+struct QuotedIcmpv6 {
+  wire::Ipv6Addr dst;
+  wire::Bytes icmp;
+};
+std::optional<QuotedIcmpv6> parse_quoted_ipv6_icmp(wire::Bytes p) {
+  if (p.size() < wire::Ipv6Header::kLen || (wire::load8(p, 0) >> 4) != 6) return std::nullopt;
+  uint8_t next = wire::load8(p, 6);
+  size_t off = wire::Ipv6Header::kLen;
+  if (next == wire::ipproto::kIpv6Frag) {
+    if (p.size() < off + kIpv6FragmentHeaderSize) return std::nullopt;
+    if ((wire::load16(p, off + 2) & 0xfff8) != 0) return std::nullopt;  // not the first fragment
+    next = wire::load8(p, off);
+    off += kIpv6FragmentHeaderSize;
+  }
+  if (next != wire::ipproto::kIcmpv6 || p.size() < off + kIcmpHeaderSize) return std::nullopt;
+  return QuotedIcmpv6{wire::Ipv6Addr::load(p, 24), p.subspan(off)};
+}
+
+socklen_t sockaddr_len(bool v6) { return v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in); }
+
 }  // namespace
 
 // One socket and its poll handle. Freed only in the uv_close callback; owner
@@ -89,10 +130,24 @@ struct IcmpEchoRelay::Socket {
   int fd = -1;
   IcmpEchoRelay* owner = nullptr;
   bool ping = false;
-  FlowKey key{};  // ping sockets: the flow this socket serves
+  bool v6 = false;
+  // Ping sockets: the flow this socket serves.
+  IpAddr guest, dst;
+  uint16_t id = 0;
   uint64_t last_used_ms = 0;
-  int ttl = -1;  // last IP_TTL set, -1 for the kernel default
+  int hop_limit = -1;  // last IP_TTL / IPV6_UNICAST_HOPS set, -1 for the kernel default
 };
+
+IcmpEchoRelay::AddrKey IcmpEchoRelay::key_of(const IpAddr& a) {
+  AddrKey k;
+  k.v6 = a.v6;
+  if (a.v6) {
+    k.bytes = a.v6addr.octets;
+  } else {
+    for (size_t i = 0; i < 4; ++i) k.bytes[i] = static_cast<uint8_t>(a.v4.value >> (24 - 8 * i));
+  }
+  return k;
+}
 
 IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoReply&)> on_reply,
                              std::function<void(const IcmpError&)> on_error, Mode mode)
@@ -101,10 +156,11 @@ IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoR
       on_error_(std::move(on_error)),
       rx_buf_(kRxBufferSize) {
   // Probe once, here, so active_mode() is known before the first ping. The
-  // probe sockets are closed; the real ones open on demand.
+  // probe sockets are closed; the real ones open on demand. IPv4 decides for
+  // both families: the same ping_group_range and CAP_NET_RAW govern IPv6.
   int ping_err = 0, raw_err = 0;
   if (mode == Mode::kAuto || mode == Mode::kPingSocket) {
-    int fd = open_icmp_socket(SOCK_DGRAM);
+    int fd = open_icmp_socket(false, SOCK_DGRAM);
     if (fd >= 0) {
       ::close(fd);
       mode_ = Mode::kPingSocket;
@@ -117,7 +173,7 @@ IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoR
                              (ping_err == EACCES || ping_err == EPERM ||
                               ping_err == EPROTONOSUPPORT || ping_err == ESOCKTNOSUPPORT));
   if (try_raw) {
-    int fd = open_icmp_socket(SOCK_RAW);
+    int fd = open_icmp_socket(false, SOCK_RAW);
     if (fd >= 0) {
       ::close(fd);
       mode_ = Mode::kRaw;
@@ -139,7 +195,7 @@ IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoR
     spdlog::debug("icmp relay: no ICMP socket: {}", unavailable_reason_);
   } else {
     spdlog::debug("icmp relay: using {}",
-                  mode_ == Mode::kPingSocket ? "ping sockets" : "a raw socket");
+                  mode_ == Mode::kPingSocket ? "ping sockets" : "raw sockets");
   }
 
   idle_ = new uv_idle_t;
@@ -150,16 +206,19 @@ IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoR
 IcmpEchoRelay::~IcmpEchoRelay() {
   for (auto& [key, s] : flows_) close_socket(s);
   flows_.clear();
-  if (raw_ != nullptr) close_socket(raw_);
-  raw_ = nullptr;
+  for (Socket** raw : {&raw4_, &raw6_}) {
+    if (*raw != nullptr) close_socket(*raw);
+    *raw = nullptr;
+  }
   uv_idle_stop(idle_);
   idle_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(idle_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
 }
 
-bool IcmpEchoRelay::send_echo(wire::Ipv4Addr guest, wire::Ipv4Addr host_dst, uint16_t id,
-                              uint16_t seq, wire::Bytes payload, uint8_t ttl, uint64_t now_ms) {
+bool IcmpEchoRelay::send_echo(const IpAddr& guest, const IpAddr& host_dst, uint16_t id,
+                              uint16_t seq, wire::Bytes payload, uint8_t hop_limit,
+                              uint64_t now_ms) {
   if (mode_ == Mode::kAuto) {
     if (!warned_unavailable_) {
       spdlog::warn("icmp relay: cannot relay the guest's pings: {}", unavailable_reason_);
@@ -167,20 +226,27 @@ bool IcmpEchoRelay::send_echo(wire::Ipv4Addr guest, wire::Ipv4Addr host_dst, uin
     }
     return false;
   }
-  if (payload.size() > kMaxPayload) {
-    spdlog::trace("icmp relay: echo from {} with {}-byte payload dropped", addr_text(guest),
+  if (guest.v6 != host_dst.v6) {
+    spdlog::trace("icmp relay: echo from {} to {}: mixed families", guest.to_string(),
+                  host_dst.to_string());
+    stats_.dropped++;
+    return false;
+  }
+  if (payload.size() > (host_dst.v6 ? kMaxPayload6 : kMaxPayload)) {
+    spdlog::trace("icmp relay: echo from {} with {}-byte payload dropped", guest.to_string(),
                   payload.size());
     stats_.dropped++;
     return false;
   }
-  if (ttl == 0) ttl = 1;  // the caller forwards what the guest sent; 0 is not settable
-  return mode_ == Mode::kPingSocket ? send_ping(guest, host_dst, id, seq, payload, ttl, now_ms)
-                                    : send_raw(guest, host_dst, id, seq, payload, ttl, now_ms);
+  if (hop_limit == 0) hop_limit = 1;  // the caller forwards what the guest sent; 0 is not settable
+  return mode_ == Mode::kPingSocket
+             ? send_ping(guest, host_dst, id, seq, payload, hop_limit, now_ms)
+             : send_raw(guest, host_dst, id, seq, payload, hop_limit, now_ms);
 }
 
-bool IcmpEchoRelay::send_ping(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t id, uint16_t seq,
-                              wire::Bytes payload, uint8_t ttl, uint64_t now_ms) {
-  const FlowKey key{guest.value, id, dst.value};
+bool IcmpEchoRelay::send_ping(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq,
+                              wire::Bytes payload, uint8_t hop_limit, uint64_t now_ms) {
+  const FlowKey key{key_of(guest), id, key_of(dst)};
   Socket* s = nullptr;
   if (auto it = flows_.find(key); it != flows_.end()) {
     s = it->second;
@@ -193,86 +259,58 @@ bool IcmpEchoRelay::send_ping(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t
       close_socket(lru->second);
       flows_.erase(lru);
     }
-    int fd = open_icmp_socket(SOCK_DGRAM);
+    int fd = open_icmp_socket(dst.v6, SOCK_DGRAM);
     if (fd < 0) {
-      spdlog::debug("icmp relay: ping socket: {}", std::strerror(-fd));
+      spdlog::debug("icmp relay: {} ping socket: {}", dst.v6 ? "IPv6" : "IPv4",
+                    std::strerror(-fd));
       stats_.dropped++;
       return false;
     }
     const int one = 1;
-    if (::setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof one) != 0 ||
+    const int recverr = dst.v6 ? ::setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof one)
+                               : ::setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof one);
+    if (recverr != 0 ||
         ::setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one) != 0) {
       spdlog::debug("icmp relay: ping socket options: {}", std::strerror(errno));
       ::close(fd);
       stats_.dropped++;
       return false;
     }
-    s = open_socket(fd, true);
+    s = open_socket(fd, true, dst.v6);
     if (s == nullptr) {
       stats_.dropped++;
       return false;
     }
-    s->key = key;
+    s->guest = guest;
+    s->dst = dst;
+    s->id = id;
     flows_.emplace(key, s);
   }
   s->last_used_ms = now_ms;
-  if (!set_ttl(s, ttl)) {
+  if (!set_hop_limit(s, hop_limit)) {
     stats_.dropped++;
     return false;
   }
-
-  const auto pkt = build_echo_request(id, seq, payload);
-  const sockaddr_in sin = to_sockaddr(dst);
-  if (::sendto(s->fd, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&sin),
-               sizeof sin) < 0) {
-    const int err = errno;
-    if (is_unreachable_errno(err)) {
-      stats_.requests++;
-      queue_local_error(guest, dst, id, seq, err);
-      return true;
-    }
-    spdlog::debug("icmp relay: echo to {} failed: {}", addr_text(dst), std::strerror(err));
-    stats_.dropped++;
-    return false;
-  }
-  stats_.requests++;
-  return true;
+  return finish_send(send_request(s, dst, id, seq, payload), guest, dst, id, seq);
 }
 
-bool IcmpEchoRelay::send_raw(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t id, uint16_t seq,
-                             wire::Bytes payload, uint8_t ttl, uint64_t now_ms) {
-  if (raw_ == nullptr) {
-    int fd = open_icmp_socket(SOCK_RAW);
-    if (fd < 0) {
-      spdlog::debug("icmp relay: raw socket: {}", std::strerror(-fd));
-      stats_.dropped++;
-      return false;
-    }
-    // Only what can answer an echo request reaches us; the rest of the
-    // host's ICMP traffic stays in the kernel. (A set bit blocks a type.)
-    icmp_filter filter{};
-    filter.data = ~((1u << kEchoReply) | (1u << kDestUnreachable) | (1u << kTimeExceeded));
-    const int one = 1;
-    if (::setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, sizeof filter) != 0 ||
-        ::setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one) != 0) {
-      spdlog::debug("icmp relay: raw socket options: {}", std::strerror(errno));
-      ::close(fd);
-      stats_.dropped++;
-      return false;
-    }
-    raw_ = open_socket(fd, false);
-    if (raw_ == nullptr) {
+bool IcmpEchoRelay::send_raw(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq,
+                             wire::Bytes payload, uint8_t hop_limit, uint64_t now_ms) {
+  Socket*& raw = dst.v6 ? raw6_ : raw4_;
+  if (raw == nullptr) {
+    raw = open_raw(dst.v6);
+    if (raw == nullptr) {
       stats_.dropped++;
       return false;
     }
   }
-  raw_->last_used_ms = now_ms;
-  if (!set_ttl(raw_, ttl)) {
+  raw->last_used_ms = now_ms;
+  if (!set_hop_limit(raw, hop_limit)) {
     stats_.dropped++;
     return false;
   }
 
-  const PendingKey key{dst.value, id, seq};
+  const PendingKey key{key_of(dst), id, seq};
   if (pending_.size() >= kMaxPending && pending_.find(key) == pending_.end()) {
     auto oldest = pending_.begin();
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
@@ -282,29 +320,74 @@ bool IcmpEchoRelay::send_raw(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t 
   }
   pending_[key] = Pending{guest, now_ms};
 
-  const auto pkt = build_echo_request(id, seq, payload);
-  const sockaddr_in sin = to_sockaddr(dst);
-  if (::sendto(raw_->fd, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&sin),
-               sizeof sin) < 0) {
-    const int err = errno;
-    pending_.erase(key);
-    if (is_unreachable_errno(err)) {
-      stats_.requests++;
-      queue_local_error(guest, dst, id, seq, err);
-      return true;
-    }
-    spdlog::debug("icmp relay: echo to {} failed: {}", addr_text(dst), std::strerror(err));
-    stats_.dropped++;
-    return false;
-  }
-  stats_.requests++;
-  return true;
+  const int err = send_request(raw, dst, id, seq, payload);
+  if (err != 0) pending_.erase(key);
+  return finish_send(err, guest, dst, id, seq);
 }
 
-IcmpEchoRelay::Socket* IcmpEchoRelay::open_socket(int fd, bool ping) {
+IcmpEchoRelay::Socket* IcmpEchoRelay::open_raw(bool v6) {
+  int fd = open_icmp_socket(v6, SOCK_RAW);
+  if (fd < 0) {
+    spdlog::debug("icmp relay: {} raw socket: {}", v6 ? "IPv6" : "IPv4", std::strerror(-fd));
+    return nullptr;
+  }
+  // Only what can answer an echo request reaches us; the rest of the
+  // host's ICMP traffic stays in the kernel.
+  int rc = 0;
+  if (v6) {
+    icmp6_filter filter;
+    ICMP6_FILTER_SETBLOCKALL(&filter);
+    ICMP6_FILTER_SETPASS(kIcmp6.echo_reply, &filter);
+    ICMP6_FILTER_SETPASS(kIcmp6.dest_unreachable, &filter);
+    ICMP6_FILTER_SETPASS(kIcmp6.time_exceeded, &filter);
+    rc = ::setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
+  } else {
+    icmp_filter filter{};  // a set bit blocks a type
+    filter.data = ~((1u << kIcmp4.echo_reply) | (1u << kIcmp4.dest_unreachable) |
+                    (1u << kIcmp4.time_exceeded));
+    rc = ::setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, sizeof filter);
+  }
+  const int one = 1;
+  if (rc != 0 || ::setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one) != 0) {
+    spdlog::debug("icmp relay: raw socket options: {}", std::strerror(errno));
+    ::close(fd);
+    return nullptr;
+  }
+  return open_socket(fd, false, v6);
+}
+
+int IcmpEchoRelay::send_request(Socket* s, const IpAddr& dst, uint16_t id, uint16_t seq,
+                                wire::Bytes payload) {
+  const auto pkt = build_echo_request(dst.v6, id, seq, payload);
+  const sockaddr_storage to = to_sockaddr(dst, 0);
+  if (::sendto(s->fd, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+               sockaddr_len(dst.v6)) < 0) {
+    return errno;
+  }
+  return 0;
+}
+
+bool IcmpEchoRelay::finish_send(int err, const IpAddr& guest, const IpAddr& dst, uint16_t id,
+                                uint16_t seq) {
+  if (err == 0) {
+    stats_.requests++;
+    return true;
+  }
+  if (is_unreachable_errno(err)) {
+    stats_.requests++;
+    queue_local_error(guest, dst, id, seq, err);
+    return true;
+  }
+  spdlog::debug("icmp relay: echo to {} failed: {}", dst.to_string(), std::strerror(err));
+  stats_.dropped++;
+  return false;
+}
+
+IcmpEchoRelay::Socket* IcmpEchoRelay::open_socket(int fd, bool ping, bool v6) {
   auto* s = new Socket;
   s->fd = fd;
   s->ping = ping;
+  s->v6 = v6;
   int rc = uv_poll_init_socket(loop_, &s->poll, fd);
   if (rc != 0) {
     // Not initialised, so not registered with the loop: free directly.
@@ -338,25 +421,33 @@ void IcmpEchoRelay::close_socket(Socket* s) {
   });
 }
 
-bool IcmpEchoRelay::set_ttl(Socket* s, uint8_t ttl) {
-  if (s->ttl == ttl) return true;
-  const int value = ttl;
-  if (::setsockopt(s->fd, SOL_IP, IP_TTL, &value, sizeof value) != 0) {
-    spdlog::debug("icmp relay: IP_TTL {}: {}", value, std::strerror(errno));
+bool IcmpEchoRelay::set_hop_limit(Socket* s, uint8_t hop_limit) {
+  if (s->hop_limit == hop_limit) return true;
+  const int value = hop_limit;
+  const int rc = s->v6 ? ::setsockopt(s->fd, SOL_IPV6, IPV6_UNICAST_HOPS, &value, sizeof value)
+                       : ::setsockopt(s->fd, SOL_IP, IP_TTL, &value, sizeof value);
+  if (rc != 0) {
+    spdlog::debug("icmp relay: {} {}: {}", s->v6 ? "IPV6_UNICAST_HOPS" : "IP_TTL", value,
+                  std::strerror(errno));
     return false;
   }
-  s->ttl = ttl;
+  s->hop_limit = hop_limit;
   return true;
 }
 
-void IcmpEchoRelay::queue_local_error(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t id,
+void IcmpEchoRelay::queue_local_error(const IpAddr& guest, const IpAddr& dst, uint16_t id,
                                       uint16_t seq, int err) {
   if (local_errors_.size() >= kMaxQueuedErrors) {
     stats_.dropped++;
     return;
   }
-  const uint8_t code = err == ENETUNREACH ? kCodeNetUnreachable : kCodeHostUnreachable;
-  local_errors_.push_back(IcmpError{guest, dst, id, seq, kDestUnreachable, code});
+  uint8_t code = 0;
+  if (dst.v6) {
+    code = err == ENETUNREACH ? wire::icmpv6code::kNoRoute : wire::icmpv6code::kAddressUnreachable;
+  } else {
+    code = err == ENETUNREACH ? kCodeNetUnreachable : kCodeHostUnreachable;
+  }
+  local_errors_.push_back(IcmpError{guest, dst, id, seq, types_of(dst.v6).dest_unreachable, code});
   uv_idle_start(idle_, &IcmpEchoRelay::on_idle);
 }
 
@@ -395,8 +486,9 @@ void IcmpEchoRelay::on_poll(uv_poll_t* handle, int status, int /*events*/) {
 }
 
 void IcmpEchoRelay::read_ping(Socket* s) {
+  const IcmpTypes& types = types_of(s->v6);
   for (int i = 0; i < kMaxReadsPerWakeup && s->owner != nullptr; ++i) {
-    sockaddr_in from{};
+    sockaddr_storage from{};
     socklen_t from_len = sizeof from;
     const ssize_t n = ::recvfrom(s->fd, rx_buf_.data(), rx_buf_.size(), MSG_DONTWAIT,
                                  reinterpret_cast<sockaddr*>(&from), &from_len);
@@ -407,16 +499,19 @@ void IcmpEchoRelay::read_ping(Socket* s) {
       continue;
     }
     const wire::Bytes pkt(rx_buf_.data(), static_cast<size_t>(n));
-    if (pkt.size() < kIcmpHeaderSize || wire::load8(pkt, 0) != kEchoReply ||
-        from.sin_family != AF_INET) {
+    IpAddr from_addr;
+    uint16_t unused_port = 0;
+    if (pkt.size() < kIcmpHeaderSize || wire::load8(pkt, 0) != types.echo_reply ||
+        !from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &from_addr, &unused_port) ||
+        from_addr.v6 != s->v6) {
       spdlog::trace("icmp relay: unexpected {}-byte datagram on ping socket", pkt.size());
       stats_.dropped++;
       continue;
     }
     IcmpEchoReply reply;
-    reply.from = wire::Ipv4Addr{ntohl(from.sin_addr.s_addr)};
-    reply.guest = wire::Ipv4Addr{s->key.guest};
-    reply.id = s->key.id;  // the kernel's id is the socket's port; restore the guest's
+    reply.from = from_addr;
+    reply.guest = s->guest;
+    reply.id = s->id;  // the kernel's id is the socket's port; restore the guest's
     reply.seq = wire::load16(pkt, 6);
     reply.payload.assign(pkt.begin() + kIcmpHeaderSize, pkt.end());
     stats_.replies++;
@@ -425,10 +520,14 @@ void IcmpEchoRelay::read_ping(Socket* s) {
 }
 
 void IcmpEchoRelay::read_ping_errors(Socket* s) {
+  const IcmpTypes& types = types_of(s->v6);
+  const int level = s->v6 ? SOL_IPV6 : SOL_IP;
+  const int type = s->v6 ? IPV6_RECVERR : IP_RECVERR;
+  const uint8_t origin = s->v6 ? SO_EE_ORIGIN_ICMP6 : SO_EE_ORIGIN_ICMP;
   for (int i = 0; i < kMaxReadsPerWakeup && s->owner != nullptr; ++i) {
     alignas(cmsghdr) std::byte control[512];
     iovec iov{rx_buf_.data(), rx_buf_.size()};
-    sockaddr_in offender{};
+    sockaddr_storage offender{};
     msghdr msg{};
     msg.msg_name = &offender;
     msg.msg_namelen = sizeof offender;
@@ -442,27 +541,24 @@ void IcmpEchoRelay::read_ping_errors(Socket* s) {
     bool have_ee = false;
     sock_extended_err ee{};
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR &&
-          c->cmsg_len >= CMSG_LEN(sizeof ee)) {
+      if (c->cmsg_level == level && c->cmsg_type == type && c->cmsg_len >= CMSG_LEN(sizeof ee)) {
         std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
         have_ee = true;
       }
     }
     // The data is the start of our own request as quoted by the error: at
-    // least the 8-byte ICMP header, which holds the seq.
+    // least the 8-byte ICMP header, which holds the seq. Only the errors the
+    // raw sockets' filters let through are reported, in both modes.
     const wire::Bytes quoted(rx_buf_.data(), static_cast<size_t>(n));
-    if (!have_ee || ee.ee_origin != SO_EE_ORIGIN_ICMP || quoted.size() < kIcmpHeaderSize) {
-      spdlog::trace("icmp relay: ignored error-queue entry (origin {}, errno {})",
-                    have_ee ? ee.ee_origin : 0, have_ee ? ee.ee_errno : 0);
+    if (!have_ee || ee.ee_origin != origin || quoted.size() < kIcmpHeaderSize ||
+        (ee.ee_type != types.dest_unreachable && ee.ee_type != types.time_exceeded)) {
+      spdlog::trace("icmp relay: ignored error-queue entry (origin {}, type {}, errno {})",
+                    have_ee ? ee.ee_origin : 0, have_ee ? ee.ee_type : 0,
+                    have_ee ? ee.ee_errno : 0);
       stats_.dropped++;
       continue;
     }
-    IcmpError e{wire::Ipv4Addr{s->key.guest},
-                wire::Ipv4Addr{s->key.dst},
-                s->key.id,
-                wire::load16(quoted, 6),
-                ee.ee_type,
-                ee.ee_code};
+    IcmpError e{s->guest, s->dst, s->id, wire::load16(quoted, 6), ee.ee_type, ee.ee_code};
     stats_.errors++;
     if (on_error_) on_error_(e);
   }
@@ -470,12 +566,24 @@ void IcmpEchoRelay::read_ping_errors(Socket* s) {
 
 void IcmpEchoRelay::read_raw(Socket* s) {
   for (int i = 0; i < kMaxReadsPerWakeup && s->owner != nullptr; ++i) {
-    const ssize_t n = ::recv(s->fd, rx_buf_.data(), rx_buf_.size(), MSG_DONTWAIT);
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof from;
+    const ssize_t n = ::recvfrom(s->fd, rx_buf_.data(), rx_buf_.size(), MSG_DONTWAIT,
+                                 reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       continue;  // a pending socket error, returned once; read on
     }
-    handle_raw_packet(wire::Bytes(rx_buf_.data(), static_cast<size_t>(n)));
+    const wire::Bytes packet(rx_buf_.data(), static_cast<size_t>(n));
+    if (!s->v6) {
+      handle_raw_packet(packet);
+      continue;
+    }
+    IpAddr src;
+    uint16_t unused_port = 0;
+    if (from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &src, &unused_port) && src.v6) {
+      handle_raw_packet6(src.v6addr, packet);
+    }
   }
 }
 
@@ -488,8 +596,8 @@ void IcmpEchoRelay::handle_raw_packet(wire::Bytes packet) {
   const uint8_t type = wire::load8(icmp, 0);
   const uint8_t code = wire::load8(icmp, 1);
 
-  if (type == kEchoReply) {
-    const PendingKey key{outer->src.value, wire::load16(icmp, 4), wire::load16(icmp, 6)};
+  if (type == kIcmp4.echo_reply) {
+    const PendingKey key{key_of(outer->src), wire::load16(icmp, 4), wire::load16(icmp, 6)};
     auto it = pending_.find(key);
     if (it == pending_.end()) return;
     IcmpEchoReply reply;
@@ -503,15 +611,52 @@ void IcmpEchoRelay::handle_raw_packet(wire::Bytes packet) {
     if (on_reply_) on_reply_(reply);
     return;
   }
-  if (type != kDestUnreachable && type != kTimeExceeded) return;
+  if (type != kIcmp4.dest_unreachable && type != kIcmp4.time_exceeded) return;
   // An error quotes the offending IP header and the first 8 bytes after it:
   // our echo request's type, code, checksum, id and seq.
   auto inner = parse_ipv4_icmp(icmp.subspan(kIcmpHeaderSize), true);
   if (!inner || inner->icmp.size() < kIcmpHeaderSize ||
-      wire::load8(inner->icmp, 0) != kEchoRequest) {
+      wire::load8(inner->icmp, 0) != kIcmp4.echo_request) {
     return;
   }
-  const PendingKey key{inner->dst.value, wire::load16(inner->icmp, 4),
+  const PendingKey key{key_of(inner->dst), wire::load16(inner->icmp, 4),
+                       wire::load16(inner->icmp, 6)};
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  IcmpError e{it->second.guest, inner->dst, key.id, key.seq, type, code};
+  pending_.erase(it);
+  stats_.errors++;
+  if (on_error_) on_error_(e);
+}
+
+void IcmpEchoRelay::handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes icmp) {
+  // As for IPv4, but the kernel hands us the ICMPv6 message alone (its
+  // checksum already verified) and the source separately.
+  if (icmp.size() < kIcmpHeaderSize) return;
+  const uint8_t type = wire::load8(icmp, 0);
+  const uint8_t code = wire::load8(icmp, 1);
+
+  if (type == kIcmp6.echo_reply) {
+    const PendingKey key{key_of(src), wire::load16(icmp, 4), wire::load16(icmp, 6)};
+    auto it = pending_.find(key);
+    if (it == pending_.end()) return;
+    IcmpEchoReply reply;
+    reply.from = src;
+    reply.guest = it->second.guest;
+    reply.id = key.id;
+    reply.seq = key.seq;
+    reply.payload.assign(icmp.begin() + kIcmpHeaderSize, icmp.end());
+    pending_.erase(it);
+    stats_.replies++;
+    if (on_reply_) on_reply_(reply);
+    return;
+  }
+  if (type != kIcmp6.dest_unreachable && type != kIcmp6.time_exceeded) return;
+  // The error quotes as much of our request as fits in 1280 bytes, from its
+  // IPv6 header on (RFC 4443 §3.1, §3.3).
+  auto inner = parse_quoted_ipv6_icmp(icmp.subspan(kIcmpHeaderSize));
+  if (!inner || wire::load8(inner->icmp, 0) != kIcmp6.echo_request) return;
+  const PendingKey key{key_of(inner->dst), wire::load16(inner->icmp, 4),
                        wire::load16(inner->icmp, 6)};
   auto it = pending_.find(key);
   if (it == pending_.end()) return;
@@ -533,12 +678,21 @@ void IcmpEchoRelay::expire(uint64_t now_ms) {
       ++it;
     }
   }
+  bool pending4 = false, pending6 = false;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    it = idle(it->second.sent_ms, kPendingTimeoutMs) ? pending_.erase(it) : std::next(it);
+    if (idle(it->second.sent_ms, kPendingTimeoutMs)) {
+      it = pending_.erase(it);
+    } else {
+      (it->first.dst.v6 ? pending6 : pending4) = true;
+      ++it;
+    }
   }
-  if (raw_ != nullptr && pending_.empty() && idle(raw_->last_used_ms, kIdleTimeoutMs)) {
-    close_socket(raw_);
-    raw_ = nullptr;
+  // A raw socket stays open while requests of its family are outstanding.
+  for (auto [raw, busy] : {std::pair{&raw4_, pending4}, std::pair{&raw6_, pending6}}) {
+    if (*raw != nullptr && !busy && idle((*raw)->last_used_ms, kIdleTimeoutMs)) {
+      close_socket(*raw);
+      *raw = nullptr;
+    }
   }
 }
 

@@ -1,48 +1,67 @@
-// ICMP echo relay: forwards a guest's pings to the host side and returns the
-// replies, on a libuv loop.
+// ICMP echo relay: forwards a guest's pings (IPv4 and IPv6) to the host side
+// and returns the replies, on a libuv loop.
 //
 // The guest's echo request arrives as parsed fields (the caller has already
-// checked the IPv4/ICMP headers and mapped the destination to a host address,
-// e.g. the gateway to 127.0.0.1). The relay sends it from an ICMP socket of
-// the host and reports what comes back through two callbacks: on_reply for an
-// echo reply, on_error for an ICMP error (or a local routing failure) about
-// the request. The caller turns those into frames for the guest.
+// checked the IPv4/ICMP or IPv6/ICMPv6 headers and mapped the destination to
+// a host address with NatPolicy::host_destination()). The relay sends it
+// from an ICMP socket of the host, of the destination's family, and reports
+// what comes back through two callbacks: on_reply for an echo reply,
+// on_error for an ICMP error (or a local routing failure) about the
+// request. The caller turns those into frames for the guest. Everything
+// below holds for both families; IPv6 differences are noted.
 //
-// Two kinds of socket, chosen at construction (Mode::kAuto tries in order):
-//  * Ping sockets (SOCK_DGRAM, IPPROTO_ICMP): unprivileged, allowed when the
-//    process's gid is within /proc/sys/net/ipv4/ping_group_range. The kernel
-//    owns the echo id (it is the socket's local "port") and fills in the
-//    checksum, so we keep one socket per flow (guest, guest id, destination),
-//    map replies back by socket and restore the guest's id. IP_RECVERR
-//    queues ICMP errors (unreachable, time exceeded) on the socket's error
-//    queue; SO_SELECT_ERR_QUEUE makes them show up as POLLPRI, which libuv
-//    hands us instead of stopping the handle on a bare POLLERR.
-//    At most kMaxFlows sockets; when full, the least recently used is closed.
+// Two kinds of socket, chosen at construction (Mode::kAuto tries in order;
+// the choice, probed with IPv4, holds for both families):
+//  * Ping sockets (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6):
+//    unprivileged, allowed when the process's gid is within
+//    /proc/sys/net/ipv4/ping_group_range (for IPv6 too). The kernel owns
+//    the echo id (it is the socket's local "port") and fills in the
+//    checksum, so we keep one socket per flow (guest, guest id,
+//    destination), map replies back by socket and restore the guest's id.
+//    IP_RECVERR (IPV6_RECVERR) queues ICMP errors (unreachable, time
+//    exceeded) on the socket's error queue; SO_SELECT_ERR_QUEUE makes them
+//    show up as POLLPRI, which libuv hands us instead of stopping the handle
+//    on a bare POLLERR. At most kMaxFlows sockets over both families; when
+//    full, the least recently used is closed.
 //    (Each is a file descriptor: the program should raise RLIMIT_NOFILE's
 //    soft limit, whose usual default is also 1024; a socket() failure drops
 //    the request.)
-//  * One raw socket (SOCK_RAW, IPPROTO_ICMP; needs CAP_NET_RAW), used when
-//    ping sockets are refused (EACCES/EPERM) or not built in. The guest's
-//    id goes out unchanged. The raw socket sees every ICMP packet the host receives (an
-//    ICMP_FILTER narrows it to echo replies, unreachables and time
-//    exceeded), with the IP header: each is parsed with bounds checks and
-//    accepted only if it answers an outstanding request (a reply whose
-//    source, id and seq match, or an error quoting such a request). The
-//    table of outstanding requests is bounded (kMaxPending, oldest dropped)
-//    and entries time out after kPendingTimeoutMs. Two guests pinging the
-//    same host with the same id and seq at once cannot be told apart in this
-//    mode; the later request wins.
+//  * One raw socket per family (SOCK_RAW, IPPROTO_ICMP or IPPROTO_ICMPV6;
+//    needs CAP_NET_RAW), used when ping sockets are refused (EACCES/EPERM)
+//    or not built in. The guest's id goes out unchanged. A raw socket sees
+//    every ICMP packet the host receives (an ICMP_FILTER or ICMP6_FILTER
+//    narrows it to echo replies, destination unreachables and time
+//    exceeded): IPv4 ones with the IP header, IPv6 ones without (the source
+//    comes from recvfrom; the kernel checks and fills ICMPv6 checksums).
+//    Each is parsed with bounds checks and accepted only if it answers an
+//    outstanding request (a reply whose source, id and seq match, or an
+//    error quoting such a request). The table of outstanding requests is
+//    bounded (kMaxPending over both families, oldest dropped) and entries
+//    time out after kPendingTimeoutMs. Two guests pinging the same host with
+//    the same id and seq at once cannot be told apart in this mode; the
+//    later request wins.
+//
+// Errors reach the caller with the type and code of the request's family:
+// ICMP (3 destination unreachable, 11 time exceeded) for IPv4, ICMPv6 (1
+// destination unreachable, 3 time exceeded) for IPv6. Other ICMPv6 errors
+// (packet too big, parameter problem) concern the host's own sending and are
+// not reported.
 //
 // Sockets are read through uv_poll_t, at most kMaxReadsPerWakeup datagrams
 // (and as many error-queue entries) per callback so one busy socket cannot
 // starve the loop. A send that fails at once with ENETUNREACH/EHOSTUNREACH
-// (no route) is reported as ICMP destination unreachable; that report is
-// queued and delivered from the loop (a uv_idle_t), never from inside
-// send_echo, so the caller is not re-entered.
+// (no route) is reported as destination unreachable (IPv4 net/host
+// unreachable, IPv6 no route/address unreachable); that report is queued
+// and delivered from the loop (a uv_idle_t), never from inside send_echo,
+// so the caller is not re-entered.
+//
+// The guest's TTL (IPv6: hop limit) is set on the socket (IP_TTL,
+// IPV6_UNICAST_HOPS) before each send, so traceroute-style probes expire
+// where they would have.
 //
 // Time is passed in: send_echo() stamps flows and requests with now_ms and
-// expire(now_ms) closes ping sockets (and the raw socket) idle for more than
-// kIdleTimeoutMs and forgets unanswered raw-mode requests.
+// expire(now_ms) closes ping sockets (and the raw sockets) idle for more
+// than kIdleTimeoutMs and forgets unanswered raw-mode requests.
 //
 // Lifetime: every socket lives in a heap object owning its uv_poll_t; closing
 // calls uv_close and the close callback closes the fd and frees the object,
@@ -54,32 +73,36 @@
 
 #include <uv.h>
 
+#include <array>
+#include <compare>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
+#include "netstack/engine/ip_addr.h"
 #include "netstack/wire/bytes.h"
 
 namespace slipway::engine {
 
 struct IcmpEchoReply {
-  wire::Ipv4Addr from;   // the remote host that answered (the reply's source to the guest)
-  wire::Ipv4Addr guest;  // guest address that sent the request
-  uint16_t id = 0;       // the guest's id (restored if the kernel rewrote it)
+  IpAddr from;   // the remote host that answered (the reply's source to the guest)
+  IpAddr guest;  // guest address that sent the request (same family as from)
+  uint16_t id = 0;  // the guest's id (restored if the kernel rewrote it)
   uint16_t seq = 0;
   std::vector<std::byte> payload;  // echo payload, after the 8-byte ICMP header
 };
 
-// An ICMP error about the guest's request to dst (e.g. type 3 code 1, host
-// unreachable). `type`/`code` are ICMP values ready to send to the guest.
+// An error about the guest's request to dst, with `type`/`code` ready to
+// send to the guest in the request's family: ICMP for IPv4 (e.g. type 3 code
+// 1, host unreachable), ICMPv6 for IPv6 (e.g. type 1 code 3, address
+// unreachable).
 struct IcmpError {
-  wire::Ipv4Addr guest;
-  wire::Ipv4Addr dst;
+  IpAddr guest;
+  IpAddr dst;  // the host-side destination given to send_echo
   uint16_t id = 0, seq = 0;
   uint8_t type = 0, code = 0;
 };
@@ -92,7 +115,8 @@ class IcmpEchoRelay {
   static constexpr size_t kMaxPending = 4096;         // raw-mode outstanding requests
   static constexpr uint64_t kIdleTimeoutMs = 60'000;  // sockets
   static constexpr uint64_t kPendingTimeoutMs = 60'000;
-  static constexpr size_t kMaxPayload = 65507;  // 65535 - IPv4 header - ICMP header
+  static constexpr size_t kMaxPayload = 65507;   // 65535 - IPv4 header - ICMP header
+  static constexpr size_t kMaxPayload6 = 65527;  // 65535 (IPv6 payload length) - ICMPv6 header
   static constexpr int kMaxReadsPerWakeup = 64;
   static constexpr size_t kMaxQueuedErrors = 1024;  // local errors waiting for the loop
 
@@ -110,12 +134,13 @@ class IcmpEchoRelay {
   IcmpEchoRelay& operator=(const IcmpEchoRelay&) = delete;
   ~IcmpEchoRelay();
 
-  // Sends an echo request on behalf of the guest to host_dst. Returns false
-  // if it was not sent: no relay is possible (neither socket kind is
-  // available; a warning is logged once), or the request was refused (payload
-  // too long, socket failure; counted in stats().dropped).
-  bool send_echo(wire::Ipv4Addr guest, wire::Ipv4Addr host_dst, uint16_t id, uint16_t seq,
-                 wire::Bytes payload, uint8_t ttl, uint64_t now_ms);
+  // Sends an echo request on behalf of the guest to host_dst (of the
+  // guest's family) with the guest's TTL or hop limit. Returns false if it
+  // was not sent: no relay is possible (neither socket kind is available; a
+  // warning is logged once), or the request was refused (mixed families,
+  // payload too long, socket failure; counted in stats().dropped).
+  bool send_echo(const IpAddr& guest, const IpAddr& host_dst, uint16_t id, uint16_t seq,
+                 wire::Bytes payload, uint8_t hop_limit, uint64_t now_ms);
 
   // Closes sockets idle for more than kIdleTimeoutMs; forgets raw-mode
   // requests older than kPendingTimeoutMs.
@@ -128,30 +153,45 @@ class IcmpEchoRelay {
 
  private:
   struct Socket;  // heap state of one socket and its uv_poll_t; see the .cc
+  // An address as a map key (IpAddr has no order): IPv4 in the first four
+  // bytes, the family apart.
+  struct AddrKey {
+    bool v6 = false;
+    std::array<uint8_t, 16> bytes{};
+    friend auto operator<=>(const AddrKey&, const AddrKey&) = default;
+  };
+  static AddrKey key_of(const IpAddr& a);
   struct FlowKey {
-    uint32_t guest;
+    AddrKey guest;
     uint16_t id;
-    uint32_t dst;
+    AddrKey dst;
     friend auto operator<=>(const FlowKey&, const FlowKey&) = default;
   };
   struct PendingKey {  // raw mode: what a reply carries
-    uint32_t dst;
+    AddrKey dst;
     uint16_t id, seq;
     friend auto operator<=>(const PendingKey&, const PendingKey&) = default;
   };
   struct Pending {
-    wire::Ipv4Addr guest;
+    IpAddr guest;
     uint64_t sent_ms;
   };
 
-  bool send_ping(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t id, uint16_t seq,
-                 wire::Bytes payload, uint8_t ttl, uint64_t now_ms);
-  bool send_raw(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t id, uint16_t seq,
-                wire::Bytes payload, uint8_t ttl, uint64_t now_ms);
-  Socket* open_socket(int fd, bool ping);
+  bool send_ping(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq,
+                 wire::Bytes payload, uint8_t hop_limit, uint64_t now_ms);
+  bool send_raw(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq,
+                wire::Bytes payload, uint8_t hop_limit, uint64_t now_ms);
+  // Sends the request on s: 0, or the errno of a failed sendto.
+  static int send_request(Socket* s, const IpAddr& dst, uint16_t id, uint16_t seq,
+                          wire::Bytes payload);
+  // Accounts for send_request's result: true if the request counts as sent
+  // (a local "no route" is queued as an error for the loop to report).
+  bool finish_send(int err, const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq);
+  Socket* open_raw(bool v6);
+  Socket* open_socket(int fd, bool ping, bool v6);
   void close_socket(Socket* s);
-  bool set_ttl(Socket* s, uint8_t ttl);
-  void queue_local_error(wire::Ipv4Addr guest, wire::Ipv4Addr dst, uint16_t id, uint16_t seq,
+  bool set_hop_limit(Socket* s, uint8_t hop_limit);
+  void queue_local_error(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq,
                          int err);
 
   static void on_poll(uv_poll_t* handle, int status, int events);
@@ -159,7 +199,8 @@ class IcmpEchoRelay {
   void read_ping(Socket* s);
   void read_ping_errors(Socket* s);
   void read_raw(Socket* s);
-  void handle_raw_packet(wire::Bytes packet);
+  void handle_raw_packet(wire::Bytes packet);                          // IPv4, IP header first
+  void handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes icmp);  // IPv6, ICMPv6 only
 
   uv_loop_t* loop_;
   std::function<void(const IcmpEchoReply&)> on_reply_;
@@ -169,7 +210,8 @@ class IcmpEchoRelay {
   std::string unavailable_reason_;  // why mode_ stayed kAuto, for the one warning
 
   std::map<FlowKey, Socket*> flows_;  // ping mode
-  Socket* raw_ = nullptr;             // raw mode, opened on first use
+  Socket* raw4_ = nullptr;            // raw mode, each opened on first use
+  Socket* raw6_ = nullptr;
   std::map<PendingKey, Pending> pending_;
   std::deque<IcmpError> local_errors_;
   uv_idle_t* idle_ = nullptr;  // delivers local_errors_; freed in its close callback

@@ -16,6 +16,9 @@ namespace slipway::gateway {
 namespace {
 constexpr uint16_t kDhcpServerPort = 67;
 constexpr uint16_t kDhcpClientPort = 68;
+// Relayed echo replies leave the gateway with a fresh hop limit, as IPv4's
+// leave with build_ipv4_icmp_frame's TTL 64.
+constexpr uint8_t kEchoReplyHopLimit = 64;
 }  // namespace
 
 DhcpServerConfig dhcp_config_for(const GatewayConfig& config) {
@@ -66,22 +69,48 @@ Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
   icmp_ = std::make_unique<engine::IcmpEchoRelay>(
       loop_,
       [this](const engine::IcmpEchoReply& r) {
-        wire::Ipv4Addr from = config_.nat.guest_source(r.from);
-        auto frame = wire::build_ipv4_icmp_frame({}, {}, from, r.guest, wire::icmptype::kEchoReply, 0,
-                                                 (uint32_t{r.id} << 16) | r.seq, r.payload);
-        deliver_frame(std::move(frame));
+        // From the address the guest pinged (::1 and 127.0.0.1 appear as the gateway).
+        engine::IpAddr from = config_.nat.guest_source(r.from);
+        const uint32_t rest = (uint32_t{r.id} << 16) | r.seq;
+        if (r.guest.v6) {
+          deliver_frame(wire::build_ipv6_icmpv6_frame({}, {}, from.v6addr, r.guest.v6addr, kEchoReplyHopLimit,
+                                                      wire::icmpv6type::kEchoReply, 0, rest, r.payload));
+        } else {
+          deliver_frame(wire::build_ipv4_icmp_frame({}, {}, from.v4, r.guest.v4, wire::icmptype::kEchoReply, 0, rest,
+                                                    r.payload));
+        }
       },
       [this](const engine::IcmpError& e) {
-        // Quote a reconstruction of the guest's echo request.
+        // From the gateway, quoting a reconstruction of the guest's echo
+        // request (its header and the echo's first 8 bytes; the relay keeps
+        // no payload) as the guest addressed it.
+        engine::IpAddr dst = config_.nat.guest_source(e.dst);
+        const uint32_t rest = (uint32_t{e.id} << 16) | e.seq;
+        if (e.guest.v6) {
+          std::vector<std::byte> req(wire::Ipv6Header::kLen + wire::Icmpv6Message::kHeaderLen);
+          wire::Ipv6Header h;
+          h.src = e.guest.v6addr;
+          h.dst = dst.v6addr;
+          h.next_header = wire::ipproto::kIcmpv6;
+          h.payload_len = wire::Icmpv6Message::kHeaderLen;
+          h.emit(req);
+          wire::emit_icmpv6(wire::MutBytes(req).subspan(wire::Ipv6Header::kLen), h.src, h.dst,
+                            wire::icmpv6type::kEchoRequest, 0, rest, {});
+          auto quoted = wire::Ipv6Packet::parse(req);
+          if (!quoted) return;
+          deliver_frame(
+              wire::build_ipv6_icmpv6_error_frame({}, {}, config_.nat.gateway6, e.type, e.code, *quoted));
+          return;
+        }
         std::vector<std::byte> req(wire::Ipv4Header::kLen + wire::IcmpMessage::kHeaderLen);
         wire::Ipv4Header h;
-        h.src = e.guest;
-        h.dst = e.dst;
+        h.src = e.guest.v4;
+        h.dst = dst.v4;
         h.protocol = wire::ipproto::kIcmp;
         h.payload_len = wire::IcmpMessage::kHeaderLen;
         h.emit(req);
-        wire::emit_icmp(wire::MutBytes(req).subspan(wire::Ipv4Header::kLen), wire::icmptype::kEchoRequest, 0,
-                        (uint32_t{e.id} << 16) | e.seq, {});
+        wire::emit_icmp(wire::MutBytes(req).subspan(wire::Ipv4Header::kLen), wire::icmptype::kEchoRequest, 0, rest,
+                        {});
         auto quoted = wire::Ipv4Packet::parse(req);
         if (!quoted) return;
         deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, e.type, e.code, *quoted));
@@ -93,10 +122,7 @@ Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
     start_router_adverts();
   }
   if (config_.dns) {
-    auto dc = config_.dns_config;
-    dc.static_names["host.internal"].push_back(config_.nat.gateway.to_string());
-    if (config_.nat.ipv6) dc.static_names["host.internal"].push_back(config_.nat.gateway6.to_string());
-    dns_ = std::make_unique<dns::Proxy>(loop_, dc);
+    dns_ = std::make_unique<dns::Proxy>(loop_, with_builtin_names(config_.dns_config));
     // A UDP answer must fit one datagram on the guest link (IPv6's header
     // is the larger).
     size_t max_udp = config_.mtu - wire::Ipv6Header::kLen - wire::UdpDatagram::kHeaderLen;
@@ -111,6 +137,19 @@ Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
     auto err = published_->add(rule);
     if (!err.empty()) spdlog::error("cannot publish {}: {}", rule.to_string(), err);
   }
+}
+
+dns::ProxyConfig Gateway::with_builtin_names(dns::ProxyConfig dc) const {
+  auto& names = dc.static_names["host.internal"];
+  names.push_back(config_.nat.gateway.to_string());
+  if (config_.nat.ipv6) names.push_back(config_.nat.gateway6.to_string());
+  return dc;
+}
+
+void Gateway::reconfigure_dns(const dns::ProxyConfig& config) {
+  if (!dns_) return;
+  dns_->reconfigure(with_builtin_names(config));
+  config_.dns_config = config;
 }
 
 Gateway::~Gateway() {
@@ -282,15 +321,7 @@ void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame) {
     auto icmp = wire::Icmpv6Message::parse(ul->data);
     if (icmp && icmp->type() == wire::icmpv6type::kEchoRequest && !ip->dst().is_multicast() &&
         !ndp_->is_own_address(ip->dst())) {
-      // Echo to another host: not relayed (see Limits); say so at once.
-      if (is_guest_source(ip->src()) &&
-          wire::icmpv6_error_allowed(*ip, eth.dst().is_multicast(), wire::icmpv6type::kDestUnreachable)) {
-        stats_.icmpv6_echo_refused++;
-        learn(ip->src(), eth.src());
-        deliver_frame(wire::build_ipv6_icmpv6_error_frame({}, {}, config_.nat.gateway6,
-                                                          wire::icmpv6type::kDestUnreachable,
-                                                          wire::icmpv6code::kAdminProhibited, *ip));
-      }
+      on_icmpv6_echo(eth, *ip, *icmp);  // to another host: relayed or refused
       return;
     }
     if (icmp && (icmp->type() == wire::icmpv6type::kNeighborAdvert || icmp->type() == wire::icmpv6type::kNeighborSolicit))
@@ -351,6 +382,40 @@ void Gateway::on_icmp(const wire::Ipv4Packet& ip) {
   uint64_t now = uv_now(loop_);
   icmp_->expire(now);
   if (icmp_->send_echo(ip.src(), *host, icmp->echo_id(), icmp->echo_seq(), icmp->payload(), ip.ttl(), now)) {
+    stats_.icmp_echo_relayed++;
+  } else {
+    stats_.icmp_echo_failed++;
+  }
+}
+
+void Gateway::on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Packet& ip,
+                             const wire::Icmpv6Message& icmp) {
+  if (!is_guest_source(ip.src())) {
+    stats_.dropped_bad_source++;
+    spdlog::trace("gateway: dropping ICMPv6 echo from {}", ip.src().to_string());
+    return;
+  }
+  if (icmp.code() != 0 || !icmp.checksum_ok(ip.src(), ip.dst())) {
+    stats_.dropped_malformed++;
+    return;
+  }
+  learn(ip.src(), eth.src());
+  const auto& nat = config_.nat;
+  auto host = nat.host_destination(ip.dst());
+  // Refused destinations, and any echo from a link-local source (which may
+  // not leave the link, RFC 4291 §2.5.6), are answered at once.
+  if (!host || ip.src().is_link_local()) {
+    stats_.icmpv6_echo_refused++;
+    uint8_t code = host ? wire::icmpv6code::kBeyondScope : wire::icmpv6code::kAdminProhibited;
+    if (wire::icmpv6_error_allowed(ip, eth.dst().is_multicast(), wire::icmpv6type::kDestUnreachable, code)) {
+      deliver_frame(wire::build_ipv6_icmpv6_error_frame({}, {}, nat.gateway6, wire::icmpv6type::kDestUnreachable,
+                                                        code, ip));
+    }
+    return;
+  }
+  uint64_t now = uv_now(loop_);
+  icmp_->expire(now);
+  if (icmp_->send_echo(ip.src(), *host, icmp.echo_id(), icmp.echo_seq(), icmp.payload(), ip.hop_limit(), now)) {
     stats_.icmp_echo_relayed++;
   } else {
     stats_.icmp_echo_failed++;

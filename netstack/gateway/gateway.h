@@ -10,6 +10,7 @@
 //     - DHCPv4 (UDP to port 67): served by DhcpServer;
 //     - ICMP echo: answered for the gateway and DNS addresses, relayed to
 //       other destinations through IcmpEchoRelay (ping or raw sockets);
+//       likewise ICMPv6 echo (see the IPv6 item);
 //     - DNS at the DNS address (UDP and TCP port 53): answered by a
 //       dns::Proxy that relays to the host's resolvers, with host.internal
 //       naming the gateway address;
@@ -18,8 +19,14 @@
 //     - IPv6 (when config.nat.ipv6): NDP, router advertisements (one at
 //       start and every NdpResponderConfig::ra_interval, and in answer to
 //       router solicitations), ICMPv6 echo to the gateway's addresses and
-//       stateless DHCPv6 are NdpResponder's; TCP and UDP over IPv6 go to the
-//       engine like IPv4. IPv6 neighbours are learned from the guest's
+//       stateless DHCPv6 are NdpResponder's; ICMPv6 echo to other unicast
+//       addresses is relayed through IcmpEchoRelay like IPv4's when
+//       NatPolicy::host_destination() allows the destination (the reply
+//       comes from the address the guest pinged, errors from the gateway's
+//       address), and refused at once otherwise with destination
+//       unreachable (administratively prohibited; "beyond scope" for a
+//       link-local source); TCP and UDP over IPv6 go to the engine like
+//       IPv4. IPv6 neighbours are learned from the guest's
 //       packets (source MAC) and, when unknown, asked for with a neighbour
 //       solicitation; frames wait for the answer in the same queue as ARP;
 //     - published ports (PublishedPorts): host listeners whose connections
@@ -32,9 +39,9 @@
 // whose MAC is unknown triggers an ARP request (IPv6: a neighbour
 // solicitation) and waits for the answer in a small queue
 // (kMaxPendingFrames per address, kMaxPendingAddresses addresses,
-// kPendingTimeoutMs); beyond that it is dropped and counted. ICMPv6 echo
-// is answered for the gateway's own addresses only (not relayed to other
-// hosts); an echo to another address gets "administratively prohibited".
+// kPendingTimeoutMs); beyond that it is dropped and counted. Relayed echo
+// (both families) quotes only the request's headers in errors (the relay
+// keeps no payload); fragmented ICMPv6 echo is not relayed.
 #pragma once
 
 #include <uv.h>
@@ -54,6 +61,7 @@
 #include "netstack/link/port.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ethernet.h"
+#include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv4.h"
 
 namespace slipway::engine {
@@ -91,7 +99,11 @@ struct GatewayStats {
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t dropped_malformed = 0, dropped_not_for_us = 0, dropped_bad_source = 0, dropped_unsupported = 0;
   uint64_t dropped_no_neighbor = 0;
-  uint64_t neighbor_solicits_sent = 0, icmpv6_echo_refused = 0;
+  uint64_t neighbor_solicits_sent = 0;
+  uint64_t icmpv6_echo_refused = 0;  // echo to a refused IPv6 destination, answered with an error
+  // ICMP echo answered here (IPv4; NdpResponder counts IPv6's), handed to
+  // the relay (both families), or not relayed (an IPv4 destination refused,
+  // the relay unavailable or failing).
   uint64_t arp_replies = 0, icmp_echo_local = 0, icmp_echo_relayed = 0, icmp_echo_failed = 0;
 };
 
@@ -110,6 +122,9 @@ class Gateway : public link::Port {
   const DhcpServer& dhcp() const { return dhcp_; }
   engine::PublishedPorts& published() { return *published_; }
   const NdpResponder* ndp() const { return ndp_.get(); }
+  // A new DNS configuration (SIGHUP): upstreams, routes, names, hosts file,
+  // cache. Throws std::runtime_error and keeps the old one when it is bad.
+  void reconfigure_dns(const dns::ProxyConfig& config);
   const dns::Proxy* dns() const { return dns_.get(); }
   dns::Proxy* dns() { return dns_.get(); }
 
@@ -123,6 +138,8 @@ class Gateway : public link::Port {
   void on_ipv4(const wire::EthernetFrame& eth);
   void on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame);
   void on_icmp(const wire::Ipv4Packet& ip);
+  // An ICMPv6 echo request to an address that is not the gateway's.
+  void on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Packet& ip, const wire::Icmpv6Message& icmp);
   void on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload);
   void learn(const engine::IpAddr& ip, wire::MacAddr mac);
   bool is_guest_source(wire::Ipv4Addr src) const;
@@ -138,6 +155,8 @@ class Gateway : public link::Port {
   void request_neighbor(const engine::IpAddr& ip);
   void hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame);
   void start_router_adverts();
+  // The DNS configuration plus host.internal naming the gateway.
+  dns::ProxyConfig with_builtin_names(dns::ProxyConfig config) const;
 
   uv_loop_t* loop_;
   GatewayConfig config_;

@@ -1,17 +1,26 @@
 // The gateway's IPv6 side over an in-memory link, on a real libuv loop with
 // real host sockets on ::1: router advertisements at start, neighbour
-// discovery both ways, echo, UDP and TCP relayed to host IPv6 sockets, and
+// discovery both ways, echo (answered, relayed to another host in a private
+// network namespace, refused), UDP and TCP relayed to host IPv6 sockets, and
 // what is refused.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <iostream>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "netstack/gateway/gateway.h"
@@ -129,6 +138,72 @@ std::vector<std::byte> tcp6_frame(MacAddr dst_mac, const Ipv6Addr& src, const Ip
   return frame;
 }
 
+// The ICMPv6 message of a received frame (which must be IPv6/ICMPv6).
+wire::Icmpv6Message icmpv6_of(const std::vector<std::byte>& frame) {
+  auto ip = wire::Ipv6Packet::parse(wire::EthernetFrame::parse(frame)->payload());
+  return *wire::Icmpv6Message::parse(ip->upper_layer()->data);
+}
+
+std::vector<std::byte> echo_request(const Ipv6Addr& src, const Ipv6Addr& dst, uint32_t id_seq,
+                                    const std::vector<std::byte>& payload, MacAddr gw_mac) {
+  return wire::build_ipv6_icmpv6_frame(gw_mac, kGuestMac, src, dst, 64, wire::icmpv6type::kEchoRequest, 0, id_seq,
+                                       payload);
+}
+
+// Runs body in a forked child inside a fresh network namespace (the test
+// binary's own must not change: libuv's threadpool and later tests live
+// there), after `setup` shell commands. Returns the child's failure message:
+// empty on success, "skip: ..." when the namespace cannot be made. Inside
+// the child, checks return a message instead of asserting.
+constexpr const char* kSkip = "skip: ";
+std::string in_private_netns(const char* setup, const std::function<std::string()>& body) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return "pipe2 failed";
+  std::fflush(stdout);
+  std::cout.flush();
+  std::cerr.flush();
+  pid_t pid = fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    close(fds[0]);
+    alarm(60);
+    std::string msg;
+    if (unshare(CLONE_NEWNET) != 0) {
+      msg = std::string(kSkip) + "unshare(CLONE_NEWNET): " + std::strerror(errno);
+    } else if (std::system(setup) != 0) {
+      msg = std::string(kSkip) + "'" + setup + "' failed";
+    } else {
+      try {
+        msg = body();
+      } catch (const std::exception& e) {
+        msg = std::string("exception: ") + e.what();
+      } catch (...) {
+        msg = "a check failed in the child";
+      }
+    }
+    for (size_t off = 0; off < msg.size();) {
+      ssize_t n = write(fds[1], msg.data() + off, msg.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    _exit(msg.empty() ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string msg;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (msg.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) msg = "the child failed";
+  return msg;
+}
+
+#define EXPECT(cond)                                                                       \
+  do {                                                                                     \
+    if (!(cond)) return std::string(__FILE__ ":") + std::to_string(__LINE__) + ": " #cond; \
+  } while (0)
+
 }  // namespace
 
 TEST_CASE("gateway advertises the IPv6 prefix at start", "[gateway][ipv6]") {
@@ -160,7 +235,7 @@ TEST_CASE("without IPv6 the gateway sends no RA and drops IPv6 frames", "[gatewa
   CHECK(r.gw->stats().dropped_unsupported == 1);
 }
 
-TEST_CASE("gateway answers NS, and echo to its address, and refuses echo elsewhere", "[gateway][ipv6]") {
+TEST_CASE("gateway answers NS, and echo to its own address", "[gateway][ipv6]") {
   Rig r;
   r.run_until([&] { return !r.received.empty(); });  // the start-up RA
   r.received.clear();
@@ -184,17 +259,124 @@ TEST_CASE("gateway answers NS, and echo to its address, and refuses echo elsewhe
                                        0x12340001, payload));
   CHECK(r.icmpv6(wire::icmpv6type::kEchoReply));
 
+  auto reply = r.icmpv6(wire::icmpv6type::kEchoReply);
+  REQUIRE(reply);
+  auto ip = wire::Ipv6Packet::parse(wire::EthernetFrame::parse(*reply)->payload());
+  CHECK(ip->src() == kGw6);  // answered here, like IPv4's gateway address, not relayed to ::1
+  CHECK(icmpv6_of(*reply).rest() == 0x12340001);
+  CHECK(r.gw->stats().icmp_echo_relayed == 0);
+}
+
+TEST_CASE("ICMPv6 echo to a refused destination gets destination unreachable at once", "[gateway][ipv6][icmp]") {
+  Rig r;
+  r.run_until([&] { return !r.received.empty(); });  // the start-up RA
+  std::vector<std::byte> payload{std::byte{7}, std::byte{8}};
+  struct Case {
+    Ipv6Addr src, dst;
+    uint8_t code;
+  };
+  const Case cases[] = {
+      // The guest's own prefix (NAT mode), not a host destination.
+      {kGuest, Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 0x99}), wire::icmpv6code::kAdminProhibited},
+      // IPv4-mapped: would reach 127.0.0.1 through the back door.
+      {kGuest, Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0xffff, 0x7f00, 1}), wire::icmpv6code::kAdminProhibited},
+      // Another link-local address.
+      {kGuest, Ipv6Addr::from_groups({0xfe80, 0, 0, 0, 0, 0, 0, 1}), wire::icmpv6code::kAdminProhibited},
+      // Host loopback, directly.
+      {kGuest, Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0, 0, 1}), wire::icmpv6code::kAdminProhibited},
+      // A link-local source may not leave the link.
+      {kGuestLinkLocal, Ipv6Addr::from_groups({0x2001, 0xdb8, 0, 0, 0, 0, 0, 1}), wire::icmpv6code::kBeyondScope},
+  };
+  for (const auto& c : cases) {
+    INFO(c.src.to_string() << " -> " << c.dst.to_string());
+    r.received.clear();
+    r.send(echo_request(c.src, c.dst, 0x12340001, payload, r.gw_mac()));
+    auto err = r.icmpv6(wire::icmpv6type::kDestUnreachable);
+    REQUIRE(err);
+    auto ip = wire::Ipv6Packet::parse(wire::EthernetFrame::parse(*err)->payload());
+    CHECK(ip->src() == kGw6);
+    CHECK(ip->dst() == c.src);
+    auto m = icmpv6_of(*err);
+    CHECK(m.code() == c.code);
+    CHECK(m.checksum_ok(ip->src(), ip->dst()));
+    auto quoted = wire::Ipv6Packet::parse(m.payload());  // the whole request fits
+    REQUIRE(quoted);
+    CHECK(quoted->dst() == c.dst);
+  }
+  CHECK(r.gw->stats().icmpv6_echo_refused == std::size(cases));
+  CHECK(r.gw->stats().icmp_echo_relayed == 0);
+
+  // A bad checksum is dropped, not answered.
   r.received.clear();
-  auto elsewhere = Ipv6Addr::from_groups({0x2001, 0xdb8, 0, 0, 0, 0, 0, 1});
-  r.send(wire::build_ipv6_icmpv6_frame(r.gw_mac(), kGuestMac, kGuest, elsewhere, 64, wire::icmpv6type::kEchoRequest,
-                                       0, 0x12340001, payload));
-  auto err = r.icmpv6(wire::icmpv6type::kDestUnreachable);
-  REQUIRE(err);
-  auto ip = wire::Ipv6Packet::parse(wire::EthernetFrame::parse(*err)->payload());
-  CHECK(ip->src() == kGw6);
-  CHECK(ip->dst() == kGuest);
-  CHECK(wire::Icmpv6Message::parse(ip->upper_layer()->data)->code() == wire::icmpv6code::kAdminProhibited);
-  CHECK(r.gw->stats().icmpv6_echo_refused == 1);
+  auto corrupt = echo_request(kGuest, Ipv6Addr::from_groups({0x2001, 0xdb8, 0, 0, 0, 0, 0, 1}), 0x12340001,
+                              payload, r.gw_mac());
+  corrupt.back() ^= std::byte{1};
+  r.send(corrupt);
+  CHECK(r.received.empty());
+  CHECK(r.gw->stats().dropped_malformed == 1);
+}
+
+// In a private network namespace whose loopback also holds 2001:db8::1 (so
+// that it is a host destination that is not loopback), through ping sockets
+// and through the raw-socket fallback.
+TEST_CASE("ICMPv6 echo to another host is relayed and answered from it", "[gateway][ipv6][icmp]") {
+  if (geteuid() != 0) {
+    WARN("not root: skipping (needs a private network namespace)");
+    return;
+  }
+  for (const char* range : {"0 2147483647", "1 0"}) {
+    const std::string setup = std::string("ip link set lo up && ip -6 addr add 2001:db8::1/128 dev lo nodad && ") +
+                              "echo '" + range + "' > /proc/sys/net/ipv4/ping_group_range";
+    auto msg = in_private_netns(setup.c_str(), []() -> std::string {
+      const Ipv6Addr host = Ipv6Addr::from_groups({0x2001, 0xdb8, 0, 0, 0, 0, 0, 1});
+      const Ipv6Addr no_route = Ipv6Addr::from_groups({0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1});
+      Rig r;
+      r.run_until([&] { return !r.received.empty(); });  // the start-up RA
+      r.received.clear();
+      std::vector<std::byte> payload(100);
+      for (size_t i = 0; i < payload.size(); ++i) payload[i] = std::byte(i);
+      r.send(echo_request(kGuest, host, 0xbeef0007, payload, r.gw_mac()));
+      EXPECT(r.gw->stats().icmp_echo_relayed == 1);
+      EXPECT(r.run_until([&] { return r.icmpv6(wire::icmpv6type::kEchoReply).has_value(); }));
+      auto reply = *r.icmpv6(wire::icmpv6type::kEchoReply);
+      auto eth = wire::EthernetFrame::parse(reply);
+      EXPECT(eth->dst() == kGuestMac);
+      auto ip = wire::Ipv6Packet::parse(eth->payload());
+      EXPECT(ip->src() == host);
+      EXPECT(ip->dst() == kGuest);
+      auto m = icmpv6_of(reply);
+      EXPECT(m.checksum_ok(ip->src(), ip->dst()));
+      EXPECT(m.echo_id() == 0xbeef);  // the guest's id, whatever the host's socket used
+      EXPECT(m.echo_seq() == 7);
+      EXPECT(std::equal(m.payload().begin(), m.payload().end(), payload.begin(), payload.end()));
+
+      // No route on the host: destination unreachable (no route) from the
+      // gateway, quoting the guest's request.
+      r.received.clear();
+      r.send(echo_request(kGuest, no_route, 0xbeef0008, payload, r.gw_mac()));
+      EXPECT(r.run_until([&] { return r.icmpv6(wire::icmpv6type::kDestUnreachable).has_value(); }));
+      auto err = *r.icmpv6(wire::icmpv6type::kDestUnreachable);
+      ip = wire::Ipv6Packet::parse(wire::EthernetFrame::parse(err)->payload());
+      EXPECT(ip->src() == kGw6);
+      EXPECT(ip->dst() == kGuest);
+      m = icmpv6_of(err);
+      EXPECT(m.code() == wire::icmpv6code::kNoRoute);
+      EXPECT(m.checksum_ok(ip->src(), ip->dst()));
+      auto quoted = wire::Ipv6Packet::parse(m.payload());
+      EXPECT(quoted && quoted->src() == kGuest && quoted->dst() == no_route);
+      auto qm = wire::Icmpv6Message::parse(quoted->payload());
+      EXPECT(qm && qm->type() == wire::icmpv6type::kEchoRequest && qm->rest() == 0xbeef0008);
+      EXPECT(r.gw->stats().icmp_echo_relayed == 2);
+      EXPECT(r.gw->stats().icmp_echo_failed == 0);
+      return {};
+    });
+    INFO("ping_group_range " << range << ": " << msg);
+    if (msg.rfind(kSkip, 0) == 0) {
+      WARN(msg);
+      return;
+    }
+    CHECK(msg.empty());
+  }
 }
 
 TEST_CASE("UDP over IPv6 to the gateway reaches host ::1 and the reply comes back", "[gateway][ipv6]") {
