@@ -7,8 +7,9 @@
 // (vhost-user, stream or dgram socket), until SIGINT or SIGTERM.
 // `config check FILE` validates a configuration file and prints the
 // effective configuration. With --config, SIGHUP re-reads the file and applies
-// its forwards (added and removed without touching other flows) and re-reads
-// the DNS files; other changes are logged as needing a restart.
+// its forwards (added and removed without touching other flows) and its DNS
+// settings (upstreams, routes, names, hosts file, cache; flows untouched);
+// other changes are logged as needing a restart.
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -83,7 +84,7 @@ class Session {
   }
 
   // Applies a re-read configuration: the difference in static forwards, and
-  // a re-read of the DNS files. The rest needs a restart (logged).
+  // the DNS settings. The rest needs a restart (logged).
   void reload(const gateway::GatewayConfig& before, const gateway::GatewayConfig& after) {
     auto& published = gateway_->published();
     auto has = [](const std::vector<portfwd::Rule>& rules, const portfwd::Rule& r) {
@@ -102,17 +103,18 @@ class Session {
     }
     const auto& a = before.dns_config;
     const auto& b = after.dns_config;
-    auto same_routes = std::equal(a.routes.begin(), a.routes.end(), b.routes.begin(), b.routes.end(),
-                                  [](const dns::Route& x, const dns::Route& y) {
-                                    return x.suffix == y.suffix && x.upstream == y.upstream;
-                                  });
-    if (a.upstreams != b.upstreams || !same_routes || a.static_names != b.static_names ||
-        a.hosts_file != b.hosts_file || a.cache != b.cache)
-      spdlog::warn("reload: DNS upstreams, routes, names, hosts file or cache changed: they need a restart; "
-                   "re-reading resolv.conf and the hosts file only");
-    // The proxy is the gateway's, which hands it out const; reload() only
-    // re-reads its files and the Session owns the gateway.
-    if (auto* proxy = gateway_->dns()) proxy->reload();
+    bool same = a.upstreams == b.upstreams && a.routes == b.routes && a.static_names == b.static_names &&
+                a.hosts_file == b.hosts_file && a.cache == b.cache;
+    try {
+      if (!same) {
+        gateway_->reconfigure_dns(b);
+        spdlog::info("reload: DNS settings applied");
+      } else if (auto* proxy = gateway_->dns()) {
+        proxy->reload();  // resolv.conf and the hosts file may have changed
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("reload: keeping the DNS settings: {}", e.what());
+    }
   }
 
   void log_stats() const {

@@ -5,7 +5,8 @@
 #   is allowed) and exits 1; a missing file stops `run` with its name;
 # - `run --config` applies the file's MTU and published port (curl through
 #   it), and a flag overrides the file's MTU;
-# - SIGHUP after editing the file's forwards adds the new forward and removes
+# - SIGHUP after editing the file's forwards and DNS names adds the new
+#   forward, answers the new name, and removes
 #   the old one while a connection through a third forward keeps working; a
 #   broken file on SIGHUP is reported and the running forwards kept.
 . "$(dirname "$0")/lib.sh"
@@ -101,11 +102,13 @@ write_cfg() {
 [forwarding]
 forwards = [$1]
 auto = false
+[dns.names]
+"reload.test" = "$2"
 [log]
 level = "info"
 EOF
 }
-write_cfg "\"$pa:8001\", \"$pb:8000\""
+write_cfg "\"$pa:8001\", \"$pb:8000\"" 192.0.2.50
 cat >"$E2E_TMP/echo.py" <<'EOF'
 import socket, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -137,6 +140,7 @@ bg hup "$SLIPWAY" run --config "$CFG" -- sh -c "
   python3 '$E2E_TMP/echo.py' &
   (cd '$E2E_TMP/www' && exec python3 -m http.server 8000 >/dev/null 2>&1) &
   (cd '$E2E_TMP/www2' && exec python3 -m http.server 8002 >/dev/null 2>&1) &
+  while :; do dig +short +time=1 +tries=1 reload.test >'$E2E_TMP/dig.tmp' 2>&1; mv '$E2E_TMP/dig.tmp' '$E2E_TMP/dig.out'; sleep 0.1; done &
   sleep 120"
 SW=$BG_PID
 wait_http "http://127.0.0.1:$pb/" || { show_log "$E2E_TMP/hup.log"; fail "forward $pb -> 8000 never answered"; }
@@ -148,7 +152,9 @@ for ((i = 0; i < 100; i++)); do grep -q first "$E2E_TMP/client.out" && break; sl
 grep -q first "$E2E_TMP/client.out" || { cat "$E2E_TMP/client.out"; fail "connection through forward $pa did not echo"; }
 ok "connection open through $pa -> guest:8001"
 
-write_cfg "\"$pa:8001\", \"$pc:8002\""
+for ((i = 0; i < 100; i++)); do grep -q 192.0.2.50 "$E2E_TMP/dig.out" 2>/dev/null && break; sleep 0.1; done
+grep -q 192.0.2.50 "$E2E_TMP/dig.out" || { cat "$E2E_TMP/dig.out"; fail "the guest does not resolve reload.test to 192.0.2.50"; }
+write_cfg "\"$pa:8001\", \"$pc:8002\"" 192.0.2.51
 kill -HUP "$SW"
 wait_http "http://127.0.0.1:$pc/" || { show_log "$E2E_TMP/hup.log"; fail "new forward $pc -> 8002 not added by SIGHUP"; }
 [ "$(curl -sS --max-time 5 "http://127.0.0.1:$pc/")" = "second server" ] || fail "wrong page through the new forward"
@@ -160,6 +166,9 @@ ok "SIGHUP removed forward $pb"
 touch "$E2E_TMP/go"
 wait "$CLIENT" || { cat "$E2E_TMP/client.out"; fail "the connection through $pa broke across SIGHUP"; }
 ok "connection through $pa still works after SIGHUP: $(tail -1 "$E2E_TMP/client.out")"
+for ((i = 0; i < 50; i++)); do grep -q 192.0.2.51 "$E2E_TMP/dig.out" 2>/dev/null && break; sleep 0.1; done
+grep -q 192.0.2.51 "$E2E_TMP/dig.out" || { cat "$E2E_TMP/dig.out"; fail "SIGHUP did not apply the new DNS name"; }
+ok "SIGHUP applied the DNS names: reload.test 192.0.2.50 -> 192.0.2.51 in the guest"
 grep -q "reload: added forward 127.0.0.1:$pc:8002/tcp" "$E2E_TMP/hup.log" &&
   grep -q "reload: removed forward 127.0.0.1:$pb:8000/tcp" "$E2E_TMP/hup.log" || { show_log "$E2E_TMP/hup.log"; fail "reload not logged"; }
 
