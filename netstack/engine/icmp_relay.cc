@@ -587,6 +587,35 @@ void IcmpEchoRelay::read_raw(Socket* s) {
   }
 }
 
+// A raw socket's echo reply from `from`: reported if it answers an
+// outstanding request (matched on source, id and seq).
+void IcmpEchoRelay::complete_reply(const IpAddr& from, wire::Bytes icmp) {
+  const PendingKey key{key_of(from), wire::load16(icmp, 4), wire::load16(icmp, 6)};
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  IcmpEchoReply reply;
+  reply.from = from;
+  reply.guest = it->second.guest;
+  reply.id = key.id;
+  reply.seq = key.seq;
+  reply.payload.assign(icmp.begin() + kIcmpHeaderSize, icmp.end());
+  pending_.erase(it);
+  stats_.replies++;
+  if (on_reply_) on_reply_(reply);
+}
+
+// A raw socket's error quoting our request to `dst` (`quoted`: its ICMP
+// header on): reported if that request is outstanding.
+void IcmpEchoRelay::complete_error(const IpAddr& dst, wire::Bytes quoted, uint8_t type, uint8_t code) {
+  const PendingKey key{key_of(dst), wire::load16(quoted, 4), wire::load16(quoted, 6)};
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  IcmpError e{it->second.guest, dst, key.id, key.seq, type, code};
+  pending_.erase(it);
+  stats_.errors++;
+  if (on_error_) on_error_(e);
+}
+
 void IcmpEchoRelay::handle_raw_packet(wire::Bytes packet) {
   // Everything here is traffic addressed to the host: most of it is not
   // ours, so a mismatch is ignored rather than counted.
@@ -597,18 +626,7 @@ void IcmpEchoRelay::handle_raw_packet(wire::Bytes packet) {
   const uint8_t code = wire::load8(icmp, 1);
 
   if (type == kIcmp4.echo_reply) {
-    const PendingKey key{key_of(outer->src), wire::load16(icmp, 4), wire::load16(icmp, 6)};
-    auto it = pending_.find(key);
-    if (it == pending_.end()) return;
-    IcmpEchoReply reply;
-    reply.from = outer->src;
-    reply.guest = it->second.guest;
-    reply.id = key.id;
-    reply.seq = key.seq;
-    reply.payload.assign(icmp.begin() + kIcmpHeaderSize, icmp.end());
-    pending_.erase(it);
-    stats_.replies++;
-    if (on_reply_) on_reply_(reply);
+    complete_reply(outer->src, icmp);
     return;
   }
   if (type != kIcmp4.dest_unreachable && type != kIcmp4.time_exceeded) return;
@@ -619,14 +637,7 @@ void IcmpEchoRelay::handle_raw_packet(wire::Bytes packet) {
       wire::load8(inner->icmp, 0) != kIcmp4.echo_request) {
     return;
   }
-  const PendingKey key{key_of(inner->dst), wire::load16(inner->icmp, 4),
-                       wire::load16(inner->icmp, 6)};
-  auto it = pending_.find(key);
-  if (it == pending_.end()) return;
-  IcmpError e{it->second.guest, inner->dst, key.id, key.seq, type, code};
-  pending_.erase(it);
-  stats_.errors++;
-  if (on_error_) on_error_(e);
+  complete_error(inner->dst, inner->icmp, type, code);
 }
 
 void IcmpEchoRelay::handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes icmp) {
@@ -637,18 +648,7 @@ void IcmpEchoRelay::handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes ic
   const uint8_t code = wire::load8(icmp, 1);
 
   if (type == kIcmp6.echo_reply) {
-    const PendingKey key{key_of(src), wire::load16(icmp, 4), wire::load16(icmp, 6)};
-    auto it = pending_.find(key);
-    if (it == pending_.end()) return;
-    IcmpEchoReply reply;
-    reply.from = src;
-    reply.guest = it->second.guest;
-    reply.id = key.id;
-    reply.seq = key.seq;
-    reply.payload.assign(icmp.begin() + kIcmpHeaderSize, icmp.end());
-    pending_.erase(it);
-    stats_.replies++;
-    if (on_reply_) on_reply_(reply);
+    complete_reply(src, icmp);
     return;
   }
   if (type != kIcmp6.dest_unreachable && type != kIcmp6.time_exceeded) return;
@@ -656,14 +656,7 @@ void IcmpEchoRelay::handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes ic
   // IPv6 header on (RFC 4443 §3.1, §3.3).
   auto inner = parse_quoted_ipv6_icmp(icmp.subspan(kIcmpHeaderSize));
   if (!inner || wire::load8(inner->icmp, 0) != kIcmp6.echo_request) return;
-  const PendingKey key{key_of(inner->dst), wire::load16(inner->icmp, 4),
-                       wire::load16(inner->icmp, 6)};
-  auto it = pending_.find(key);
-  if (it == pending_.end()) return;
-  IcmpError e{it->second.guest, inner->dst, key.id, key.seq, type, code};
-  pending_.erase(it);
-  stats_.errors++;
-  if (on_error_) on_error_(e);
+  complete_error(inner->dst, inner->icmp, type, code);
 }
 
 void IcmpEchoRelay::expire(uint64_t now_ms) {

@@ -201,6 +201,8 @@ class IcmpEchoRelay {
   void read_raw(Socket* s);
   void handle_raw_packet(wire::Bytes packet);                          // IPv4, IP header first
   void handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes icmp);  // IPv6, ICMPv6 only
+  void complete_reply(const IpAddr& from, wire::Bytes icmp);
+  void complete_error(const IpAddr& dst, wire::Bytes quoted, uint8_t type, uint8_t code);
 
   uv_loop_t* loop_;
   std::function<void(const IcmpEchoReply&)> on_reply_;
