@@ -18,6 +18,7 @@
 
 #include "netstack/gateway/auto_forward.h"
 #include "netstack/gateway/gateway.h"
+#include "gateway_rig.h"
 #include "netstack/link/memory_port.h"
 #include "netstack/wire/arp.h"
 #include "netstack/wire/ethernet.h"
@@ -65,16 +66,6 @@ uint16_t free_dual_port(int type) {
   return port;
 }
 
-bool host_has_ipv6_loopback() {
-  int s = socket(AF_INET6, SOCK_DGRAM, 0);
-  if (s < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  bool ok = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  close(s);
-  return ok;
-}
 
 // A non-blocking client socket connecting to host:port.
 int connect_nonblocking(int family, const char* host, uint16_t port, int type) {
@@ -119,50 +110,16 @@ const Ipv4Addr kGw{10, 0, 2, 2};
 
 // A guest on one end of a memory link, the gateway on the other; the guest
 // has announced itself (an ARP request), so the gateway knows its MAC.
-struct Rig {
-  uv_loop_t loop;
-  std::unique_ptr<gateway::Gateway> gw;
-  std::unique_ptr<link::MemoryPort> guest, gw_end;
-  std::vector<std::vector<std::byte>> received;
-
-  Rig() {
-    uv_loop_init(&loop);
-    gateway::GatewayConfig c;
-    c.dns = false;
-    gw = std::make_unique<gateway::Gateway>(&loop, c);
-    auto [a, b] = link::MemoryPort::make_pair();
-    guest = std::move(a);
-    gw_end = std::move(b);
-    link::connect(*gw_end, *gw);
-    guest->set_sink([this](link::Frame f) { received.emplace_back(f.begin(), f.end()); });
+struct Rig : test::GatewayRig {
+  Rig() : GatewayRig(config()) {
     wire::ArpPacket req{wire::ArpPacket::kRequest, kGuestMac, kGuest, MacAddr{}, kGw};
     send(wire::build_arp_frame(MacAddr::broadcast(), kGuestMac, req));
     received.clear();
   }
-  ~Rig() {
-    gw.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    REQUIRE(uv_loop_close(&loop) == 0);
-  }
-  MacAddr gw_mac() const { return gw->config().mac; }
-  void send(const std::vector<std::byte>& frame) {
-    guest->send(frame);
-    gw_end->poll();
-    guest->poll();
-  }
-  void pump() {
-    uv_run(&loop, UV_RUN_NOWAIT);
-    gw_end->poll();
-    guest->poll();
-  }
-  // Runs the loop until pred() holds or ~2 s pass.
-  template <class Pred>
-  bool run_until(Pred pred) {
-    for (int i = 0; i < 400 && !pred(); ++i) {
-      pump();
-      if (!pred()) usleep(5000);
-    }
-    return pred();
+  static gateway::GatewayConfig config() {
+    gateway::GatewayConfig c;
+    c.dns = false;
+    return c;
   }
   // The first IPv4 packet received for the guest with this protocol and
   // destination port, removed from `received`; the frame is kept in `held`
@@ -229,7 +186,7 @@ TEST_CASE("agent reports publish and withdraw automatic forwards", "[autofwd]") 
 }
 
 TEST_CASE("guest listeners on [::] and [::1] are published on the host's 127.0.0.1 and ::1", "[autofwd]") {
-  if (!host_has_ipv6_loopback()) {
+  if (!test::have_ipv6_loopback()) {
     WARN("skipped: the host has no ::1");
     return;
   }
@@ -327,7 +284,7 @@ TEST_CASE("guest listeners on [::] and [::1] are published on the host's 127.0.0
 }
 
 TEST_CASE("with all host addresses a guest [::] listener is published on 0.0.0.0 and [::]", "[autofwd]") {
-  if (!host_has_ipv6_loopback()) {
+  if (!test::have_ipv6_loopback()) {
     WARN("skipped: the host has no IPv6");
     return;
   }

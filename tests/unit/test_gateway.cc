@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "netstack/gateway/gateway.h"
+#include "gateway_rig.h"
 #include "netstack/link/memory_port.h"
 #include "netstack/wire/arp.h"
 #include "netstack/wire/dhcp.h"
@@ -31,45 +32,13 @@ const MacAddr kGuestMac{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
 const Ipv4Addr kGuest{10, 0, 2, 15};
 const Ipv4Addr kGw{10, 0, 2, 2};
 
-// A guest on one end of a memory link, the gateway on the other.
-struct Rig {
-  uv_loop_t loop;
-  std::unique_ptr<gateway::Gateway> gw;
-  std::unique_ptr<link::MemoryPort> guest, gw_end;
-  std::vector<std::vector<std::byte>> received;
-
-  explicit Rig(bool host_loopback = true) {
-    uv_loop_init(&loop);
+// The gateway with its defaults, or with host loopback off.
+struct Rig : test::GatewayRig {
+  explicit Rig(bool host_loopback = true) : GatewayRig(config(host_loopback)) {}
+  static gateway::GatewayConfig config(bool host_loopback) {
     gateway::GatewayConfig c;
     c.nat.host_loopback = host_loopback;
-    gw = std::make_unique<gateway::Gateway>(&loop, c);
-    auto [a, b] = link::MemoryPort::make_pair();
-    guest = std::move(a);
-    gw_end = std::move(b);
-    link::connect(*gw_end, *gw);
-    guest->set_sink([this](link::Frame f) { received.emplace_back(f.begin(), f.end()); });
-  }
-  ~Rig() {
-    gw.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    REQUIRE(uv_loop_close(&loop) == 0);
-  }
-  MacAddr gw_mac() const { return gw->config().mac; }
-  void send(const std::vector<std::byte>& frame) {
-    guest->send(frame);
-    gw_end->poll();
-    guest->poll();
-  }
-  // Runs the loop until pred() holds or ~2 s pass.
-  template <class Pred>
-  bool run_until(Pred pred) {
-    for (int i = 0; i < 400 && !pred(); ++i) {
-      uv_run(&loop, UV_RUN_NOWAIT);
-      gw_end->poll();
-      guest->poll();
-      if (!pred()) usleep(5000);
-    }
-    return pred();
+    return c;
   }
 };
 

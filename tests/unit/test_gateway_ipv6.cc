@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "netstack/gateway/gateway.h"
+#include "gateway_rig.h"
 #include "netstack/link/memory_port.h"
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/ethernet.h"
@@ -43,43 +44,13 @@ constexpr Ipv6Addr kGuest = Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0x5054, 0xff
 constexpr Ipv6Addr kGuestLinkLocal = Ipv6Addr::from_groups({0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456});
 constexpr Ipv6Addr kGw6 = Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 2});
 
-struct Rig {
-  uv_loop_t loop;
-  std::unique_ptr<gateway::Gateway> gw;
-  std::unique_ptr<link::MemoryPort> guest, gw_end;
-  std::vector<std::vector<std::byte>> received;
-
-  explicit Rig(bool ipv6 = true) {
-    uv_loop_init(&loop);
+// The gateway with IPv6 (or without).
+struct Rig : test::GatewayRig {
+  explicit Rig(bool ipv6 = true) : GatewayRig(config(ipv6)) {}
+  static gateway::GatewayConfig config(bool ipv6) {
     gateway::GatewayConfig c;
     c.nat.ipv6 = ipv6;
-    gw = std::make_unique<gateway::Gateway>(&loop, c);
-    auto [a, b] = link::MemoryPort::make_pair();
-    guest = std::move(a);
-    gw_end = std::move(b);
-    link::connect(*gw_end, *gw);
-    guest->set_sink([this](link::Frame f) { received.emplace_back(f.begin(), f.end()); });
-  }
-  ~Rig() {
-    gw.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    REQUIRE(uv_loop_close(&loop) == 0);
-  }
-  MacAddr gw_mac() const { return gw->config().mac; }
-  void send(const std::vector<std::byte>& frame) {
-    guest->send(frame);
-    gw_end->poll();
-    guest->poll();
-  }
-  template <class Pred>
-  bool run_until(Pred pred) {
-    for (int i = 0; i < 400 && !pred(); ++i) {
-      uv_run(&loop, UV_RUN_NOWAIT);
-      gw_end->poll();
-      guest->poll();
-      if (!pred()) usleep(5000);
-    }
-    return pred();
+    return c;
   }
   // The first received IPv6 frame carrying ICMPv6 of `type`, if any.
   std::optional<std::vector<std::byte>> icmpv6(uint8_t type) const {
@@ -96,16 +67,6 @@ struct Rig {
   }
 };
 
-bool have_ipv6_loopback() {
-  int s = socket(AF_INET6, SOCK_DGRAM, 0);
-  if (s < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  bool ok = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  close(s);
-  return ok;
-}
 
 // A socket on [::1]:ephemeral; returns the fd and fills `port`.
 int bind_loopback6(int type, uint16_t* port) {
@@ -380,7 +341,7 @@ TEST_CASE("ICMPv6 echo to another host is relayed and answered from it", "[gatew
 }
 
 TEST_CASE("UDP over IPv6 to the gateway reaches host ::1 and the reply comes back", "[gateway][ipv6]") {
-  if (!have_ipv6_loopback()) {
+  if (!test::have_ipv6_loopback()) {
     WARN("skipping: no IPv6 loopback here");
     return;
   }
@@ -427,7 +388,7 @@ TEST_CASE("UDP over IPv6 to the gateway reaches host ::1 and the reply comes bac
 }
 
 TEST_CASE("a TCP SYN over IPv6 to a closed host port gets RST; to a listener, SYN-ACK", "[gateway][ipv6]") {
-  if (!have_ipv6_loopback()) {
+  if (!test::have_ipv6_loopback()) {
     WARN("skipping: no IPv6 loopback here");
     return;
   }
@@ -480,7 +441,7 @@ TEST_CASE("IPv6 from outside the prefix or from link-local is not relayed", "[ga
 }
 
 TEST_CASE("gateway solicits an unknown IPv6 neighbour and delivers once it answers", "[gateway][ipv6]") {
-  if (!have_ipv6_loopback()) {
+  if (!test::have_ipv6_loopback()) {
     WARN("skipping: no IPv6 loopback here");
     return;
   }

@@ -1,0 +1,78 @@
+// A guest on one end of an in-memory link and a Gateway on the other, on a
+// real libuv loop: what the gateway tests share. Frames the gateway sends
+// to the guest collect in `received`.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <vector>
+
+#include "netstack/gateway/gateway.h"
+#include "netstack/link/memory_port.h"
+
+namespace slipway::test {
+
+// True if this host can bind [::1] (IPv6 tests skip otherwise).
+inline bool have_ipv6_loopback() {
+  int s = socket(AF_INET6, SOCK_DGRAM, 0);
+  if (s < 0) return false;
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  bool ok = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(s);
+  return ok;
+}
+
+struct GatewayRig {
+  uv_loop_t loop;
+  std::unique_ptr<gateway::Gateway> gw;
+  std::unique_ptr<link::MemoryPort> guest, gw_end;
+  std::vector<std::vector<std::byte>> received;
+
+  explicit GatewayRig(const gateway::GatewayConfig& config) {
+    uv_loop_init(&loop);
+    gw = std::make_unique<gateway::Gateway>(&loop, config);
+    auto [a, b] = link::MemoryPort::make_pair();
+    guest = std::move(a);
+    gw_end = std::move(b);
+    link::connect(*gw_end, *gw);
+    guest->set_sink([this](link::Frame f) { received.emplace_back(f.begin(), f.end()); });
+  }
+  ~GatewayRig() {
+    gw.reset();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    REQUIRE(uv_loop_close(&loop) == 0);
+  }
+  GatewayRig(const GatewayRig&) = delete;
+  GatewayRig& operator=(const GatewayRig&) = delete;
+
+  wire::MacAddr gw_mac() const { return gw->config().mac; }
+  // One frame from the guest, and whatever the gateway answers at once.
+  void send(const std::vector<std::byte>& frame) {
+    guest->send(frame);
+    gw_end->poll();
+    guest->poll();
+  }
+  void pump() {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    gw_end->poll();
+    guest->poll();
+  }
+  // Runs the loop until pred() holds or ~2 s pass.
+  template <class Pred>
+  bool run_until(Pred pred) {
+    for (int i = 0; i < 400 && !pred(); ++i) {
+      pump();
+      if (!pred()) usleep(5000);
+    }
+    return pred();
+  }
+};
+
+}  // namespace slipway::test
