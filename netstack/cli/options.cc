@@ -160,13 +160,18 @@ void NetworkOptions::read_host_network() {
   if (mode == "mirrored" && !host) host = ns::read_host_network();
 }
 
+constexpr auto kMirroredGateway6 = wire::Ipv6Addr::from_groups({0xfdff, 0, 0, 0, 0, 0, 0, 2});
+constexpr auto kMirroredDns6 = wire::Ipv6Addr::from_groups({0xfdff, 0, 0, 0, 0, 0, 0, 3});
+
 // Mirrored mode, after the NAT settings are in `c`: the guest takes the
 // host's primary interface's first IPv4 address, prefix, default gateway and
 // MTU; the gateway address doubles as the DNS address (the proxy answers on
 // port 53; every other port reaches the host's loopback). With IPv6, the
 // host's global addresses are copied too (static, no SLAAC) and the gateway
-// answers for the host's IPv6 default router (often fe80::1); the NAT ULA
-// gateway and DNS addresses stay reachable through that route. The gateway
+// answers for the host's IPv6 default router (often fe80::1; a global router
+// address becomes the IPv6 gateway address, mapped to ::1); the NAT ULA
+// gateway and DNS addresses stay reachable through that route, moved to
+// fdff::2 and fdff::3 when they fall in the host's prefix. The gateway
 // answers ARP and NDP for the link's other hosts (proxy), which it reaches
 // through host sockets like any other destination.
 void NetworkOptions::mirror_host(gateway::GatewayConfig& c) const {
@@ -192,11 +197,15 @@ void NetworkOptions::mirror_host(gateway::GatewayConfig& c) const {
     c.nat.prefix6 = h.ipv6.front().address;
     for (size_t i = 8; i < 16; ++i) c.nat.prefix6.octets[i] = 0;
     c.nat.refuse_prefix6 = false;
+    // The NAT gateway and DNS addresses must not be hosts of the host's own
+    // link (fd00::2 is the host itself on a fd00::/64 network): off-link
+    // stand-ins then, reached through the default route.
+    if (c.nat.gateway6.in_prefix(c.nat.prefix6, 64)) c.nat.gateway6 = kMirroredGateway6;
+    if (c.nat.dns6.in_prefix(c.nat.prefix6, 64)) c.nat.dns6 = kMirroredDns6;
     if (h.gateway6 && h.gateway6->is_link_local()) {
       c.link_local6 = *h.gateway6;
     } else if (h.gateway6) {
-      c.nat.gateway6 = *h.gateway6;
-      if (c.nat.dns6 == c.nat.gateway6) c.nat.dns6 = wire::Ipv6Addr::parse("fd00::3").value();
+      c.nat.gateway6 = *h.gateway6;  // the host's router; maps to ::1
     }
   }
   if (h.mtu >= 576) c.mtu = static_cast<uint16_t>(std::min<uint32_t>(h.mtu, 65520));
