@@ -240,13 +240,17 @@ while True:
 
   vm_wait_serial "SLIPWAY-DONE" 120 ||
     { show_log "$E2E_TMP/serial.log" 40; show_log "$E2E_TMP/slipway.log"; fail "guest did not finish its checks"; }
-  ok "ping gateway: $(vm_result ping)"
+  # (A failing $(...) inside a command's arguments would not stop the test:
+  # each result is taken by an assignment first, which set -e checks.)
+  local ping_r; ping_r=$(vm_result ping)
+  ok "ping gateway: $ping_r"
   local dns; dns=$(vm_result dns)
   [ "${dns#* }" = "192.0.2.77" ] || fail "DNS answer: $dns, want 192.0.2.77"
   ok "DNS through 10.0.2.3: $dns"
   [ "$(vm_result http)" = "small file from the host" ] || fail "HTTP fetch returned the wrong content"
   ok "HTTP fetch from 10.0.2.2:$HTTP_PORT"
-  ok "UDP round trip: $(vm_result udp)"
+  local udp_r; udp_r=$(vm_result udp)
+  ok "UDP round trip: $udp_r"
   local sum; sum=$(vm_result sha256)
   [ "${sum%% *}" = "$want" ] || fail "64 MiB download: guest sha256 ${sum%% *}, want $want"
   ok "${VM_BIG_MIB} MiB download intact (${sum#* } in the guest)"
@@ -267,14 +271,14 @@ while True:
   QEMU_PID=$BG_PID
   vm_wait_serial "SLIPWAY-DONE" 90 ||
     { show_log "$E2E_TMP/serial.log" 40; show_log "$E2E_TMP/slipway.log"; fail "second guest did not finish"; }
-  vm_result dhcp >/dev/null
+  local lease2 ping2; lease2=$(vm_result dhcp); ping2=$(vm_result ping)
   local slaac2=""
   if [ "$VM_IPV6" = 1 ]; then
     slaac2=$(vm_result slaac)
     [ "${slaac2%% *}" = "$VM_SLAAC6/64" ] || fail "second guest: SLAAC address $slaac2, want $VM_SLAAC6/64"
     slaac2=", SLAAC ${slaac2%% *}"
   fi
-  ok "second frontend served: lease $(vm_result dhcp | cut -d' ' -f1), ping $(vm_result ping)$slaac2 ($((SECONDS - t_boot)) s)"
+  ok "second frontend served: lease ${lease2%% *}, ping $ping2$slaac2 ($((SECONDS - t_boot)) s)"
   stop_bg "$QEMU_PID" KILL
   kill -0 "$sw_pid" 2>/dev/null || { show_log "$E2E_TMP/slipway.log"; fail "slipway died"; }
   pass "--$transport: all checks in $((SECONDS - t_start)) s ($accel)"
