@@ -9,11 +9,15 @@
 # Usage: bench/throughput.sh [TOOL...]      TOOL: slipway slirp4netns pasta
 #   (default: all that are available)
 # Env:   DURATION=10 (seconds per iperf3 run), MTU=65520, STREAMS=1 (iperf3 -P),
-#        SLIPWAY=path/to/slipway, RESULTS=FILE (also write the table there)
+#        FAMILY=4|6 (6: the server on ::1, reached at fd00::2; slipway and
+#        slirp4netns --enable-ipv6 only), SLIPWAY=path/to/slipway,
+#        RESULTS=FILE (also write the table there)
 . "$(dirname "$0")/../tests/e2e/lib.sh"
 DURATION=${DURATION:-10}
 MTU=${MTU:-65520}
 STREAMS=${STREAMS:-1}
+FAMILY=${FAMILY:-4}
+case $FAMILY in 4) SERVER_ADDR=127.0.0.1 ;; 6) SERVER_ADDR=::1 ;; *) echo "FAMILY must be 4 or 6" >&2; exit 2 ;; esac
 export E2E_TIMEOUT=${E2E_TIMEOUT:-$((DURATION * 6 + 180))}
 E2E_NAME=bench
 e2e_init "$@"
@@ -32,25 +36,33 @@ prepare_slipway() {
   [ -x "$SLIPWAY" ] || { NOTE="not built ($SLIPWAY)"; return 1; }
   "$SLIPWAY" run --help 2>/dev/null | grep -- --mtu >/dev/null || { NOTE="'slipway run' not available"; return 1; }
   GW=$GATEWAY_IP
+  [ "$FAMILY" = 6 ] && GW=fd00::2
+  return 0
 }
 run_slipway() { timeout -k 5 "$RUN_LIMIT" "$SLIPWAY" run --mtu "$MTU" -- "$@"; }
 
 prepare_slirp4netns() {
   command -v slirp4netns >/dev/null || { NOTE="not installed"; return 1; }
   GW=10.0.2.2
+  SLIRP_OPTS=()
+  if [ "$FAMILY" = 6 ]; then GW=fd00::2; SLIRP_OPTS=(--enable-ipv6); fi
+  return 0
 }
 # unshare a user+net+mount namespace, attach slirp4netns to it, then run CMD.
 run_slirp4netns() {
   local d; d=$(mktemp -d "$E2E_TMP/slirp.XXXXXX")
-  D=$d timeout -k 5 "$RUN_LIMIT" unshare --user --map-root-user --net --mount sh -c '
+  D=$d FAMILY=$FAMILY timeout -k 5 "$RUN_LIMIT" unshare --user --map-root-user --net --mount sh -c '
     echo $$ >"$D/inns"
     i=0; while [ ! -s "$D/ready" ]; do i=$((i + 1)); [ $i -gt 1000 ] && exit 125; sleep 0.01; done
+    # IPv6: wait (at most 10 s) for the SLAAC address to leave DAD.
+    i=0; while [ "$FAMILY" = 6 ] && ! ip -6 addr show scope global | grep inet6 | grep -qv tentative; do
+      i=$((i + 1)); [ $i -gt 1000 ] && exit 125; sleep 0.01; done
     exec "$@"' sh "$@" &
   local cpid=$! i rc=0
   # The namespace's PID (not timeout's) tells slirp4netns where to attach.
   for ((i = 0; i < 500; i++)); do [ -s "$d/inns" ] && break; sleep 0.01; done
   [ -s "$d/inns" ] || { echo "slirp4netns runner: namespace did not start" >&2; return 1; }
-  timeout -k 5 "$RUN_LIMIT" slirp4netns --configure --mtu="$MTU" --ready-fd=4 "$(cat "$d/inns")" tap0 \
+  timeout -k 5 "$RUN_LIMIT" slirp4netns --configure --mtu="$MTU" "${SLIRP_OPTS[@]}" --ready-fd=4 "$(cat "$d/inns")" tap0 \
     4>"$d/ready" >"$d/slirp.log" 2>&1 &
   local spid=$!
   wait "$cpid" || rc=$?
@@ -67,6 +79,7 @@ run_slirp4netns() {
 PASTA_READY=0
 prepare_pasta() {
   command -v pasta >/dev/null || { NOTE="not installed (Debian package passt)"; return 1; }
+  [ "$FAMILY" = 4 ] || { NOTE="IPv6 not set up for pasta here"; return 1; }
   if [ $PASTA_READY = 0 ]; then
     make_peer_ns
     ip route add default via "$PEER_IP" dev vpeer0
@@ -97,7 +110,7 @@ measure() {
   local tool=$1 dir=$2 port rev=() j="$E2E_TMP/$1-$2.json"
   [ "$dir" = down ] && rev=(-R)
   port=$(free_port)
-  bg "iperf3-$tool-$dir" timeout -k 5 $((RUN_LIMIT + 10)) iperf3 -s -1 -B 127.0.0.1 -p "$port"
+  bg "iperf3-$tool-$dir" timeout -k 5 $((RUN_LIMIT + 10)) iperf3 -s -1 -B "$SERVER_ADDR" -p "$port"
   local spid=$BG_PID
   wait_listen "$port" tcp 10 || { echo fail; return; }
   "run_$tool" iperf3 -c "$GW" -p "$port" -t "$DURATION" -P "$STREAMS" -J "${rev[@]}" >"$j" 2>"$j.err" || true
@@ -134,7 +147,7 @@ done
 
 {
   echo
-  echo "TCP throughput, iperf3, ${DURATION}s per run, MTU $MTU, $STREAMS stream(s), $(nproc) CPUs, $(uname -r)"
+  echo "TCP throughput over IPv$FAMILY, iperf3, ${DURATION}s per run, MTU $MTU, $STREAMS stream(s), $(nproc) CPUs, $(uname -r)"
   printf '%-12s %18s %18s   %s\n' tool "guest->host Gb/s" "host->guest Gb/s" notes
   for t in "${tools[@]}"; do
     printf '%-12s %18s %18s   %s\n' "$t" "${UP[$t]}" "${DOWN[$t]}" "${NOTES[$t]}"
