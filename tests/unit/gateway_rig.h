@@ -14,20 +14,10 @@
 
 #include "netstack/gateway/gateway.h"
 #include "netstack/link/memory_port.h"
+#include "sockets.h"
 
 namespace slipway::test {
 
-// True if this host can bind [::1] (IPv6 tests skip otherwise).
-inline bool have_ipv6_loopback() {
-  int s = socket(AF_INET6, SOCK_DGRAM, 0);
-  if (s < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  bool ok = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  close(s);
-  return ok;
-}
 
 struct GatewayRig {
   uv_loop_t loop;

@@ -25,6 +25,7 @@
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/ipv4.h"
 #include "slipway.h"
+#include "sockets.h"
 
 using namespace slipway;
 using wire::Ipv4Addr;
@@ -103,17 +104,7 @@ void on_output(void* opaque, const void* frame, size_t len) {
   r->in_held_callback = false;
 }
 
-uint16_t free_port() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t l = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &l);
-  close(s);
-  return ntohs(a.sin_port);
-}
+using test::free_port;
 
 // A socket listening on 127.0.0.1:port (closed by the destructor).
 struct Listener {

@@ -42,17 +42,7 @@ struct Rig : test::GatewayRig {
   }
 };
 
-uint16_t free_port() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t l = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &l);
-  close(s);
-  return ntohs(a.sin_port);
-}
+using test::free_port;
 
 std::vector<std::byte> syn_to(Ipv4Addr dst, uint16_t port, MacAddr gw_mac, uint32_t seq = 1000) {
   wire::TcpHeaderFields f;

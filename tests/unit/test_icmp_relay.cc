@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "netstack/engine/icmp_relay.h"
+#include "sockets.h"
 
 using slipway::engine::IcmpEchoRelay;
 using slipway::engine::IcmpEchoReply;
@@ -190,17 +191,7 @@ struct Family {
 const Family kV4{kGuest, kGuest2, kLoopback};
 const Family kV6{kGuest6, kGuest6b, kLoopback6};
 
-// Does the private netns have ::1 (IPv6 may be disabled in the kernel)?
-bool have_ipv6_loopback() {
-  int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
+using slipway::test::have_ipv6_loopback;
 
 // Checks an echo round trip to the family's loopback address through
 // whatever mode the relay has; the relay's counters start at `base`.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hex.h"
+#include "ipv6_frames.h"
 #include "netstack/gateway/ndp_responder.h"
 #include "netstack/wire/dhcpv6.h"
 #include "netstack/wire/ethernet.h"
@@ -51,24 +52,11 @@ const Ipv6Addr kGatewayUla = addr("fd00::2");
 const Ipv6Addr kDns = addr("fd00::3");
 const Clock::time_point t0 = Clock::time_point{} + 1000h;
 
-// Inputs (see test_wire_ipv6.cc for their dissection).
-const auto kNsFrame = hex(
-    "3333ff000002 525400123456 86dd"
-    "6000000000203aff fe80000000000000505400fffe123456 ff0200000000000000000001ff000002"
-    "870073a0 00000000 fd000000000000000000000000000002 0101525400123456");
-const auto kRsFrame = hex(
-    "333300000002 525400123456 86dd"
-    "6000000000103aff fe80000000000000505400fffe123456 ff020000000000000000000000000002"
-    "850071b5 00000000 0101525400123456");
-const auto kEchoFrame = hex(
-    "52550a000202 525400123456 86dd"
-    "6000000000103a40 fd00000000000000505400fffe123456 fd000000000000000000000000000002"
-    "80005e2a 12340001 6162636465666768");
-const auto kInfoReqFrame = hex(
-    "333300010002 525400123456 86dd"
-    "6000000000281101 fe80000000000000505400fffe123456 ff020000000000000000000000010002"
-    "02220223 0028196d"
-    "0babcdef 0001000a00030001525400123456 000600040017 0018 000800020000");
+// Inputs (ipv6_frames.h; test_wire_ipv6.cc dissects them).
+using test::kEchoFrame;
+using test::kInfoReqFrame;
+using test::kNsFrame;
+using test::kRsFrame;
 
 // Expected replies.
 const auto kNaReply = hex(
