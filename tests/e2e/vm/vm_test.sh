@@ -23,7 +23,7 @@
 #
 # Usage (from a test): VM_TRANSPORT=stream; . "$(dirname "$0")/vm/vm_test.sh"; vm_test_main
 # Env: SLIPWAY_CACHE (kernel and busybox .debs, built guest; default
-# /var/cache/slipway), VM_ACCEL (kvm|tcg; default kvm if /dev/kvm works),
+# /var/cache/slipway), VM_ACCEL (kvm|tcg; default kvm if it boots the guest kernel, else tcg),
 # VM_MEM (MiB, default 384), VM_BIG_MIB (default 64), E2E_TIMEOUT (default 180),
 # VM_IPV6 (1: the IPv6 checks, the default; 0: skip them),
 # PORTFWD_AGENT (put in the guest; default: the one in $SLIPWAY's build dir).
@@ -61,13 +61,25 @@ vm_prepare_guest() {
 
 vm_accel() {
   if [ -n "${VM_ACCEL:-}" ]; then echo "$VM_ACCEL"; return; fi
-  # /dev/kvm may exist without being usable (nested virtualisation off).
-  if [ -w /dev/kvm ] && printf 'quit\n' | timeout 20 qemu-system-x86_64 -accel kvm -machine q35 -cpu host -nodefaults \
-      -display none -serial none -monitor stdio >/dev/null 2>&1; then
-    echo kvm
-  else
-    echo tcg
+  # /dev/kvm may exist and even start QEMU without being able to run a guest
+  # (seen with nested virtualisation: the kernel never prints). So boot the
+  # guest kernel itself without a root file system: under a working KVM it
+  # prints its banner within a second and panics. Decided once per host boot.
+  local cache boot_id
+  boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+  cache="$SLIPWAY_CACHE/accel.$boot_id"
+  if [ -s "$cache" ]; then cat "$cache"; return; fi
+  local accel=tcg probe
+  probe=$(mktemp)
+  if [ -w /dev/kvm ] && [ -f "${VM_GUEST:-}/vmlinuz" ]; then
+    timeout 15 qemu-system-x86_64 -accel kvm -machine q35 -cpu host -m 256 -nodefaults -display none \
+      -no-reboot -serial "file:$probe" -kernel "$VM_GUEST/vmlinuz" -append "console=ttyS0 panic=-1" \
+      >/dev/null 2>&1 || true
+    grep -aq 'Linux version' "$probe" && accel=kvm
   fi
+  rm -f "$probe"
+  echo "$accel" > "$cache" 2>/dev/null || true
+  echo "$accel"
 }
 
 # result NAME: the detail of the guest's "SLIPWAY-RESULT NAME ok DETAIL" line,
