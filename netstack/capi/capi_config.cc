@@ -69,12 +69,11 @@ EmbeddedConfig embedded_config_from(const slipway_config& c) {
   EmbeddedConfig e;
   try {
     o.guest_interface();  // checks the MAC, and everything gateway_config() checks
-    e.gateway = o.gateway_config();
+    e.stack = o.stack_config();
   } catch (const CLI::Error& err) {
     throw ConfigError(field_message(err.what()));
   }
-  e.publish = std::move(e.gateway.publish);
-  e.gateway.publish.clear();
+  e.stack.publish_strict = true;
   e.queue_frames = c.queue_frames;
   e.max_frame = size_t{c.mtu} + kEthernetHeaderLen;
   e.log_level = c.log_level;

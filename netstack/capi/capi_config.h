@@ -1,4 +1,4 @@
-// The C API's configuration, checked and turned into a GatewayConfig.
+// The C API's configuration, checked and turned into a StackConfig.
 //
 // Theory of operation
 //   The C struct is mapped onto the command line's cli::NetworkOptions, whose
@@ -8,23 +8,21 @@
 //   the program accept exactly the same networks. Checks the command line
 //   makes in CLI11 validators (the MTU range, the log level) are made here.
 //
-//   Published ports are returned apart from the GatewayConfig: the Gateway
-//   only logs a rule it cannot bind, while an embedder is told (the stack
-//   adds them itself after building the gateway and fails if one fails).
+//   Published ports are strict (StackConfig::publish_strict): the program
+//   only logs a rule it cannot bind, while an embedder is told (the stack's
+//   creation fails).
 #pragma once
 
 #include <stdexcept>
 #include <vector>
 
-#include "netstack/gateway/gateway.h"
-#include "portfwd/rule.h"
+#include "netstack/stack/stack.h"
 #include "slipway.h"
 
 namespace slipway::capi {
 
 struct EmbeddedConfig {
-  gateway::GatewayConfig gateway;   // with an empty publish list
-  std::vector<portfwd::Rule> publish;
+  stack::StackConfig stack;         // publish_strict
   size_t queue_frames = 1024;
   size_t max_frame = 65520 + 14;    // mtu plus the Ethernet header
   int log_level = SLIPWAY_LOG_WARN;

@@ -9,7 +9,7 @@
 namespace slipway::capi {
 namespace {
 
-using Origin = engine::PublishedPorts::Origin;
+using Origin = portfwd::PublishedPorts::Origin;
 
 // Runs fn, turning an exception into an outcome (on the loop thread, where
 // nothing may escape into libuv).
@@ -30,31 +30,33 @@ std::string uv_message(const char* what, int err) { return std::string(what) + "
 // ------------------------------------------------------------------ StackCore
 
 StackCore::StackCore(uv_loop_t* loop, const EmbeddedConfig& config, slipway_output_fn output, void* opaque,
-                     std::atomic<uint64_t>& output_frames)
-    : port_(output, opaque, output_frames), gateway_(std::make_unique<gateway::Gateway>(loop, config.gateway)) {
-  link::connect(port_, *gateway_);
-  for (const auto& rule : config.publish) {
-    auto err = gateway_->published().add(rule, Origin::kStatic);
-    if (!err.empty()) {
-      port_.disable();
-      throw ResourceError("cannot publish " + rule.to_string() + ": " + err);
-    }
+                     std::atomic<uint64_t>& output_frames) {
+  auto port = std::make_unique<CallbackPort>(output, opaque, output_frames);
+  port_ = port.get();
+  // A stack that fails half-way destroys what it built, the port included,
+  // before anything could send a frame (no flow exists yet, and the router
+  // advertisement timer fires only from the loop): the embedder's callback
+  // is never called from a failed creation.
+  try {
+    stack_ = std::make_unique<stack::Stack>(loop, std::move(port), config.stack);
+  } catch (const stack::PublishError& e) {
+    throw ResourceError(e.what());
   }
 }
 
 StackCore::~StackCore() {
-  port_.disable();
-  gateway_.reset();
+  port_->disable();
+  stack_.reset();
 }
 
 Outcome StackCore::add_forward(const portfwd::Rule& rule) {
-  auto err = gateway_->published().add(rule, Origin::kApi);
+  auto err = stack_->published().add(rule, Origin::kApi);
   if (!err.empty()) return {SLIPWAY_EIO, err};
   return {};
 }
 
 Outcome StackCore::remove_forward(const portfwd::Rule& rule) {
-  if (!gateway_->published().remove(rule)) return {SLIPWAY_ENOENT, "no forward " + rule.to_string()};
+  if (!stack_->published().remove(rule)) return {SLIPWAY_ENOENT, "no forward " + rule.to_string()};
   return {};
 }
 

@@ -1,11 +1,11 @@
 // EmbeddedStack: the stack behind a slipway_t, in its two modes.
 //
 // Theory of operation
-//   StackCore is the data path on one loop: a CallbackPort (the embedder's
-//   side of the guest link) connected to a gateway::Gateway, as the
-//   `slipway` program connects a transport Port to its Gateway. It adds the
-//   configured published ports itself so that one it cannot bind fails the
-//   creation (ResourceError) instead of only being logged.
+//   StackCore is the data path on one loop: a stack::Stack whose transport
+//   is a CallbackPort (the embedder's side of the guest link), as the
+//   `slipway` program's is a TAP or a VM socket. Its published ports are
+//   strict, so that one it cannot bind fails the creation (ResourceError)
+//   instead of only being logged.
 //
 //   LoopStack runs a StackCore on the caller's loop. Every call must come
 //   from the thread that created it (checked: kWrongState otherwise); input
@@ -53,7 +53,7 @@
 
 #include "netstack/capi/callback_port.h"
 #include "netstack/capi/capi_config.h"
-#include "netstack/gateway/gateway.h"
+#include "netstack/stack/stack.h"
 #include "portfwd/rule.h"
 
 namespace slipway::capi {
@@ -87,14 +87,14 @@ class StackCore {
   StackCore(const StackCore&) = delete;
   StackCore& operator=(const StackCore&) = delete;
 
-  void input(link::Frame frame) { port_.input(frame); }
+  void input(link::Frame frame) { port_->input(frame); }
   Outcome add_forward(const portfwd::Rule& rule);
   Outcome remove_forward(const portfwd::Rule& rule);
-  bool in_callback() const { return port_.in_callback(); }
+  bool in_callback() const { return port_->in_callback(); }
 
  private:
-  CallbackPort port_;  // before the gateway: it outlives the gateway's sink
-  std::unique_ptr<gateway::Gateway> gateway_;
+  CallbackPort* port_;  // owned by the stack, as its transport
+  std::unique_ptr<stack::Stack> stack_;
 };
 
 class EmbeddedStack {

@@ -1,7 +1,8 @@
 // The `slipway` program: `run`, `attach` and `serve`.
 //
-// All build the same pipeline on one libuv loop:
-//   transport Port -> [PcapPort] <-> Gateway (ARP, DHCP, ICMP, DNS, lwIP engine)
+// All build a stack::Stack (transport Port -> [PcapPort] <-> Gateway ->
+// engine, with DNS, ICMP relay and forwards) on one libuv loop, and serve a
+// control socket with --control.
 // `run` starts COMMAND in a new namespace (transport: a TAP fd) and exits with
 // its exit status; `attach` serves an existing namespace, and `serve` a VM
 // (vhost-user, stream or dgram socket), until SIGINT or SIGTERM.
@@ -30,107 +31,30 @@
 
 #include "netstack/cli/options.h"
 #include "netstack/config/config_file.h"
-#include "netstack/control/gateway_api.h"
-#include "netstack/gateway/auto_forward.h"
-#include "netstack/gateway/gateway.h"
-#include "netstack/link/pcap.h"
+#include "netstack/control/stack_api.h"
 #include "netstack/link/tap_port.h"
 #include "netstack/link/vm_transports.h"
 #include "netstack/ns/namespace.h"
+#include "netstack/stack/stack.h"
+#include "portfwd/listeners.h"
 
 namespace slipway::cli {
 namespace {
 
-// The data path for one guest interface.
+// The stack and what serves it from outside: the control socket.
 class Session {
  public:
-  // sock_diag_fd (owned, or -1): the guest namespace's socket table, for
-  // automatic forwarding.
-  // agent: serve portfwd-agent's reports on the gateway's agent port (VMs).
-  Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o, int sock_diag_fd,
-          bool agent)
-      : tap_(std::move(transport)) {
-    link::Port* guest_side = tap_.get();
-    if (!o.pcap.empty()) {
-      pcap_ = std::make_unique<link::PcapPort>(*tap_, link::PcapWriter::open(o.pcap));
-      guest_side = pcap_.get();
-    }
-    gateway_ = std::make_unique<gateway::Gateway>(loop, o.gateway_config());
-    link::connect(*guest_side, *gateway_);
+  Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o)
+      : stack_(loop, std::move(transport), o.stack_config()) {
     if (!o.control.empty())
-      control_ = std::make_unique<control::ControlServer>(loop, o.control, control::gateway_handler(*gateway_));
-    std::set<uint16_t> excluded(o.forward_exclude.begin(), o.forward_exclude.end());
-    // Mirrored mode with addresses = "all": on every host address, as WSL does.
-    auto hosts = o.mode == "mirrored" && o.mirrored_addresses == "all" ? portfwd::HostAddresses::kAll
-                                                                        : portfwd::HostAddresses::kLoopback;
-    if (sock_diag_fd >= 0) {
-      auto_forward_ =
-          std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), sock_diag_fd, excluded, hosts);
-    } else if (agent) {
-      // VM mode: portfwd-agent in the guest reports its listeners.
-      auto_forward_ = std::make_unique<gateway::AutoForwarder>(loop, gateway_->published(), -1, excluded, hosts);
-      gateway_->engine().set_line_service(o.agent_port, [af = auto_forward_.get()](std::string_view line) {
-        af->update_from_agent(line);
-      });
-    }
+      control_ = std::make_unique<control::ControlServer>(loop, o.control, control::stack_handler(stack_));
   }
-  ~Session() {
-    control_.reset();
-    auto_forward_.reset();
-    // The gateway first: closing flows may still send frames towards the TAP.
-    gateway_.reset();
-    pcap_.reset();
-    tap_.reset();
-  }
+  ~Session() { control_.reset(); }  // before the stack it serves
 
-  // Applies a re-read configuration: the difference in static forwards, and
-  // the DNS settings. The rest needs a restart (logged).
-  void reload(const gateway::GatewayConfig& before, const gateway::GatewayConfig& after) {
-    auto& published = gateway_->published();
-    auto has = [](const std::vector<portfwd::Rule>& rules, const portfwd::Rule& r) {
-      return std::find(rules.begin(), rules.end(), r) != rules.end();
-    };
-    for (const auto& r : before.publish)
-      if (!has(after.publish, r) && published.remove(r)) spdlog::info("reload: removed forward {}", r.to_string());
-    for (const auto& r : after.publish) {
-      if (has(before.publish, r)) continue;
-      auto err = published.add(r, engine::PublishedPorts::Origin::kStatic);
-      if (err.empty()) {
-        spdlog::info("reload: added forward {}", r.to_string());
-      } else {
-        spdlog::error("reload: cannot publish {}: {}", r.to_string(), err);
-      }
-    }
-    const auto& a = before.dns_config;
-    const auto& b = after.dns_config;
-    bool same = a.upstreams == b.upstreams && a.routes == b.routes && a.static_names == b.static_names &&
-                a.hosts_file == b.hosts_file && a.cache == b.cache;
-    try {
-      if (!same) {
-        gateway_->reconfigure_dns(b);
-        spdlog::info("reload: DNS settings applied");
-      } else if (auto* proxy = gateway_->dns()) {
-        proxy->reload();  // resolv.conf and the hosts file may have changed
-      }
-    } catch (const std::exception& e) {
-      spdlog::error("reload: keeping the DNS settings: {}", e.what());
-    }
-  }
-
-  void log_stats() const {
-    const auto& g = gateway_->stats();
-    const auto& e = gateway_->engine().stats();
-    spdlog::info("frames in {} out {}; tcp connects {} refused {} unreachable {}; udp out {} in {}; dropped "
-                 "malformed {} bad-source {} unsupported {}",
-                 g.frames_in, g.frames_out, e.tcp_connects, e.tcp_refused, e.tcp_unreachable, e.udp_datagrams_out,
-                 e.udp_datagrams_in, g.dropped_malformed, g.dropped_bad_source, g.dropped_unsupported);
-  }
+  stack::Stack& stack() { return stack_; }
 
  private:
-  std::unique_ptr<link::Port> tap_;  // the transport
-  std::unique_ptr<link::PcapPort> pcap_;
-  std::unique_ptr<gateway::Gateway> gateway_;
-  std::unique_ptr<gateway::AutoForwarder> auto_forward_;
+  stack::Stack stack_;
   std::unique_ptr<control::ControlServer> control_;
 };
 
@@ -175,9 +99,16 @@ int exit_code_of(int status) {
 // Makes the transport Port on the loop.
 using TransportFactory = std::function<std::unique_ptr<link::Port>(uv_loop_t*)>;
 
+// How automatic forwarding learns the guest's listeners: a sock_diag socket
+// in its namespace (owned; -1 for none), or portfwd-agent's reports (VMs).
+struct AutoForwardSource {
+  int sock_diag_fd = -1;
+  bool agent = false;
+};
+
 // Runs the loop until a signal or the child's exit; returns the exit code.
-int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child, int sock_diag_fd = -1,
-          bool agent = false) {
+int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child,
+          AutoForwardSource forward = {}) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   SignalState st;
@@ -194,10 +125,22 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   {
     std::optional<Session> session;
     try {
-      session.emplace(&loop, make_transport(&loop), o, sock_diag_fd, agent);
+      session.emplace(&loop, make_transport(&loop), o);
+      if (forward.sock_diag_fd >= 0) {
+        session->stack().forward_from_namespace(forward.sock_diag_fd);
+        forward.sock_diag_fd = -1;
+      } else if (forward.agent) {
+        session->stack().forward_from_agent(o.agent_port);
+      }
     } catch (const std::exception& e) {
+      // A start-up error: nothing half-built stays on the loop.
       spdlog::critical("{}", e.what());
-      if (child > 0) kill(child, SIGKILL);
+      session.reset();
+      if (forward.sock_diag_fd >= 0) ::close(forward.sock_diag_fd);
+      if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, nullptr, 0);
+      }
       code = 1;
     }
     NetworkOptions current = o;
@@ -209,15 +152,14 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
       }
       try {
         auto next = current.reloaded();
-        auto before = current.gateway_config();
-        auto after = next.gateway_config();
+        auto after = next.stack_config();
         for (const auto& k : config::keys()) {
           bool reloadable = k.name == "forwarding.forwards" || k.name.rfind("dns.", 0) == 0;
           if (!reloadable && config::differs(current, next, k.name))
             spdlog::warn("reload: {} changed in {}: it needs a restart", k.name, current.config_file);
         }
         spdlog::info("SIGHUP: re-read {}", current.config_file);
-        session->reload(before, after);
+        session->stack().reload(after);
         current = std::move(next);
       } catch (const std::exception& e) {
         spdlog::error("SIGHUP: keeping the running configuration: {}", e.what());
@@ -228,7 +170,7 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
       int status = 0;
       if (child > 0 && waitpid(child, &status, WNOHANG) == child) st.child_status = status;
       if (!st.child_status) uv_run(&loop, UV_RUN_DEFAULT);
-      session->log_stats();
+      session->stack().log_stats();
       if (child > 0 && !st.child_status) {
         kill(child, SIGTERM);
         if (waitpid(child, &status, 0) == child) st.child_status = status;
@@ -370,9 +312,10 @@ int main(int argc, char** argv) {
       spdlog::info("running '{}' (pid {}) in a new network namespace", command.front(), child.pid);
       int fd = child.tap_fd;
       size_t mtu = iface.mtu;
-      int diag = net.forward_auto ? open_sock_diag(std::to_string(child.pid), child.pid) : -1;
+      AutoForwardSource forward;
+      if (net.forward_auto) forward.sock_diag_fd = open_sock_diag(std::to_string(child.pid), child.pid);
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); }, net,
-                   child.pid, diag);
+                   child.pid, forward);
     }
     if (attach->parsed()) {
       attach_net.apply_config_file(*attach);
@@ -382,9 +325,10 @@ int main(int argc, char** argv) {
       int fd = ns::open_tap_in_namespace(netns, iface);
       spdlog::info("serving namespace {} on {}", netns, iface.name);
       size_t mtu = iface.mtu;
-      int diag = attach_net.forward_auto ? open_sock_diag(netns) : -1;
+      AutoForwardSource forward;
+      if (attach_net.forward_auto) forward.sock_diag_fd = open_sock_diag(netns);
       return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); },
-                   attach_net, -1, diag);
+                   attach_net, -1, forward);
     }
     serve_net.apply_config_file(*serve_cmd);
     serve_net.check_transport();
@@ -399,7 +343,9 @@ int main(int argc, char** argv) {
     } else {
       factory = [&](uv_loop_t* l) { return link::bind_dgram(l, serve_net.dgram, mtu); };
     }
-    return serve(factory, serve_net, -1, -1, serve_net.forward_auto);
+    AutoForwardSource forward;
+    forward.agent = serve_net.forward_auto;
+    return serve(factory, serve_net, -1, forward);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

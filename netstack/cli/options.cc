@@ -212,8 +212,11 @@ void NetworkOptions::mirror_host(gateway::GatewayConfig& c) const {
   c.proxy_neighbors = true;
 }
 
-gateway::GatewayConfig NetworkOptions::gateway_config() const {
-  gateway::GatewayConfig c;
+gateway::GatewayConfig NetworkOptions::gateway_config() const { return stack_config().gateway; }
+
+stack::StackConfig NetworkOptions::stack_config() const {
+  stack::StackConfig sc;
+  gateway::GatewayConfig& c = sc.gateway;
   auto [guest, prefix] = parse_cidr("--address", address);
   c.nat.guest = guest;
   c.nat.prefix = prefix;
@@ -227,28 +230,33 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
     throw CLI::ValidationError("--address", "the guest address must differ from the gateway and DNS addresses");
   c.mtu = static_cast<uint16_t>(mtu);
   c.search_domains = search;
-  c.max_tcp_flows = max_tcp_flows;
-  c.max_udp_flows = max_udp_flows;
+  sc.max_tcp_flows = max_tcp_flows;
+  sc.max_udp_flows = max_udp_flows;
   for (const auto& u : dns_upstreams) {
     auto up = dns::parse_upstream(u);
     if (!up) throw CLI::ValidationError("--dns-upstream", "'" + u + "' is not ADDR[:PORT]");
-    c.dns_config.upstreams.push_back(*up);
+    sc.dns_config.upstreams.push_back(*up);
   }
   for (const auto& r : dns_routes) {
     auto route = dns::parse_route(r);
     if (!route) throw CLI::ValidationError("--dns-route", "'" + r + "' is not SUFFIX=ADDR[:PORT]");
-    c.dns_config.routes.push_back(*route);
+    sc.dns_config.routes.push_back(*route);
   }
-  c.dns_config.hosts_file = dns_hosts;
-  c.dns_config.static_names = dns_names;
-  c.dns_config.cache = !no_dns_cache;
+  sc.dns_config.hosts_file = dns_hosts;
+  sc.dns_config.static_names = dns_names;
+  sc.dns_config.cache = !no_dns_cache;
   for (const auto& p : publish) {
     std::string err;
     auto rule = portfwd::parse_rule(p, &err);
     if (!rule) throw CLI::ValidationError("--publish", "'" + p + "': " + err);
-    c.publish.push_back(*rule);
+    sc.publish.push_back(*rule);
   }
-  c.publish_source_gateway = publish_source == "gateway";
+  sc.publish_source_gateway = publish_source == "gateway";
+  sc.pcap = pcap;
+  sc.forward_exclude = std::set<uint16_t>(forward_exclude.begin(), forward_exclude.end());
+  // Mirrored mode with addresses = "all": on every host address, as WSL does.
+  sc.forward_hosts = mode == "mirrored" && mirrored_addresses == "all" ? portfwd::HostAddresses::kAll
+                                                                        : portfwd::HostAddresses::kLoopback;
   // What only the configuration module checks: mode, IPv6, mirrored, names.
   try {
     config::check(*this, "command line");
@@ -271,7 +279,7 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const {
   uint32_t g = c.nat.gateway.value;
   c.mac = wire::MacAddr{{0x52, 0x55, static_cast<uint8_t>(g >> 24), static_cast<uint8_t>(g >> 16),
                          static_cast<uint8_t>(g >> 8), static_cast<uint8_t>(g)}};
-  return c;
+  return sc;
 }
 
 ns::GuestInterface NetworkOptions::guest_interface() const {

@@ -18,6 +18,7 @@
 
 #include "netstack/config/config_file.h"
 #include "netstack/gateway/gateway.h"
+#include "netstack/stack/stack.h"
 #include "netstack/ns/host_network.h"
 #include "netstack/ns/namespace.h"
 
@@ -50,7 +51,8 @@ struct NetworkOptions : config::Settings {
   // CLI::ValidationError. In mirrored mode the addresses, routes, MTU and
   // DNS come from `host` (read_host_network() must have been called), and
   // the address flags are not used. See README "Mirrored mode".
-  gateway::GatewayConfig gateway_config() const;
+  stack::StackConfig stack_config() const;
+  gateway::GatewayConfig gateway_config() const;  // stack_config().gateway
   ns::GuestInterface guest_interface() const;
 
  private:

@@ -11,7 +11,6 @@ extern "C" {
 
 namespace slipway::engine {
 
-uint64_t engine_now();  // lwip_engine.cc
 
 struct DnsTcpCallbacks {
   static err_t on_recv(void* arg, struct tcp_pcb*, struct pbuf* p, err_t) {
@@ -19,7 +18,7 @@ struct DnsTcpCallbacks {
     if (p == nullptr) {
       s->guest_fin();
     } else {
-      s->received(p, engine_now());
+      s->received(p, s->clock_.now_ms());
     }
     return ERR_OK;
   }
@@ -35,8 +34,12 @@ struct DnsTcpCallbacks {
 };
 
 DnsTcpSession::DnsTcpSession(struct tcp_pcb* pcb, DnsResolver resolver, std::function<void(DnsTcpSession*)> on_closed,
-                             uint64_t now)
-    : pcb_(pcb), resolver_(std::move(resolver)), on_closed_(std::move(on_closed)), last_active_(now) {}
+                             const sys::Clock& clock)
+    : pcb_(pcb),
+      clock_(clock),
+      resolver_(std::move(resolver)),
+      on_closed_(std::move(on_closed)),
+      last_active_(clock.now_ms()) {}
 
 void DnsTcpSession::start() {
   tcp_arg(pcb_, this);

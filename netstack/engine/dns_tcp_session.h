@@ -17,16 +17,14 @@
 #include <memory>
 #include <vector>
 
+#include "netstack/engine/engine.h"
+#include "netstack/sys/clock.h"
 #include "netstack/wire/bytes.h"
 
 struct tcp_pcb;
 struct pbuf;
 
 namespace slipway::engine {
-
-// Answers one DNS message; `respond` is called at most once, maybe at once.
-using DnsResolver =
-    std::function<void(wire::Bytes query, bool over_tcp, std::function<void(std::vector<std::byte>)> respond)>;
 
 class DnsTcpSession : public std::enable_shared_from_this<DnsTcpSession> {
  public:
@@ -35,7 +33,7 @@ class DnsTcpSession : public std::enable_shared_from_this<DnsTcpSession> {
   static constexpr uint64_t kIdleTimeoutMs = 30'000;
 
   DnsTcpSession(struct tcp_pcb* pcb, DnsResolver resolver, std::function<void(DnsTcpSession*)> on_closed,
-                uint64_t now);
+                const sys::Clock& clock);
   void start();
   void close();  // closes the pcb; on_closed runs
   uint64_t last_active() const { return last_active_; }
@@ -52,6 +50,7 @@ class DnsTcpSession : public std::enable_shared_from_this<DnsTcpSession> {
   struct tcp_pcb* detach();  // clears lwIP's callbacks; returns the pcb
 
   struct tcp_pcb* pcb_;
+  const sys::Clock& clock_;
   DnsResolver resolver_;
   std::function<void(DnsTcpSession*)> on_closed_;
   uint64_t last_active_;

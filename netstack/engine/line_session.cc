@@ -9,15 +9,13 @@ extern "C" {
 
 namespace slipway::engine {
 
-uint64_t engine_now();  // lwip_engine.cc
-
 struct LineCallbacks {
   static err_t on_recv(void* arg, struct tcp_pcb*, struct pbuf* p, err_t) {
     auto* s = static_cast<LineSession*>(arg);
     if (p == nullptr) {
       s->close();
     } else {
-      s->received(p, engine_now());
+      s->received(p, s->clock_.now_ms());
     }
     return ERR_OK;
   }
@@ -29,8 +27,12 @@ struct LineCallbacks {
 };
 
 LineSession::LineSession(struct tcp_pcb* pcb, LineHandler handler, std::function<void(LineSession*)> on_closed,
-                         uint64_t now)
-    : pcb_(pcb), handler_(std::move(handler)), on_closed_(std::move(on_closed)), last_active_(now) {}
+                         const sys::Clock& clock)
+    : pcb_(pcb),
+      clock_(clock),
+      handler_(std::move(handler)),
+      on_closed_(std::move(on_closed)),
+      last_active_(clock.now_ms()) {}
 
 void LineSession::start() {
   tcp_arg(pcb_, this);

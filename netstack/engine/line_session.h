@@ -13,19 +13,21 @@
 #include <string>
 #include <string_view>
 
+#include "netstack/engine/engine.h"
+#include "netstack/sys/clock.h"
+
 struct tcp_pcb;
 struct pbuf;
 
 namespace slipway::engine {
-
-using LineHandler = std::function<void(std::string_view line)>;
 
 class LineSession {
  public:
   static constexpr size_t kMaxLine = 256 * 1024;
   static constexpr uint64_t kIdleTimeoutMs = 10 * 60'000;
 
-  LineSession(struct tcp_pcb* pcb, LineHandler handler, std::function<void(LineSession*)> on_closed, uint64_t now);
+  LineSession(struct tcp_pcb* pcb, LineHandler handler, std::function<void(LineSession*)> on_closed,
+              const sys::Clock& clock);
   void start();
   void close();
   uint64_t last_active() const { return last_active_; }
@@ -37,6 +39,7 @@ class LineSession {
   void finished();
 
   struct tcp_pcb* pcb_;
+  const sys::Clock& clock_;
   LineHandler handler_;
   std::function<void(LineSession*)> on_closed_;
   uint64_t last_active_;

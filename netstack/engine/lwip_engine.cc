@@ -36,7 +36,7 @@ constexpr uint16_t kDnsPort = 53;
 
 // lwIP keeps global state: one engine per process.
 LwipEngine* g_engine = nullptr;
-uv_loop_t* g_loop = nullptr;
+const sys::Clock* g_clock = nullptr;  // the engine's, for lwIP's sys_now()
 bool g_lwip_initialised = false;
 
 ip4_addr_t to_lwip4(wire::Ipv4Addr a) {
@@ -95,10 +95,6 @@ void close_and_free(T* handle) {
 
 }  // namespace
 
-const char* uv_error_text(int err) { return uv_strerror(err); }
-
-uint64_t engine_now() { return g_loop != nullptr ? uv_now(g_loop) : 0; }
-
 struct EngineCallbacks {
   static err_t netif_init(struct netif* nif) {
     nif->name[0] = 's';
@@ -141,7 +137,7 @@ struct EngineCallbacks {
             e->dead_line_sessions_.push_back(std::move(it->second));
             e->line_sessions_.erase(it);
           },
-          uv_now(e->loop_));
+          e->clock_);
       LineSession* raw = session.get();
       e->line_sessions_.emplace(raw, std::move(session));
       raw->start();
@@ -185,15 +181,19 @@ struct EngineCallbacks {
 
   static void on_housekeeping(uv_timer_t* t) {
     auto* e = static_cast<LwipEngine*>(t->data);
-    e->housekeeping(uv_now(e->loop_));
+    e->housekeeping(e->clock_.now_ms());
   }
 };
 
-LwipEngine::LwipEngine(uv_loop_t* loop, EngineConfig config, Output output)
-    : loop_(loop), config_(config), output_(std::move(output)), netif_(std::make_unique<struct netif>()) {
+LwipEngine::LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig config, Output output)
+    : loop_(loop),
+      clock_(clock),
+      config_(config),
+      output_(std::move(output)),
+      netif_(std::make_unique<struct netif>()) {
   if (g_engine != nullptr) throw std::logic_error("only one LwipEngine may exist per process");
   g_engine = this;
-  g_loop = loop;
+  g_clock = &clock;
   if (!g_lwip_initialised) {
     lwip_init();
     g_lwip_initialised = true;
@@ -244,20 +244,22 @@ LwipEngine::LwipEngine(uv_loop_t* loop, EngineConfig config, Output output)
   housekeeping_timer_ = new uv_timer_t;
   uv_timer_init(loop_, housekeeping_timer_);
   housekeeping_timer_->data = this;
-  uv_timer_start(housekeeping_timer_, EngineCallbacks::on_housekeeping, 1000, 1000);
+  uv_timer_start(housekeeping_timer_, EngineCallbacks::on_housekeeping, kHousekeepingMs, kHousekeepingMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_timer_));
 }
 
 LwipEngine::~LwipEngine() {
   shutting_down_ = true;
-  // Close every flow: each erases itself from its table in its close
-  // callback, so iterate over copies.
-  std::vector<TcpFlow*> tcp;
-  for (auto& [k, f] : tcp_flows_) tcp.push_back(f);
-  for (TcpFlow* f : tcp) f->close();
-  std::vector<UdpFlow*> udp;
-  for (auto& [k, f] : udp_flows_) udp.push_back(f);
-  for (UdpFlow* f : udp) f->close();
+  // Close every flow. Their close callbacks run after the engine is gone,
+  // so orphan them first: they then never call back into it.
+  for (auto& [k, f] : tcp_flows_) {
+    f->orphan();
+    f->close();
+  }
+  for (auto& [k, f] : udp_flows_) {
+    f->orphan();
+    f->close();
+  }
   tcp_flows_.clear();
   udp_flows_.clear();
   std::vector<std::shared_ptr<DnsTcpSession>> dns;
@@ -284,6 +286,7 @@ LwipEngine::~LwipEngine() {
   close_and_free(check_);
   close_and_free(housekeeping_timer_);
   g_engine = nullptr;
+  g_clock = nullptr;
 }
 
 void LwipEngine::input(const wire::Ipv4Packet& packet) {
@@ -296,7 +299,7 @@ void LwipEngine::input(const wire::Ipv4Packet& packet) {
     input_tcp(packet.src(), packet.dst(), packet.payload(), packet.bytes());
     return;
   }
-  feed_lwip(packet.bytes());
+  feed(packet.bytes());
 }
 
 void LwipEngine::input6(const wire::Ipv6Packet& packet) {
@@ -306,7 +309,7 @@ void LwipEngine::input6(const wire::Ipv6Packet& packet) {
     return;
   }
   if (ul->is_fragment) {  // lwIP reassembles
-    feed_lwip(packet.bytes());
+    feed(packet.bytes());
     return;
   }
   if (ul->protocol != wire::ipproto::kTcp && ul->protocol != wire::ipproto::kUdp) {
@@ -317,10 +320,10 @@ void LwipEngine::input6(const wire::Ipv6Packet& packet) {
     input_tcp(packet.src(), packet.dst(), ul->data, packet.bytes());
     return;
   }
-  feed_lwip(packet.bytes());
+  feed(packet.bytes());
 }
 
-void LwipEngine::feed_lwip(wire::Bytes packet) {
+void LwipEngine::feed(wire::Bytes packet) {
   if (packet.empty() || packet.size() > 0xffff) {
     stats_.packets_dropped++;
     return;
@@ -350,7 +353,7 @@ void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
   auto it = tcp_flows_.find(key);
   if (syn_only) {
     if ((config_.nat.is_dns(key.remote) && key.remote_port == kDnsPort && dns_resolver_) || is_line_service(key)) {
-      feed_lwip(packet);  // served here, not relayed
+      feed(packet);  // served here, not relayed
       return;
     }
     if (it == tcp_flows_.end()) {
@@ -362,7 +365,7 @@ void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
     if (flags & wire::tcpflag::kRst) it->second->cancel();
     return;
   }
-  feed_lwip(packet);
+  feed(packet);
 }
 
 void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq) {
@@ -380,14 +383,14 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
     return;
   }
   stats_.tcp_connects++;
-  auto* flow = new TcpFlow(*this, key, syn, syn_seq, uv_now(loop_));
+  auto* flow = new TcpFlow(*this, key, syn, syn_seq, clock_.now_ms());
   tcp_flows_.emplace(key, flow);
   flow->connect(*host, key.remote_port);
 }
 
 void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, uint16_t guest_port,
                                     bool source_gateway) {
-  TcpFlow* flow = TcpFlow::accept_inbound(*this, listener, uv_now(loop_));
+  TcpFlow* flow = TcpFlow::accept_inbound(*this, listener, clock_.now_ms());
   if (flow == nullptr) return;
   IpAddr client;
   uint16_t client_port = 0;
@@ -434,7 +437,7 @@ void LwipEngine::inbound_udp(uv_udp_t* listener, const sockaddr* client, const I
   // As for TCP: a client of the other family appears as the gateway.
   IpAddr src = source_gateway || client_addr.v6 != guest.v6 ? config_.nat.gateway_for(guest)
                                                              : config_.nat.guest_source(client_addr);
-  uint64_t now = uv_now(loop_);
+  uint64_t now = clock_.now_ms();
   FlowKey key{guest, guest_port, src, client_port};
   // Two clients that map to the same source and port (127.0.0.1:P and
   // [::1]:P both appear as the gateway) get different ports.
@@ -500,7 +503,7 @@ void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port
     dst_port = static_cast<uint16_t>((h[2] << 8) | h[3]);
     pbuf_remove_header(p, UDP_HLEN);
   }
-  uint64_t now = uv_now(loop_);
+  uint64_t now = clock_.now_ms();
   if (config_.nat.is_dns(dst) && dst_port == kDnsPort && dns_resolver_) {
     resolve_udp_dns(p, dst, src, src_port);
     return;
@@ -571,7 +574,7 @@ void LwipEngine::start_dns_session(struct tcp_pcb* pcb) {
         dead_dns_sessions_.push_back(std::move(it->second));
         dns_sessions_.erase(it);
       },
-      uv_now(loop_));
+      clock_);
   dns_sessions_.emplace(session.get(), session);
   session->start();
 }
@@ -614,12 +617,12 @@ std::vector<FlowInfo> LwipEngine::flows() const {
   return r;
 }
 
-void LwipEngine::on_tcp_flow_closed(TcpFlow* flow) {
+void LwipEngine::closed(TcpFlow* flow) {
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
 }
 
-void LwipEngine::on_udp_flow_closed(UdpFlow* flow) {
+void LwipEngine::closed(UdpFlow* flow) {
   auto it = udp_flows_.find(UdpKey{flow->guest(), flow->guest_port()});
   if (it != udp_flows_.end() && it->second == flow) udp_flows_.erase(it);
 }
@@ -659,8 +662,8 @@ void LwipEngine::housekeeping(uint64_t now) {
 // lwIP's platform hooks.
 extern "C" {
 u32_t sys_now(void) {
-  using slipway::engine::g_loop;
-  if (g_loop != nullptr) return static_cast<u32_t>(uv_now(g_loop));
+  using slipway::engine::g_clock;
+  if (g_clock != nullptr) return static_cast<u32_t>(g_clock->now_ms());
   uint64_t ns = uv_hrtime();
   return static_cast<u32_t>(ns / 1000000u);
 }

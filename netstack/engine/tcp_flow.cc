@@ -11,7 +11,7 @@ extern "C" {
 #include "lwip/tcp.h"
 }
 
-#include "netstack/engine/lwip_engine.h"
+#include "netstack/engine/flow_host.h"
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/icmpv6.h"
 
@@ -54,12 +54,12 @@ struct TcpFlowCallbacks {
     // Now that the host accepted, let lwIP answer the guest's SYN.
     std::vector<std::byte> syn;
     syn.swap(f->syn_);
-    f->engine_.feed_lwip(syn);
+    f->host_->feed(syn);
   }
 
   static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
     TcpFlow* f = of(h);
-    auto& rb = f->engine_.read_buffer();
+    auto& rb = f->host_->read_buffer();
     size_t room = rb.size();
     if (f->pcb_ != nullptr) room = std::clamp<size_t>(tcp_sndbuf(f->pcb_), 16 * 1024, rb.size());
     *buf = uv_buf_init(reinterpret_cast<char*>(rb.data()), static_cast<unsigned>(room));
@@ -92,7 +92,7 @@ struct TcpFlowCallbacks {
 
   static void on_close(uv_handle_t* h) {
     TcpFlow* f = of(h);
-    f->engine_.on_tcp_flow_closed(f);
+    if (f->host_ != nullptr) f->host_->closed(f);
     delete f;
   }
 
@@ -126,25 +126,25 @@ struct TcpFlowCallbacks {
   }
 };
 
-TcpFlow::TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint32_t syn_seq, uint64_t now)
-    : engine_(engine), key_(key), started_(now), syn_(syn_packet.begin(), syn_packet.end()), syn_seq_(syn_seq) {
+TcpFlow::TcpFlow(FlowHost& host, const FlowKey& key, wire::Bytes syn_packet, uint32_t syn_seq, uint64_t now)
+    : host_(&host), key_(key), started_(now), syn_(syn_packet.begin(), syn_packet.end()), syn_seq_(syn_seq) {
   std::memset(&sock_, 0, sizeof sock_);
   sock_.data = this;
   connect_req_.data = this;
   shutdown_req_.data = this;
 }
 
-TcpFlow::TcpFlow(LwipEngine& engine, uint64_t now)
-    : engine_(engine), state_(State::kConnectingGuest), started_(now), inbound_(true) {
+TcpFlow::TcpFlow(FlowHost& host, uint64_t now)
+    : host_(&host), state_(State::kConnectingGuest), started_(now), inbound_(true) {
   std::memset(&sock_, 0, sizeof sock_);
   sock_.data = this;
   connect_req_.data = this;
   shutdown_req_.data = this;
 }
 
-TcpFlow* TcpFlow::accept_inbound(LwipEngine& engine, uv_stream_t* listener, uint64_t now) {
-  auto* f = new TcpFlow(engine, now);
-  if (uv_tcp_init(engine.loop(), &f->sock_) != 0) {
+TcpFlow* TcpFlow::accept_inbound(FlowHost& host, uv_stream_t* listener, uint64_t now) {
+  auto* f = new TcpFlow(host, now);
+  if (uv_tcp_init(host.loop(), &f->sock_) != 0) {
     delete f;
     return nullptr;
   }
@@ -177,11 +177,11 @@ void TcpFlow::connect_guest(struct tcp_pcb* pcb, const FlowKey& key) {
 }
 
 void TcpFlow::connect(const IpAddr& host, uint16_t port) {
-  int rc = uv_tcp_init(engine_.loop(), &sock_);
+  int rc = uv_tcp_init(host_->loop(), &sock_);
   if (rc != 0) {
     // Nothing to close: report and delete at once.
-    engine_.refuse_syn(key_, syn_seq_);
-    engine_.on_tcp_flow_closed(this);
+    host_->refuse_syn(key_, syn_seq_);
+    host_->closed(this);
     delete this;
     return;
   }
@@ -192,25 +192,25 @@ void TcpFlow::connect(const IpAddr& host, uint16_t port) {
 }
 
 void TcpFlow::connect_failed(int status) {
-  auto& stats = engine_.mutable_stats();
+  auto& stats = host_->counters();
   switch (status) {
     case UV_ENETUNREACH:
       stats.tcp_unreachable++;
-      engine_.report_unreachable(syn_, wire::icmpcode::kNetUnreachable, wire::icmpv6code::kNoRoute);
+      host_->report_unreachable(syn_, wire::icmpcode::kNetUnreachable, wire::icmpv6code::kNoRoute);
       break;
     case UV_EHOSTUNREACH:
     case UV_ETIMEDOUT:
       stats.tcp_unreachable++;
-      engine_.report_unreachable(syn_, wire::icmpcode::kHostUnreachable, wire::icmpv6code::kAddressUnreachable);
+      host_->report_unreachable(syn_, wire::icmpcode::kHostUnreachable, wire::icmpv6code::kAddressUnreachable);
       break;
     case UV_EACCES:
     case UV_EPERM:
       stats.tcp_unreachable++;
-      engine_.report_unreachable(syn_, wire::icmpcode::kAdminProhibited, wire::icmpv6code::kAdminProhibited);
+      host_->report_unreachable(syn_, wire::icmpcode::kAdminProhibited, wire::icmpv6code::kAdminProhibited);
       break;
     default:  // ECONNREFUSED and anything else
       stats.tcp_refused++;
-      engine_.refuse_syn(key_, syn_seq_);
+      host_->refuse_syn(key_, syn_seq_);
       break;
   }
   spdlog::debug("tcp: {}: connect failed: {}", key_.to_string(), uv_strerror(status));
@@ -421,7 +421,7 @@ void TcpFlow::close_socket(bool reset) {
   state_ = State::kClosed;
   detach_pcb();
   if (!socket_open_) {
-    engine_.on_tcp_flow_closed(this);
+    if (host_ != nullptr) host_->closed(this);
     delete this;
     return;
   }

@@ -45,17 +45,17 @@ struct pbuf;
 
 namespace slipway::engine {
 
-class LwipEngine;
+class FlowHost;
 
 class TcpFlow {
  public:
   enum class State { kConnecting, kAccepting, kConnectingGuest, kEstablished, kClosed };
 
   // Outbound: the guest's SYN, to be relayed to a host destination.
-  TcpFlow(LwipEngine& engine, const FlowKey& key, wire::Bytes syn_packet, uint32_t syn_seq, uint64_t now);
+  TcpFlow(FlowHost& host, const FlowKey& key, wire::Bytes syn_packet, uint32_t syn_seq, uint64_t now);
   // Inbound: a connection accepted on a host listener, to be relayed to the
   // guest. Accepts it into this flow; false (flow deleted) on failure.
-  static TcpFlow* accept_inbound(LwipEngine& engine, uv_stream_t* listener, uint64_t now);
+  static TcpFlow* accept_inbound(FlowHost& host, uv_stream_t* listener, uint64_t now);
   // The client's address as the host sees it (inbound flows).
   bool peer_address(IpAddr* addr, uint16_t* port) const;
   // Inbound: lwIP connects `pcb` (bound to the source the guest will see) to
@@ -71,6 +71,9 @@ class TcpFlow {
   void attach(struct tcp_pcb* pcb);
   // Closes without telling anyone (engine shutdown, timeouts).
   void close();
+  // The engine is going away: from now on the flow only finishes closing
+  // and never calls it back (call before close()).
+  void orphan() { host_ = nullptr; }
   // A guest RST arrived while connecting.
   void cancel();
 
@@ -85,7 +88,7 @@ class TcpFlow {
   friend struct TcpFlowCallbacks;
   ~TcpFlow() = default;  // deleted only from the close callback
 
-  TcpFlow(LwipEngine& engine, uint64_t now);
+  TcpFlow(FlowHost& host, uint64_t now);
   void connect_failed(int status);
   void guest_data(struct pbuf* p);
   void guest_fin();
@@ -104,7 +107,7 @@ class TcpFlow {
   void start_reading();
   void stop_reading();
 
-  LwipEngine& engine_;
+  FlowHost* host_;  // null once the engine is gone (orphan())
   FlowKey key_;
   State state_ = State::kConnecting;
   uint64_t started_;

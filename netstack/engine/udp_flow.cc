@@ -6,40 +6,40 @@
 #include <algorithm>
 #include <cstring>
 
-#include "netstack/engine/lwip_engine.h"
+#include "netstack/engine/flow_host.h"
 
 namespace slipway::engine {
 
 struct UdpFlowCallbacks {
   static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
     auto* f = static_cast<UdpFlow*>(h->data);
-    auto& rb = f->engine_.read_buffer();
+    auto& rb = f->host_->read_buffer();
     *buf = uv_buf_init(reinterpret_cast<char*>(rb.data()), static_cast<unsigned>(rb.size()));
   }
   static void on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const struct sockaddr* addr, unsigned flags) {
     auto* f = static_cast<UdpFlow*>(h->data);
     if (nread < 0 || addr == nullptr || f->closing_) return;
     if (flags & UV_UDP_PARTIAL) {
-      f->engine_.mutable_stats().udp_dropped++;
+      f->host_->counters().udp_dropped++;
       return;
     }
     f->received(addr, reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread));
   }
   static void on_close(uv_handle_t* h) {
     auto* f = static_cast<UdpFlow*>(h->data);
-    f->engine_.on_udp_flow_closed(f);
+    if (f->host_ != nullptr) f->host_->closed(f);
     delete f;
   }
 };
 
-UdpFlow::UdpFlow(LwipEngine& engine, const IpAddr& guest, uint16_t guest_port, uint64_t now)
-    : engine_(engine), guest_(guest), guest_port_(guest_port), last_active_(now) {
+UdpFlow::UdpFlow(FlowHost& host, const IpAddr& guest, uint16_t guest_port, uint64_t now)
+    : host_(&host), guest_(guest), guest_port_(guest_port), last_active_(now) {
   std::memset(&sock_, 0, sizeof sock_);
   sock_.data = this;
 }
 
 bool UdpFlow::open() {
-  if (uv_udp_init(engine_.loop(), &sock_) != 0) {
+  if (uv_udp_init(host_->loop(), &sock_) != 0) {
     delete this;
     return false;
   }
@@ -71,7 +71,7 @@ void UdpFlow::send(const IpAddr& host_dst, uint16_t port, wire::Bytes payload, u
   if (rc >= 0) bytes_to_host_ += payload.size();
   if (rc < 0) {
     // A full socket buffer drops the datagram, as a congested link would.
-    engine_.mutable_stats().udp_dropped++;
+    host_->counters().udp_dropped++;
     spdlog::trace("udp: send from {}:{}: {}", guest_.to_string(), guest_port_, uv_strerror(rc));
   }
 }
@@ -81,12 +81,12 @@ void UdpFlow::received(const struct sockaddr* from, const std::byte* data, size_
   uint16_t src_port = 0;
   if (!from_sockaddr(from, &src, &src_port)) return;
   if (std::find(peers_.begin(), peers_.end(), src) == peers_.end()) {
-    engine_.mutable_stats().udp_filtered++;
+    host_->counters().udp_filtered++;
     return;
   }
-  last_active_ = uv_now(engine_.loop());
+  last_active_ = host_->now();
   bytes_to_guest_ += len;
-  engine_.send_udp_to_guest(engine_.config().nat.guest_source(src), src_port, guest_, guest_port_,
+  host_->send_udp_to_guest(host_->nat().guest_source(src), src_port, guest_, guest_port_,
                             wire::Bytes(data, len));
 }
 

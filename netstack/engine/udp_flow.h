@@ -17,13 +17,13 @@
 
 namespace slipway::engine {
 
-class LwipEngine;
+class FlowHost;
 
 class UdpFlow {
  public:
   static constexpr size_t kMaxPeers = 64;
 
-  UdpFlow(LwipEngine& engine, const IpAddr& guest, uint16_t guest_port, uint64_t now);
+  UdpFlow(FlowHost& host, const IpAddr& guest, uint16_t guest_port, uint64_t now);
   UdpFlow(const UdpFlow&) = delete;
   UdpFlow& operator=(const UdpFlow&) = delete;
 
@@ -31,6 +31,8 @@ class UdpFlow {
   bool open();
   void send(const IpAddr& host_dst, uint16_t port, wire::Bytes payload, uint64_t now);
   void close();
+  // The engine is going away: the flow never calls it back (before close()).
+  void orphan() { host_ = nullptr; }
 
   const IpAddr& guest() const { return guest_; }
   uint16_t guest_port() const { return guest_port_; }
@@ -43,7 +45,7 @@ class UdpFlow {
   ~UdpFlow() = default;
   void received(const struct sockaddr* from, const std::byte* data, size_t len);
 
-  LwipEngine& engine_;
+  FlowHost* host_;  // null once the engine is gone (orphan())
   IpAddr guest_;
   uint16_t guest_port_;
   uint64_t last_active_;

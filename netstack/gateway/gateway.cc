@@ -58,98 +58,15 @@ NdpResponderConfig ndp_config_for(const GatewayConfig& config) {
   return n;
 }
 
-Gateway::Gateway(uv_loop_t* loop, GatewayConfig config)
-    : loop_(loop), config_(std::move(config)), dhcp_(dhcp_config_for(config_)) {
-  engine::EngineConfig ec;
-  ec.nat = config_.nat;
-  ec.mtu = config_.mtu;
-  ec.max_tcp_flows = config_.max_tcp_flows;
-  ec.max_udp_flows = config_.max_udp_flows;
-  engine_ = std::make_unique<engine::LwipEngine>(loop_, ec, [this](wire::MutBytes frame) { to_guest(frame); });
-  icmp_ = std::make_unique<engine::IcmpEchoRelay>(
-      loop_,
-      [this](const engine::IcmpEchoReply& r) {
-        // From the address the guest pinged (::1 and 127.0.0.1 appear as the gateway).
-        engine::IpAddr from = config_.nat.guest_source(r.from);
-        const uint32_t rest = (uint32_t{r.id} << 16) | r.seq;
-        if (r.guest.v6) {
-          deliver_frame(wire::build_ipv6_icmpv6_frame({}, {}, from.v6addr, r.guest.v6addr, kEchoReplyHopLimit,
-                                                      wire::icmpv6type::kEchoReply, 0, rest, r.payload));
-        } else {
-          deliver_frame(wire::build_ipv4_icmp_frame({}, {}, from.v4, r.guest.v4, wire::icmptype::kEchoReply, 0, rest,
-                                                    r.payload));
-        }
-      },
-      [this](const engine::IcmpError& e) {
-        // From the gateway, quoting a reconstruction of the guest's echo
-        // request (its header and the echo's first 8 bytes; the relay keeps
-        // no payload) as the guest addressed it.
-        engine::IpAddr dst = config_.nat.guest_source(e.dst);
-        const uint32_t rest = (uint32_t{e.id} << 16) | e.seq;
-        if (e.guest.v6) {
-          std::vector<std::byte> req(wire::Ipv6Header::kLen + wire::Icmpv6Message::kHeaderLen);
-          wire::Ipv6Header h;
-          h.src = e.guest.v6addr;
-          h.dst = dst.v6addr;
-          h.next_header = wire::ipproto::kIcmpv6;
-          h.payload_len = wire::Icmpv6Message::kHeaderLen;
-          h.emit(req);
-          wire::emit_icmpv6(wire::MutBytes(req).subspan(wire::Ipv6Header::kLen), h.src, h.dst,
-                            wire::icmpv6type::kEchoRequest, 0, rest, {});
-          auto quoted = wire::Ipv6Packet::parse(req);
-          if (!quoted) return;
-          deliver_frame(
-              wire::build_ipv6_icmpv6_error_frame({}, {}, config_.nat.gateway6, e.type, e.code, *quoted));
-          return;
-        }
-        std::vector<std::byte> req(wire::Ipv4Header::kLen + wire::IcmpMessage::kHeaderLen);
-        wire::Ipv4Header h;
-        h.src = e.guest.v4;
-        h.dst = dst.v4;
-        h.protocol = wire::ipproto::kIcmp;
-        h.payload_len = wire::IcmpMessage::kHeaderLen;
-        h.emit(req);
-        wire::emit_icmp(wire::MutBytes(req).subspan(wire::Ipv4Header::kLen), wire::icmptype::kEchoRequest, 0, rest,
-                        {});
-        auto quoted = wire::Ipv4Packet::parse(req);
-        if (!quoted) return;
-        deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, e.type, e.code, *quoted));
-      });
+Gateway::Gateway(uv_loop_t* loop, const sys::Clock& clock, GatewayConfig config, engine::Engine& engine,
+                 engine::IcmpEchoRelay* icmp)
+    : clock_(clock), config_(std::move(config)), dhcp_(dhcp_config_for(config_)), engine_(engine), icmp_(icmp) {
   if (config_.nat.ipv6) {
     auto nc = ndp_config_for(config_);
     if (auto err = validate(nc); !err.empty()) throw std::invalid_argument("IPv6 settings: " + err);
     ndp_ = std::make_unique<NdpResponder>(nc);
-    start_router_adverts();
+    start_router_adverts(loop);
   }
-  if (config_.dns) {
-    dns_ = std::make_unique<dns::Proxy>(loop_, with_builtin_names(config_.dns_config));
-    // A UDP answer must fit one datagram on the guest link (IPv6's header
-    // is the larger).
-    size_t max_udp = config_.mtu - wire::Ipv6Header::kLen - wire::UdpDatagram::kHeaderLen;
-    engine_->set_dns_resolver([this, max_udp](wire::Bytes query, bool over_tcp,
-                                              std::function<void(std::vector<std::byte>)> respond) {
-      dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond), max_udp);
-    });
-  }
-  published_ = std::make_unique<engine::PublishedPorts>(loop_, *engine_, config_.nat.guest,
-                                                        config_.publish_source_gateway);
-  for (const auto& rule : config_.publish) {
-    auto err = published_->add(rule);
-    if (!err.empty()) spdlog::error("cannot publish {}: {}", rule.to_string(), err);
-  }
-}
-
-dns::ProxyConfig Gateway::with_builtin_names(dns::ProxyConfig dc) const {
-  auto& names = dc.static_names["host.internal"];
-  names.push_back(config_.nat.gateway.to_string());
-  if (config_.nat.ipv6) names.push_back(config_.nat.gateway6.to_string());
-  return dc;
-}
-
-void Gateway::reconfigure_dns(const dns::ProxyConfig& config) {
-  if (!dns_) return;
-  dns_->reconfigure(with_builtin_names(config));
-  config_.dns_config = config;
 }
 
 Gateway::~Gateway() {
@@ -160,9 +77,9 @@ Gateway::~Gateway() {
   }
 }
 
-void Gateway::start_router_adverts() {
+void Gateway::start_router_adverts(uv_loop_t* loop) {
   ra_timer_ = new uv_timer_t;
-  uv_timer_init(loop_, ra_timer_);
+  uv_timer_init(loop, ra_timer_);
   ra_timer_->data = this;
   // The first at once (a guest that already solicited before we started
   // learns the prefix), then every ra_interval.
@@ -178,8 +95,56 @@ void Gateway::start_router_adverts() {
       0, interval);
 }
 
+void Gateway::echo_reply(const engine::IcmpEchoReply& r) {
+  // From the address the guest pinged (::1 and 127.0.0.1 appear as the gateway).
+  engine::IpAddr from = config_.nat.guest_source(r.from);
+  const uint32_t rest = (uint32_t{r.id} << 16) | r.seq;
+  if (r.guest.v6) {
+    deliver_frame(wire::build_ipv6_icmpv6_frame({}, {}, from.v6addr, r.guest.v6addr, kEchoReplyHopLimit,
+                                                wire::icmpv6type::kEchoReply, 0, rest, r.payload));
+  } else {
+    deliver_frame(wire::build_ipv4_icmp_frame({}, {}, from.v4, r.guest.v4, wire::icmptype::kEchoReply, 0, rest,
+                                              r.payload));
+  }
+}
+
+void Gateway::echo_error(const engine::IcmpError& e) {
+  // From the gateway, quoting a reconstruction of the guest's echo request
+  // (its header and the echo's first 8 bytes; the relay keeps no payload) as
+  // the guest addressed it.
+  engine::IpAddr dst = config_.nat.guest_source(e.dst);
+  const uint32_t rest = (uint32_t{e.id} << 16) | e.seq;
+  if (e.guest.v6) {
+    std::vector<std::byte> req(wire::Ipv6Header::kLen + wire::Icmpv6Message::kHeaderLen);
+    wire::Ipv6Header h;
+    h.src = e.guest.v6addr;
+    h.dst = dst.v6addr;
+    h.next_header = wire::ipproto::kIcmpv6;
+    h.payload_len = wire::Icmpv6Message::kHeaderLen;
+    h.emit(req);
+    wire::emit_icmpv6(wire::MutBytes(req).subspan(wire::Ipv6Header::kLen), h.src, h.dst,
+                      wire::icmpv6type::kEchoRequest, 0, rest, {});
+    auto quoted = wire::Ipv6Packet::parse(req);
+    if (!quoted) return;
+    deliver_frame(wire::build_ipv6_icmpv6_error_frame({}, {}, config_.nat.gateway6, e.type, e.code, *quoted));
+    return;
+  }
+  std::vector<std::byte> req(wire::Ipv4Header::kLen + wire::IcmpMessage::kHeaderLen);
+  wire::Ipv4Header h;
+  h.src = e.guest.v4;
+  h.dst = dst.v4;
+  h.protocol = wire::ipproto::kIcmp;
+  h.payload_len = wire::IcmpMessage::kHeaderLen;
+  h.emit(req);
+  wire::emit_icmp(wire::MutBytes(req).subspan(wire::Ipv4Header::kLen), wire::icmptype::kEchoRequest, 0, rest, {});
+  auto quoted = wire::Ipv4Packet::parse(req);
+  if (!quoted) return;
+  deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, e.type, e.code, *quoted));
+}
+
 bool Gateway::send(link::Frame frame) {
   stats_.frames_in++;
+  const uint64_t now = clock_.now_ms();
   auto eth = wire::EthernetFrame::parse(frame);
   if (!eth) {
     stats_.dropped_malformed++;
@@ -194,10 +159,10 @@ bool Gateway::send(link::Frame frame) {
       on_arp(*eth);
       break;
     case wire::ethertype::kIpv4:
-      on_ipv4(*eth);
+      on_ipv4(*eth, now);
       break;
     case wire::ethertype::kIpv6:
-      on_ipv6(*eth, frame);
+      on_ipv6(*eth, frame, now);
       break;
     default:
       stats_.dropped_unsupported++;
@@ -269,7 +234,7 @@ void Gateway::on_arp(const wire::EthernetFrame& eth) {
   deliver(frame);
 }
 
-void Gateway::on_ipv4(const wire::EthernetFrame& eth) {
+void Gateway::on_ipv4(const wire::EthernetFrame& eth, uint64_t now) {
   auto ip = wire::Ipv4Packet::parse(eth.payload());
   if (!ip) {
     stats_.dropped_malformed++;
@@ -280,7 +245,7 @@ void Gateway::on_ipv4(const wire::EthernetFrame& eth) {
     auto udp = wire::UdpDatagram::parse(ip->payload());
     if (udp && udp->dst_port() == kDhcpServerPort && udp->src_port() == kDhcpClientPort &&
         (ip->dst().is_broadcast() || ip->dst() == config_.nat.gateway)) {
-      on_dhcp(eth, udp->payload());
+      on_dhcp(eth, udp->payload(), now);
       return;
     }
   }
@@ -292,11 +257,11 @@ void Gateway::on_ipv4(const wire::EthernetFrame& eth) {
   learn(ip->src(), eth.src());
   switch (ip->protocol()) {
     case wire::ipproto::kIcmp:
-      on_icmp(*ip);
+      on_icmp(*ip, now);
       break;
     case wire::ipproto::kTcp:
     case wire::ipproto::kUdp:
-      engine_->input(*ip);
+      engine_.input(*ip);
       break;
     default:
       stats_.dropped_unsupported++;
@@ -304,7 +269,7 @@ void Gateway::on_ipv4(const wire::EthernetFrame& eth) {
   }
 }
 
-void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame) {
+void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, uint64_t now) {
   if (ndp_ == nullptr) {
     stats_.dropped_unsupported++;
     return;
@@ -321,18 +286,18 @@ void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame) {
     auto icmp = wire::Icmpv6Message::parse(ul->data);
     if (icmp && icmp->type() == wire::icmpv6type::kEchoRequest && !ip->dst().is_multicast() &&
         !ndp_->is_own_address(ip->dst())) {
-      on_icmpv6_echo(eth, *ip, *icmp);  // to another host: relayed or refused
+      on_icmpv6_echo(eth, *ip, *icmp, now);  // to another host: relayed or refused
       return;
     }
     if (icmp && (icmp->type() == wire::icmpv6type::kNeighborAdvert || icmp->type() == wire::icmpv6type::kNeighborSolicit))
       learn(ip->src(), eth.src());
-    deliver_frames(ndp_->handle(frame, Clock::now()));
+    deliver_frames(ndp_->handle(frame, sys::Clock::TimePoint(std::chrono::milliseconds(now))));
     return;
   }
   if (!ul->is_fragment && ul->protocol == wire::ipproto::kUdp) {
     auto udp = wire::UdpDatagram::parse(ul->data);
     if (udp && udp->dst_port() == 547) {
-      deliver_frames(ndp_->handle(frame, Clock::now()));
+      deliver_frames(ndp_->handle(frame, sys::Clock::TimePoint(std::chrono::milliseconds(now))));
       return;
     }
   }
@@ -345,7 +310,7 @@ void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame) {
   switch (ul->protocol) {
     case wire::ipproto::kTcp:
     case wire::ipproto::kUdp:
-      engine_->input6(*ip);
+      engine_.input6(*ip);
       break;
     default:
       stats_.dropped_unsupported++;
@@ -353,7 +318,7 @@ void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame) {
   }
 }
 
-void Gateway::on_icmp(const wire::Ipv4Packet& ip) {
+void Gateway::on_icmp(const wire::Ipv4Packet& ip, uint64_t now) {
   if (ip.is_fragment()) {
     stats_.dropped_unsupported++;
     return;
@@ -379,9 +344,17 @@ void Gateway::on_icmp(const wire::Ipv4Packet& ip) {
     stats_.icmp_echo_failed++;
     return;
   }
-  uint64_t now = uv_now(loop_);
+  relay_echo(ip.src(), *host, icmp->echo_id(), icmp->echo_seq(), icmp->payload(), ip.ttl(), now);
+}
+
+void Gateway::relay_echo(const engine::IpAddr& src, const engine::IpAddr& host, uint16_t id, uint16_t seq,
+                         wire::Bytes payload, uint8_t hop_limit, uint64_t now) {
+  if (icmp_ == nullptr) {
+    stats_.icmp_echo_failed++;
+    return;
+  }
   icmp_->expire(now);
-  if (icmp_->send_echo(ip.src(), *host, icmp->echo_id(), icmp->echo_seq(), icmp->payload(), ip.ttl(), now)) {
+  if (icmp_->send_echo(src, host, id, seq, payload, hop_limit, now)) {
     stats_.icmp_echo_relayed++;
   } else {
     stats_.icmp_echo_failed++;
@@ -389,7 +362,7 @@ void Gateway::on_icmp(const wire::Ipv4Packet& ip) {
 }
 
 void Gateway::on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Packet& ip,
-                             const wire::Icmpv6Message& icmp) {
+                             const wire::Icmpv6Message& icmp, uint64_t now) {
   if (!is_guest_source(ip.src())) {
     stats_.dropped_bad_source++;
     spdlog::trace("gateway: dropping ICMPv6 echo from {}", ip.src().to_string());
@@ -413,17 +386,11 @@ void Gateway::on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Pac
     }
     return;
   }
-  uint64_t now = uv_now(loop_);
-  icmp_->expire(now);
-  if (icmp_->send_echo(ip.src(), *host, icmp.echo_id(), icmp.echo_seq(), icmp.payload(), ip.hop_limit(), now)) {
-    stats_.icmp_echo_relayed++;
-  } else {
-    stats_.icmp_echo_failed++;
-  }
+  relay_echo(ip.src(), *host, icmp.echo_id(), icmp.echo_seq(), icmp.payload(), ip.hop_limit(), now);
 }
 
-void Gateway::on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload) {
-  auto reply = dhcp_.handle(udp_payload, eth.src(), Clock::now());
+void Gateway::on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload, uint64_t now) {
+  auto reply = dhcp_.handle(udp_payload, eth.src(), sys::Clock::TimePoint(std::chrono::milliseconds(now)));
   if (!reply) return;
   if (!reply->dst_ip.is_broadcast()) learn(reply->dst_ip, reply->dst_mac);
   stats_.frames_out++;
@@ -461,7 +428,7 @@ void Gateway::to_guest(wire::MutBytes frame) {
   } else {
     auto it = neighbors_.find(dst);
     if (it == neighbors_.end()) {
-      hold_for_neighbor(dst, frame);
+      hold_for_neighbor(dst, frame, clock_.now_ms());
       return;
     }
     mac = it->second.mac;
@@ -471,12 +438,11 @@ void Gateway::to_guest(wire::MutBytes frame) {
   deliver(frame);
 }
 
-void Gateway::hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame) {
+void Gateway::hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame, uint64_t now) {
   if (!is_guest_source(dst)) {
     stats_.dropped_no_neighbor++;
     return;
   }
-  uint64_t now = uv_now(loop_);
   std::erase_if(pending_, [now](const auto& kv) { return now - kv.second.since > kPendingTimeoutMs; });
   auto it = pending_.find(dst);
   if (it == pending_.end()) {

@@ -3,45 +3,45 @@
 // Theory of operation
 //   Frames from the guest arrive through send(); frames for the guest leave
 //   through the Port's sink. The gateway owns the link layer and the special
-//   addresses:
+//   addresses, and dispatches the rest; the Stack (stack/stack.h) builds it
+//   with the engine and the ICMP relay it hands traffic to:
 //     - ARP: answers requests for the gateway and DNS addresses with its own
 //       MAC, and learns the guest's IP -> MAC bindings (a bounded table) from
 //       the ARP and IPv4 frames the guest sends;
 //     - DHCPv4 (UDP to port 67): served by DhcpServer;
 //     - ICMP echo: answered for the gateway and DNS addresses, relayed to
-//       other destinations through IcmpEchoRelay (ping or raw sockets);
+//       other destinations through the IcmpEchoRelay, whose replies and
+//       errors come back through echo_reply()/echo_error() to be framed;
 //       likewise ICMPv6 echo (see the IPv6 item);
-//     - DNS at the DNS address (UDP and TCP port 53): answered by a
-//       dns::Proxy that relays to the host's resolvers, with host.internal
-//       naming the gateway address;
-//     - TCP and UDP (and IPv4 fragments): handed to the LwipEngine, whose
-//       output comes back here to be framed for the guest;
+//     - TCP and UDP (and IPv4 fragments), DNS at the DNS address included:
+//       handed to the Engine, whose output comes back through to_guest() to
+//       be framed for the guest;
 //     - IPv6 (when config.nat.ipv6): NDP, router advertisements (one at
-//       start and every NdpResponderConfig::ra_interval, and in answer to
-//       router solicitations), ICMPv6 echo to the gateway's addresses and
-//       stateless DHCPv6 are NdpResponder's; ICMPv6 echo to other unicast
-//       addresses is relayed through IcmpEchoRelay like IPv4's when
-//       NatPolicy::host_destination() allows the destination (the reply
-//       comes from the address the guest pinged, errors from the gateway's
-//       address), and refused at once otherwise with destination
+//       start and every GatewayConfig::ra_interval, 200 s by default, and
+//       in answer to router solicitations), ICMPv6 echo to the gateway's
+//       addresses and stateless DHCPv6 are NdpResponder's; ICMPv6 echo to
+//       other unicast addresses is relayed through the IcmpEchoRelay like
+//       IPv4's when NatPolicy::host_destination() allows the destination
+//       (the reply comes from the address the guest pinged, errors from the
+//       gateway's address), and refused at once otherwise with destination
 //       unreachable (administratively prohibited; "beyond scope" for a
 //       link-local source); TCP and UDP over IPv6 go to the engine like
-//       IPv4. IPv6 neighbours are learned from the guest's
-//       packets (source MAC) and, when unknown, asked for with a neighbour
-//       solicitation; frames wait for the answer in the same queue as ARP;
-//     - published ports (PublishedPorts): host listeners whose connections
-//       the engine opens towards the guest.
+//       IPv4. IPv6 neighbours are learned from the guest's packets (source
+//       MAC) and, when unknown, asked for with a neighbour solicitation;
+//       frames wait for the answer in the same queue as ARP.
 //   Everything from the guest is untrusted: each frame is parsed with the
 //   checked views in wire/, and whatever fails a check is dropped and counted
-//   (Stats), with a trace log.
+//   (GatewayStats), with a trace log. Time comes from the stack's clock, read
+//   once per frame and passed down.
 //
-// Limits: one guest subnet and one IPv6 prefix. A frame for a guest address
-// whose MAC is unknown triggers an ARP request (IPv6: a neighbour
-// solicitation) and waits for the answer in a small queue
-// (kMaxPendingFrames per address, kMaxPendingAddresses addresses,
-// kPendingTimeoutMs); beyond that it is dropped and counted. Relayed echo
-// (both families) quotes only the request's headers in errors (the relay
-// keeps no payload); fragmented ICMPv6 echo is not relayed.
+// Limits: one guest subnet and one IPv6 prefix. The neighbour table holds
+// kMaxNeighbors (256) entries, the least recently learned evicted first. A
+// frame for a guest address whose MAC is unknown triggers an ARP request
+// (IPv6: a neighbour solicitation) and waits for the answer in a small queue
+// (kMaxPendingFrames (16) per address, kMaxPendingAddresses (16) addresses,
+// kPendingTimeoutMs (3 s)); beyond that it is dropped and counted. Relayed
+// echo (both families) quotes only the request's headers in errors (the
+// relay keeps no payload); fragmented ICMPv6 echo is not relayed.
 #pragma once
 
 #include <uv.h>
@@ -53,20 +53,18 @@
 #include <unordered_map>
 #include <vector>
 
-#include "dns-proxy/proxy.h"
-#include "netstack/engine/lwip_engine.h"
-#include "netstack/engine/published_ports.h"
+#include "netstack/engine/engine.h"
+#include "netstack/engine/icmp_relay.h"
+#include "netstack/engine/ip_addr.h"
+#include "netstack/engine/nat.h"
 #include "netstack/gateway/dhcp_server.h"
 #include "netstack/gateway/ndp_responder.h"
 #include "netstack/link/port.h"
+#include "netstack/sys/clock.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv4.h"
-
-namespace slipway::engine {
-class IcmpEchoRelay;
-}
 
 namespace slipway::gateway {
 
@@ -77,12 +75,6 @@ struct GatewayConfig {
   std::chrono::seconds lease_time{86400};
   std::vector<std::string> search_domains;
   std::string domain_name;
-  size_t max_tcp_flows = 16384;
-  size_t max_udp_flows = 4096;
-  bool dns = true;                // answer DNS at the DNS address
-  dns::ProxyConfig dns_config;    // host.internal is added, naming the gateway
-  std::vector<portfwd::Rule> publish;
-  bool publish_source_gateway = false;  // guest sees the gateway, not the client
   // IPv6 (when nat.ipv6): the gateway's link-local address; unset: EUI-64 of
   // `mac`. Mirrored mode sets the host's IPv6 default gateway here when that
   // is link-local, so that the guest's copied default route resolves.
@@ -109,24 +101,28 @@ struct GatewayStats {
 
 class Gateway : public link::Port {
  public:
-  Gateway(uv_loop_t* loop, GatewayConfig config);
+  // `engine` takes the guest's TCP and UDP; `icmp` (may be null: echo to
+  // other hosts then fails) relays echo requests. Both must outlive the
+  // gateway's use of them; the Stack wires their outputs back here.
+  Gateway(uv_loop_t* loop, const sys::Clock& clock, GatewayConfig config, engine::Engine& engine,
+          engine::IcmpEchoRelay* icmp);
   ~Gateway() override;
 
   // A frame from the guest.
   bool send(link::Frame frame) override;
 
+  // An IPv4 or IPv6 packet for the guest after kEthernetHeaderLen bytes of
+  // headroom (the engine's output): framed for the guest's MAC and
+  // delivered, or held while the guest's MAC is being resolved.
+  void to_guest(wire::MutBytes frame);
+  // The relay's answers to the guest's echo requests.
+  void echo_reply(const engine::IcmpEchoReply& reply);
+  void echo_error(const engine::IcmpError& error);
+
   const GatewayConfig& config() const { return config_; }
   const GatewayStats& stats() const { return stats_; }
-  const engine::LwipEngine& engine() const { return *engine_; }
-  engine::LwipEngine& engine() { return *engine_; }
   const DhcpServer& dhcp() const { return dhcp_; }
-  engine::PublishedPorts& published() { return *published_; }
   const NdpResponder* ndp() const { return ndp_.get(); }
-  // A new DNS configuration (SIGHUP): upstreams, routes, names, hosts file,
-  // cache. Throws std::runtime_error and keeps the old one when it is bad.
-  void reconfigure_dns(const dns::ProxyConfig& config);
-  const dns::Proxy* dns() const { return dns_.get(); }
-  dns::Proxy* dns() { return dns_.get(); }
 
  private:
   static constexpr size_t kMaxNeighbors = 256;
@@ -135,40 +131,36 @@ class Gateway : public link::Port {
   static constexpr uint64_t kPendingTimeoutMs = 3000;
 
   void on_arp(const wire::EthernetFrame& eth);
-  void on_ipv4(const wire::EthernetFrame& eth);
-  void on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame);
-  void on_icmp(const wire::Ipv4Packet& ip);
+  void on_ipv4(const wire::EthernetFrame& eth, uint64_t now);
+  void on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, uint64_t now);
+  void on_icmp(const wire::Ipv4Packet& ip, uint64_t now);
   // An ICMPv6 echo request to an address that is not the gateway's.
-  void on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Packet& ip, const wire::Icmpv6Message& icmp);
-  void on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload);
+  void on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Packet& ip, const wire::Icmpv6Message& icmp,
+                      uint64_t now);
+  void on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload, uint64_t now);
+  // Hands an echo request to the relay (both families).
+  void relay_echo(const engine::IpAddr& src, const engine::IpAddr& host, uint16_t id, uint16_t seq,
+                  wire::Bytes payload, uint8_t hop_limit, uint64_t now);
   void learn(const engine::IpAddr& ip, wire::MacAddr mac);
   bool is_guest_source(wire::Ipv4Addr src) const;
   bool is_guest_source(const wire::Ipv6Addr& src) const;
   bool is_guest_source(const engine::IpAddr& src) const {
     return src.v6 ? is_guest_source(src.v6addr) : is_guest_source(src.v4);
   }
-  // Frames an IPv4 or IPv6 packet (after the headroom) for the guest and
-  // delivers it.
-  void to_guest(wire::MutBytes frame);
   void deliver_frame(std::vector<std::byte> frame);
   void deliver_frames(std::vector<std::vector<std::byte>> frames);
   void request_neighbor(const engine::IpAddr& ip);
-  void hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame);
-  void start_router_adverts();
-  // The DNS configuration plus host.internal naming the gateway.
-  dns::ProxyConfig with_builtin_names(dns::ProxyConfig config) const;
+  void hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame, uint64_t now);
+  void start_router_adverts(uv_loop_t* loop);
 
-  uv_loop_t* loop_;
+  const sys::Clock& clock_;
   GatewayConfig config_;
   GatewayStats stats_;
   DhcpServer dhcp_;
-  std::unique_ptr<engine::LwipEngine> engine_;
-  std::unique_ptr<engine::IcmpEchoRelay> icmp_;
+  engine::Engine& engine_;
+  engine::IcmpEchoRelay* icmp_;
   std::unique_ptr<NdpResponder> ndp_;  // IPv6 only
   uv_timer_t* ra_timer_ = nullptr;     // freed in its close callback
-  // Declared after the engine: destroyed first, since they call into it.
-  std::unique_ptr<dns::Proxy> dns_;
-  std::unique_ptr<engine::PublishedPorts> published_;
   struct Neighbor {
     wire::MacAddr mac;
     uint64_t seen;  // learn_count_ when last learned: the eviction order

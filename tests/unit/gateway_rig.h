@@ -1,6 +1,6 @@
-// A guest on one end of an in-memory link and a Gateway on the other, on a
-// real libuv loop: what the gateway tests share. Frames the gateway sends
-// to the guest collect in `received`.
+// A guest on one end of an in-memory link and a Stack (gateway, engine,
+// relay, DNS, forwards) on the other, on a real libuv loop: what the gateway
+// tests share. Frames the gateway sends to the guest collect in `received`.
 #pragma once
 
 #include <netinet/in.h>
@@ -14,6 +14,7 @@
 
 #include "netstack/gateway/gateway.h"
 #include "netstack/link/memory_port.h"
+#include "netstack/stack/stack.h"
 #include "sockets.h"
 
 namespace slipway::test {
@@ -21,21 +22,23 @@ namespace slipway::test {
 
 struct GatewayRig {
   uv_loop_t loop;
-  std::unique_ptr<gateway::Gateway> gw;
-  std::unique_ptr<link::MemoryPort> guest, gw_end;
+  std::unique_ptr<stack::Stack> stack;
+  gateway::Gateway* gw = nullptr;
+  std::unique_ptr<link::MemoryPort> guest;
+  link::MemoryPort* gw_end = nullptr;  // the stack's transport
   std::vector<std::vector<std::byte>> received;
 
-  explicit GatewayRig(const gateway::GatewayConfig& config) {
+  explicit GatewayRig(const stack::StackConfig& config) {
     uv_loop_init(&loop);
-    gw = std::make_unique<gateway::Gateway>(&loop, config);
     auto [a, b] = link::MemoryPort::make_pair();
     guest = std::move(a);
-    gw_end = std::move(b);
-    link::connect(*gw_end, *gw);
+    gw_end = b.get();
+    stack = std::make_unique<stack::Stack>(&loop, std::move(b), config);
+    gw = &stack->gateway();
     guest->set_sink([this](link::Frame f) { received.emplace_back(f.begin(), f.end()); });
   }
   ~GatewayRig() {
-    gw.reset();
+    stack.reset();
     uv_run(&loop, UV_RUN_DEFAULT);
     REQUIRE(uv_loop_close(&loop) == 0);
   }

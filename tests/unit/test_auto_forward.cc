@@ -16,8 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "netstack/gateway/auto_forward.h"
 #include "netstack/gateway/gateway.h"
+#include "netstack/stack/stack.h"
+#include "portfwd/auto_forward.h"
 #include "gateway_rig.h"
 #include "netstack/link/memory_port.h"
 #include "netstack/wire/arp.h"
@@ -94,7 +95,7 @@ std::string listener_json(const char* proto, int family, const char* address, ui
          address + R"(","port":)" + std::to_string(port) + "}";
 }
 
-std::vector<std::string> published_texts(gateway::Gateway& gw) {
+std::vector<std::string> published_texts(stack::Stack& gw) {
   std::vector<std::string> r;
   for (const auto& f : gw.published().list()) {
     CHECK(f.error.empty());
@@ -116,8 +117,8 @@ struct Rig : test::GatewayRig {
     send(wire::build_arp_frame(MacAddr::broadcast(), kGuestMac, req));
     received.clear();
   }
-  static gateway::GatewayConfig config() {
-    gateway::GatewayConfig c;
+  static stack::StackConfig config() {
+    stack::StackConfig c;
     c.dns = false;
     return c;
   }
@@ -157,12 +158,13 @@ TEST_CASE("agent reports publish and withdraw automatic forwards", "[autofwd]") 
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    gateway::GatewayConfig c;
+    stack::StackConfig c;
     c.dns = false;
-    gateway::Gateway gw(&loop, c);
+    auto [guest, end] = link::MemoryPort::make_pair();
+    stack::Stack gw(&loop, std::move(end), c);
     uint16_t p = free_tcp_port(&loop);
     uint16_t excluded = free_tcp_port(&loop);
-    gateway::AutoForwarder af(&loop, gw.published(), -1, {excluded});
+    portfwd::AutoForwarder af(&loop, gw.published(), -1, {excluded});
     auto port = std::to_string(p);
     af.update_from_agent(R"({"listeners":[{"proto":"tcp","family":4,"address":"0.0.0.0","port":)" + port +
                          R"(},{"proto":"tcp","family":4,"address":"10.0.2.15","port":9},)" +
@@ -171,7 +173,7 @@ TEST_CASE("agent reports publish and withdraw automatic forwards", "[autofwd]") 
     auto list = gw.published().list();
     REQUIRE(list.size() == 1);  // the specific-address bind and the excluded port are not forwarded
     CHECK(list[0].rule.to_string() == "127.0.0.1:" + port + ":" + port + "/tcp");
-    CHECK(list[0].origin == engine::PublishedPorts::Origin::kAuto);
+    CHECK(list[0].origin == portfwd::PublishedPorts::Origin::kAuto);
     CHECK(list[0].error.empty());
 
     af.update_from_agent("{not json");  // ignored, nothing changes
@@ -196,7 +198,7 @@ TEST_CASE("guest listeners on [::] and [::1] are published on the host's 127.0.0
   REQUIRE(v6 != 0);
   REQUIRE(udp != 0);
   {
-    gateway::AutoForwarder af(&r.loop, r.gw->published(), -1, {});
+    portfwd::AutoForwarder af(&r.loop, r.stack->published(), -1, {});
     af.update_from_agent(R"({"listeners":[)" + listener_json("tcp", 6, "::", any) + "," +
                          listener_json("tcp", 6, "::1", v6) + "," + listener_json("udp", 6, "::1", udp) + "]}");
     auto s = [](uint16_t p) { return std::to_string(p); };
@@ -205,7 +207,7 @@ TEST_CASE("guest listeners on [::] and [::1] are published on the host's 127.0.0
                                   "[::1]:" + s(v6) + ":" + s(v6) + "/tcp",
                                   "[::1]:" + s(udp) + ":" + s(udp) + "/udp"};
     std::sort(want.begin(), want.end());
-    CHECK(published_texts(*r.gw) == want);
+    CHECK(published_texts(*r.stack) == want);
 
     // A real TCP client on ::1 reaches the guest's port, from the gateway
     // (the IPv4 guest cannot be shown an IPv6 source). The guest accepts and
@@ -279,7 +281,7 @@ TEST_CASE("guest listeners on [::] and [::1] are published on the host's 127.0.0
     close(u);
 
     af.update_from_agent(R"({"listeners":[]})");
-    CHECK(r.gw->published().list().empty());
+    CHECK(r.stack->published().list().empty());
   }
 }
 
@@ -292,14 +294,14 @@ TEST_CASE("with all host addresses a guest [::] listener is published on 0.0.0.0
   const uint16_t p = free_dual_port(SOCK_STREAM), lo = free_dual_port(SOCK_STREAM);
   REQUIRE(p != 0);
   REQUIRE(lo != 0);
-  gateway::AutoForwarder af(&r.loop, r.gw->published(), -1, {}, gateway::AutoForwarder::HostAddresses::kAll);
+  portfwd::AutoForwarder af(&r.loop, r.stack->published(), -1, {}, portfwd::HostAddresses::kAll);
   af.update_from_agent(R"({"listeners":[)" + listener_json("tcp", 6, "::", p) + "," +
                        listener_json("tcp", 4, "127.0.0.1", lo) + "]}");
   auto s = [](uint16_t x) { return std::to_string(x); };
   std::vector<std::string> want{"0.0.0.0:" + s(p) + ":" + s(p) + "/tcp", "[::]:" + s(p) + ":" + s(p) + "/tcp",
                                 "127.0.0.1:" + s(lo) + ":" + s(lo) + "/tcp"};
   std::sort(want.begin(), want.end());
-  CHECK(published_texts(*r.gw) == want);  // "::" and "0.0.0.0" coexist (the IPv6 one is V6ONLY)
+  CHECK(published_texts(*r.stack) == want);  // "::" and "0.0.0.0" coexist (the IPv6 one is V6ONLY)
   for (auto [family, host] : {std::pair{AF_INET6, "::1"}, std::pair{AF_INET, "127.0.0.1"}}) {
     INFO("client on " << host);
     int c = connect_nonblocking(family, host, p, SOCK_STREAM);
@@ -315,9 +317,10 @@ TEST_CASE("automatic forwards leave a port held by a static forward alone", "[au
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    gateway::GatewayConfig c;
+    stack::StackConfig c;
     c.dns = false;
-    gateway::Gateway gw(&loop, c);
+    auto [guest, end] = link::MemoryPort::make_pair();
+    stack::Stack gw(&loop, std::move(end), c);
     uint16_t p = free_tcp_port(&loop);
     auto port = std::to_string(p);
     portfwd::Rule rule;
@@ -327,11 +330,11 @@ TEST_CASE("automatic forwards leave a port held by a static forward alone", "[au
     REQUIRE(gw.published().add(rule).empty());
     // In "all" mode the guest's 0.0.0.0 listener would want the host's
     // 0.0.0.0, which the static 127.0.0.1 forward holds in part.
-    gateway::AutoForwarder af(&loop, gw.published(), -1, {}, gateway::AutoForwarder::HostAddresses::kAll);
+    portfwd::AutoForwarder af(&loop, gw.published(), -1, {}, portfwd::HostAddresses::kAll);
     af.update_from_agent(R"({"listeners":[)" + listener_json("tcp", 4, "0.0.0.0", p) + "]}");
     auto list = gw.published().list();
     REQUIRE(list.size() == 1);
-    CHECK(list[0].origin == engine::PublishedPorts::Origin::kStatic);
+    CHECK(list[0].origin == portfwd::PublishedPorts::Origin::kStatic);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   REQUIRE(uv_loop_close(&loop) == 0);

@@ -35,9 +35,9 @@ const Ipv4Addr kGw{10, 0, 2, 2};
 // The gateway with its defaults, or with host loopback off.
 struct Rig : test::GatewayRig {
   explicit Rig(bool host_loopback = true) : GatewayRig(config(host_loopback)) {}
-  static gateway::GatewayConfig config(bool host_loopback) {
-    gateway::GatewayConfig c;
-    c.nat.host_loopback = host_loopback;
+  static stack::StackConfig config(bool host_loopback) {
+    stack::StackConfig c;
+    c.gateway.nat.host_loopback = host_loopback;
     return c;
   }
 };
@@ -186,7 +186,7 @@ TEST_CASE("with host loopback off the gateway address is refused at once", "[gat
   auto tcp = wire::TcpSegment::parse(ip->payload());
   REQUIRE(tcp);
   CHECK((tcp->flags() & wire::tcpflag::kRst) != 0);
-  CHECK(r.gw->engine().stats().tcp_refused == 1);
+  CHECK(r.stack->engine().stats().tcp_refused == 1);
 }
 
 TEST_CASE("guest connections to host loopback addresses directly are refused", "[gateway]") {
@@ -194,19 +194,20 @@ TEST_CASE("guest connections to host loopback addresses directly are refused", "
   r.send(syn_to(Ipv4Addr{127, 0, 0, 1}, 22, r.gw_mac()));
   r.send(syn_to(Ipv4Addr{0, 0, 0, 0}, 22, r.gw_mac()));
   REQUIRE(r.received.size() == 2);
-  CHECK(r.gw->engine().stats().tcp_refused == 2);
-  CHECK(r.gw->engine().stats().tcp_connects == 0);
+  CHECK(r.stack->engine().stats().tcp_refused == 2);
+  CHECK(r.stack->engine().stats().tcp_connects == 0);
 }
 
 TEST_CASE("proxy_neighbors (mirrored mode) answers ARP for other hosts on the link only", "[gateway]") {
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    gateway::GatewayConfig c;
-    c.proxy_neighbors = true;
-    gateway::Gateway gw(&loop, c);
-    auto [guest, gw_end] = link::MemoryPort::make_pair();
-    link::connect(*gw_end, gw);
+    stack::StackConfig c;
+    c.gateway.proxy_neighbors = true;
+    auto [guest, end] = link::MemoryPort::make_pair();
+    link::MemoryPort* gw_end = end.get();
+    stack::Stack st(&loop, std::move(end), c);
+    gateway::Gateway& gw = st.gateway();
     std::vector<std::vector<std::byte>> received;
     guest->set_sink([&](link::Frame f) { received.emplace_back(f.begin(), f.end()); });
     auto ask = [&](Ipv4Addr sender, Ipv4Addr target) {

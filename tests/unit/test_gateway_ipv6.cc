@@ -47,9 +47,9 @@ constexpr Ipv6Addr kGw6 = Ipv6Addr::from_groups({0xfd00, 0, 0, 0, 0, 0, 0, 2});
 // The gateway with IPv6 (or without).
 struct Rig : test::GatewayRig {
   explicit Rig(bool ipv6 = true) : GatewayRig(config(ipv6)) {}
-  static gateway::GatewayConfig config(bool ipv6) {
-    gateway::GatewayConfig c;
-    c.nat.ipv6 = ipv6;
+  static stack::StackConfig config(bool ipv6) {
+    stack::StackConfig c;
+    c.gateway.nat.ipv6 = ipv6;
     return c;
   }
   // The first received IPv6 frame carrying ICMPv6 of `type`, if any.
@@ -437,7 +437,7 @@ TEST_CASE("IPv6 from outside the prefix or from link-local is not relayed", "[ga
   r.send(wire::build_ipv6_udp_frame(r.gw_mac(), kGuestMac, kGuestLinkLocal, 40000, kGw6, 9, hello));
   r.send(wire::build_ipv6_udp_frame(r.gw_mac(), kGuestMac, kGw6, 40000, kGw6, 9, hello));  // spoofing the gateway
   CHECK(r.gw->stats().dropped_bad_source == 3);
-  CHECK(r.gw->engine().stats().udp_datagrams_out == 0);
+  CHECK(r.stack->engine().stats().udp_datagrams_out == 0);
 }
 
 TEST_CASE("gateway solicits an unknown IPv6 neighbour and delivers once it answers", "[gateway][ipv6]") {

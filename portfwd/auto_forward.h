@@ -3,10 +3,10 @@
 //
 // Namespace mode: every kIntervalMs the guest namespace's socket table is
 // dumped through a NETLINK_SOCK_DIAG socket opened inside it
-// (portfwd::open_sock_diag_in_netns), so a new listener appears on the host
+// (open_sock_diag_in_netns), so a new listener appears on the host
 // within well under a second. TCP listeners and bound UDP sockets on a
 // wildcard or loopback address are forwarded from the same port on the
-// host (portfwd::forwards_for_listeners has the table): with
+// host (forwards_for_listeners has the table): with
 // HostAddresses::kLoopback (the default, WSL2's localhostForwarding) a guest
 // bind to 0.0.0.0 or 127.0.0.1 is published on the host's 127.0.0.1, ::1 on
 // ::1, and :: (usually dual-stack) on both 127.0.0.1 and ::1; with kAll
@@ -33,38 +33,36 @@
 #include <string_view>
 #include <vector>
 
-#include "netstack/engine/published_ports.h"
 #include "portfwd/listeners.h"
+#include "portfwd/published_ports.h"
 
-namespace slipway::gateway {
+namespace slipway::portfwd {
 
 class AutoForwarder {
  public:
   static constexpr uint64_t kIntervalMs = 250;
 
-  using HostAddresses = portfwd::HostAddresses;
-
   // Polls the namespace behind sock_diag_fd (owned) when it is >= 0.
   // `hosts` chooses the host addresses the forwards are published on.
-  AutoForwarder(uv_loop_t* loop, engine::PublishedPorts& ports, int sock_diag_fd, std::set<uint16_t> excluded,
+  AutoForwarder(uv_loop_t* loop, PublishedPorts& ports, int sock_diag_fd, std::set<uint16_t> excluded,
                 HostAddresses hosts = HostAddresses::kLoopback);
   ~AutoForwarder();
   AutoForwarder(const AutoForwarder&) = delete;
   AutoForwarder& operator=(const AutoForwarder&) = delete;
 
   // Makes the automatic forwards match these guest listeners.
-  void update(const std::vector<portfwd::Listener>& listeners);
+  void update(const std::vector<Listener>& listeners);
   void update_from_agent(std::string_view line);
 
  private:
   void poll();
 
-  engine::PublishedPorts& ports_;
+  PublishedPorts& ports_;
   int fd_;
   std::set<uint16_t> excluded_;
   HostAddresses hosts_;
-  std::vector<portfwd::Listener> last_;
+  std::vector<Listener> last_;
   uv_timer_t* timer_ = nullptr;  // freed in its close callback
 };
 
-}  // namespace slipway::gateway
+}  // namespace slipway::portfwd

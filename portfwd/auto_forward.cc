@@ -1,4 +1,4 @@
-#include "netstack/gateway/auto_forward.h"
+#include "portfwd/auto_forward.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <string>
 
-namespace slipway::gateway {
+namespace slipway::portfwd {
 namespace {
 
 // Whether listeners on the two host addresses (canonical literals) would
@@ -25,7 +25,7 @@ bool host_addresses_overlap(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-AutoForwarder::AutoForwarder(uv_loop_t* loop, engine::PublishedPorts& ports, int sock_diag_fd,
+AutoForwarder::AutoForwarder(uv_loop_t* loop, PublishedPorts& ports, int sock_diag_fd,
                              std::set<uint16_t> excluded, HostAddresses hosts)
     : ports_(ports), fd_(sock_diag_fd), excluded_(std::move(excluded)), hosts_(hosts) {
   if (fd_ < 0) return;
@@ -43,13 +43,13 @@ AutoForwarder::~AutoForwarder() {
   if (fd_ >= 0) ::close(fd_);
   // Withdraw what we published.
   for (const auto& f : ports_.list())
-    if (f.origin == engine::PublishedPorts::Origin::kAuto) ports_.remove(f.rule);
+    if (f.origin == PublishedPorts::Origin::kAuto) ports_.remove(f.rule);
 }
 
 void AutoForwarder::poll() {
-  std::vector<portfwd::Listener> listeners;
+  std::vector<Listener> listeners;
   try {
-    listeners = portfwd::list_listeners(fd_);
+    listeners = list_listeners(fd_);
   } catch (const std::exception& e) {
     spdlog::warn("automatic forwarding: {}", e.what());
     return;
@@ -60,14 +60,14 @@ void AutoForwarder::poll() {
 }
 
 void AutoForwarder::update_from_agent(std::string_view line) {
-  std::vector<portfwd::Listener> listeners;
+  std::vector<Listener> listeners;
   try {
     auto j = nlohmann::json::parse(line);
     for (const auto& l : j.at("listeners")) {
-      portfwd::Listener x;
+      Listener x;
       auto proto = l.at("proto").get<std::string>();
       if (proto != "tcp" && proto != "udp") continue;
-      x.proto = proto == "tcp" ? portfwd::Protocol::kTcp : portfwd::Protocol::kUdp;
+      x.proto = proto == "tcp" ? Protocol::kTcp : Protocol::kUdp;
       x.family = l.at("family").get<int>() == 6 ? AF_INET6 : AF_INET;
       x.address = l.at("address").get<std::string>();
       int port = l.at("port").get<int>();
@@ -87,10 +87,10 @@ void AutoForwarder::update_from_agent(std::string_view line) {
   update(listeners);
 }
 
-void AutoForwarder::update(const std::vector<portfwd::Listener>& listeners) {
+void AutoForwarder::update(const std::vector<Listener>& listeners) {
   std::vector<uint16_t> excluded(excluded_.begin(), excluded_.end());
-  const std::vector<portfwd::Rule> wanted = portfwd::forwards_for_listeners(listeners, excluded, hosts_);
-  using Origin = engine::PublishedPorts::Origin;
+  const std::vector<Rule> wanted = forwards_for_listeners(listeners, excluded, hosts_);
+  using Origin = PublishedPorts::Origin;
   auto current = ports_.list();
   for (const auto& f : current) {
     if (f.origin != Origin::kAuto) continue;
@@ -112,4 +112,4 @@ void AutoForwarder::update(const std::vector<portfwd::Listener>& listeners) {
   }
 }
 
-}  // namespace slipway::gateway
+}  // namespace slipway::portfwd

@@ -1,4 +1,4 @@
-#include "netstack/control/gateway_api.h"
+#include "netstack/control/stack_api.h"
 
 #include <stdexcept>
 
@@ -8,7 +8,7 @@ namespace slipway::control {
 namespace {
 
 using nlohmann::json;
-using Origin = engine::PublishedPorts::Origin;
+using Origin = portfwd::PublishedPorts::Origin;
 
 const char* origin_name(Origin o) {
   switch (o) {
@@ -34,22 +34,22 @@ std::string endpoint(const engine::IpAddr& a, uint16_t port) { return a.endpoint
 
 }  // namespace
 
-ControlServer::Handler gateway_handler(gateway::Gateway& gw) {
-  return [&gw](const json& req) -> json {
+ControlServer::Handler stack_handler(stack::Stack& stack) {
+  return [&stack](const json& req) -> json {
     const std::string op = req.value("op", "");
     if (op == "add-forward") {
       auto rule = rule_of(req);
-      auto err = gw.published().add(rule, Origin::kApi);
+      auto err = stack.published().add(rule, Origin::kApi);
       if (!err.empty()) throw std::runtime_error(err);
       return json{{"forward", {{"rule", rule.to_string()}, {"origin", "api"}, {"error", nullptr}}}};
     }
     if (op == "remove-forward") {
-      if (!gw.published().remove(rule_of(req))) throw std::runtime_error("no such forward");
+      if (!stack.published().remove(rule_of(req))) throw std::runtime_error("no such forward");
       return json::object();
     }
     if (op == "list-forwards") {
       json list = json::array();
-      for (const auto& f : gw.published().list())
+      for (const auto& f : stack.published().list())
         list.push_back({{"rule", f.rule.to_string()},
                         {"origin", origin_name(f.origin)},
                         {"error", f.error.empty() ? json(nullptr) : json(f.error)}});
@@ -57,7 +57,7 @@ ControlServer::Handler gateway_handler(gateway::Gateway& gw) {
     }
     if (op == "list-flows") {
       json list = json::array();
-      for (const auto& f : gw.engine().flows())
+      for (const auto& f : stack.engine().flows())
         list.push_back({{"proto", f.proto},
                         {"guest", endpoint(f.key.guest, f.key.guest_port)},
                         {"remote", f.key.remote_port == 0 ? json("*") : json(endpoint(f.key.remote, f.key.remote_port))},
@@ -68,8 +68,8 @@ ControlServer::Handler gateway_handler(gateway::Gateway& gw) {
       return json{{"flows", list}};
     }
     if (op == "stats") {
-      const auto& g = gw.stats();
-      const auto& e = gw.engine().stats();
+      const auto& g = stack.gateway().stats();
+      const auto& e = stack.engine().stats();
       json s = {{"frames_in", g.frames_in},
                 {"frames_out", g.frames_out},
                 {"dropped_malformed", g.dropped_malformed},
@@ -79,8 +79,8 @@ ControlServer::Handler gateway_handler(gateway::Gateway& gw) {
                 {"arp_replies", g.arp_replies},
                 {"icmp_echo_local", g.icmp_echo_local},
                 {"icmp_echo_relayed", g.icmp_echo_relayed},
-                {"tcp_flows", gw.engine().tcp_flow_count()},
-                {"udp_flows", gw.engine().udp_flow_count()},
+                {"tcp_flows", stack.engine().tcp_flow_count()},
+                {"udp_flows", stack.engine().udp_flow_count()},
                 {"tcp_connects", e.tcp_connects},
                 {"tcp_inbound", e.tcp_inbound},
                 {"tcp_refused", e.tcp_refused},
@@ -90,7 +90,7 @@ ControlServer::Handler gateway_handler(gateway::Gateway& gw) {
                 {"udp_dropped", e.udp_dropped},
                 {"dns_udp_queries", e.dns_udp_queries},
                 {"dns_tcp_sessions", e.dns_tcp_sessions}};
-      if (const auto* d = gw.dns()) {
+      if (const auto* d = stack.dns()) {
         const auto& ds = d->stats();
         s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},
                     {"servfail", ds.servfail}, {"formerr", ds.formerr}};

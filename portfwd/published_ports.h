@@ -1,5 +1,5 @@
-// PublishedPorts: guest ports published on host addresses (portfwd's static
-// and automatic forwards), as host listeners that feed the engine.
+// PublishedPorts: guest ports published on host addresses (static, API and
+// automatic forwards), as host listeners that feed the engine.
 //
 // Host side: IPv4 and IPv6 literal addresses ("127.0.0.1", "0.0.0.0", "::1",
 // "::", any other). IPv6 listeners are bound IPV6_V6ONLY, so that "::" and
@@ -12,7 +12,7 @@
 // reached.
 //
 // TCP: one listening socket per host port; each accepted connection becomes
-// a guest connection (LwipEngine::accept_inbound_tcp) whose source the guest
+// a guest connection (Engine::accept_inbound_tcp) whose source the guest
 // sees as the client's address (loopback clients appear as the gateway; an
 // IPv6 client, which the IPv4 guest cannot be shown, as the gateway too), or
 // as the gateway address with source_gateway (slirp's behaviour).
@@ -33,12 +33,11 @@
 #include <string>
 #include <vector>
 
+#include "netstack/engine/engine.h"
 #include "netstack/wire/bytes.h"
 #include "portfwd/rule.h"
 
-namespace slipway::engine {
-
-class LwipEngine;
+namespace slipway::portfwd {
 
 class PublishedPorts {
  public:
@@ -46,12 +45,12 @@ class PublishedPorts {
   // or automatic discovery of the guest's listening sockets.
   enum class Origin { kStatic, kApi, kAuto };
   struct Forward {
-    portfwd::Rule rule;
+    Rule rule;
     Origin origin;
     std::string error;  // why it is not listening (automatic forwards only)
   };
 
-  PublishedPorts(uv_loop_t* loop, LwipEngine& engine, wire::Ipv4Addr guest, bool source_gateway);
+  PublishedPorts(uv_loop_t* loop, engine::Engine& engine, wire::Ipv4Addr guest, bool source_gateway);
   ~PublishedPorts();
   PublishedPorts(const PublishedPorts&) = delete;
   PublishedPorts& operator=(const PublishedPorts&) = delete;
@@ -59,9 +58,9 @@ class PublishedPorts {
   // Opens every port of the rule; returns "" on success, else why not (and
   // nothing of the rule stays open). An automatic forward that fails is still
   // recorded, with its error, so that list() reports it.
-  std::string add(const portfwd::Rule& rule, Origin origin = Origin::kStatic);
+  std::string add(const Rule& rule, Origin origin = Origin::kStatic);
   // Closes the rule's listeners; false if no such rule.
-  bool remove(const portfwd::Rule& rule);
+  bool remove(const Rule& rule);
   std::vector<Forward> list() const;
 
  private:
@@ -70,14 +69,14 @@ class PublishedPorts {
     Forward forward;
     std::vector<Listener*> listeners;
   };
-  std::string open_port(const portfwd::Rule& rule, uint16_t host_port, uint16_t guest_port, Entry& entry);
+  std::string open_port(const Rule& rule, uint16_t host_port, uint16_t guest_port, Entry& entry);
   void close_entry(Entry& entry);
 
   uv_loop_t* loop_;
-  LwipEngine& engine_;
+  engine::Engine& engine_;
   wire::Ipv4Addr guest_;
   bool source_gateway_;
   std::vector<Entry> entries_;
 };
 
-}  // namespace slipway::engine
+}  // namespace slipway::portfwd

@@ -1,4 +1,4 @@
-#include "netstack/engine/published_ports.h"
+#include "portfwd/published_ports.h"
 
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
@@ -6,9 +6,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "netstack/engine/lwip_engine.h"
 
-namespace slipway::engine {
+namespace slipway::portfwd {
 
 struct PublishedPorts::Listener {
   union {
@@ -16,21 +15,21 @@ struct PublishedPorts::Listener {
     uv_tcp_t tcp;
     uv_udp_t udp;
   };
-  portfwd::Protocol proto;
+  Protocol proto;
   uint16_t guest_port;
   PublishedPorts* owner;  // null once the owner is gone
 
   static void on_close(uv_handle_t* h) { delete static_cast<Listener*>(h->data); }
 };
 
-PublishedPorts::PublishedPorts(uv_loop_t* loop, LwipEngine& engine, wire::Ipv4Addr guest, bool source_gateway)
+PublishedPorts::PublishedPorts(uv_loop_t* loop, engine::Engine& engine, wire::Ipv4Addr guest, bool source_gateway)
     : loop_(loop), engine_(engine), guest_(guest), source_gateway_(source_gateway) {}
 
 PublishedPorts::~PublishedPorts() {
   for (auto& e : entries_) close_entry(e);
 }
 
-std::string PublishedPorts::add(const portfwd::Rule& rule, Origin origin) {
+std::string PublishedPorts::add(const Rule& rule, Origin origin) {
   for (const auto& e : entries_) {
     const auto& r = e.forward.rule;
     if (r.proto != rule.proto || r.host_addr != rule.host_addr) continue;
@@ -56,7 +55,7 @@ std::string PublishedPorts::add(const portfwd::Rule& rule, Origin origin) {
   return "";
 }
 
-std::string PublishedPorts::open_port(const portfwd::Rule& rule, uint16_t host_port, uint16_t guest_port,
+std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint16_t guest_port,
                                       Entry& entry) {
   // The host address is a literal of either family; IPv6 listeners take
   // only IPv6 clients (V6ONLY), so that "::" and "0.0.0.0" can share a port.
@@ -74,7 +73,7 @@ std::string PublishedPorts::open_port(const portfwd::Rule& rule, uint16_t host_p
   int rc = 0;
   const std::string host = v6 ? "[" + rule.host_addr + "]" : rule.host_addr;
   std::string where = host + ":" + std::to_string(host_port) + "/" + std::string(to_string(rule.proto));
-  if (rule.proto == portfwd::Protocol::kTcp) {
+  if (rule.proto == Protocol::kTcp) {
     uv_tcp_init(loop_, &l->tcp);
     l->handle.data = l;
     rc = uv_tcp_bind(&l->tcp, reinterpret_cast<const sockaddr*>(&sa), v6 ? UV_TCP_IPV6ONLY : 0);
@@ -117,13 +116,13 @@ std::string PublishedPorts::open_port(const portfwd::Rule& rule, uint16_t host_p
 void PublishedPorts::close_entry(Entry& entry) {
   for (Listener* l : entry.listeners) {
     l->owner = nullptr;
-    if (l->proto == portfwd::Protocol::kUdp) engine_.forget_inbound_udp(&l->udp);
+    if (l->proto == Protocol::kUdp) engine_.forget_inbound_udp(&l->udp);
     uv_close(&l->handle, Listener::on_close);
   }
   entry.listeners.clear();
 }
 
-bool PublishedPorts::remove(const portfwd::Rule& rule) {
+bool PublishedPorts::remove(const Rule& rule) {
   auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.forward.rule == rule; });
   if (it == entries_.end()) return false;
   close_entry(*it);
@@ -138,4 +137,4 @@ std::vector<PublishedPorts::Forward> PublishedPorts::list() const {
   return r;
 }
 
-}  // namespace slipway::engine
+}  // namespace slipway::portfwd

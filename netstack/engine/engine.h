@@ -1,0 +1,128 @@
+// Engine: what terminates the guest's TCP and UDP and relays them over host
+// sockets, as the gateway, the stack, portfwd and the control API see it.
+//
+// Theory of operation
+//   The gateway owns the link layer and the special addresses; every IPv4 or
+//   IPv6 packet from the guest that is TCP or UDP (or a fragment) goes to
+//   input()/input6(). What the engine sends to the guest comes out of its
+//   Output as an IP packet after kEthernetHeaderLen bytes of headroom, which
+//   the gateway fills with the link header. The engine applies the NAT
+//   policy (nat.h): a destination the policy refuses never reaches a host
+//   socket.
+//
+//   Two services are answered inside the engine instead of being relayed:
+//   DNS at the DNS addresses (UDP and TCP port 53), handed to a DnsResolver
+//   (the stack plugs in its dns::Proxy), and one "line service" TCP port on
+//   the gateway address (portfwd-agent's reports in VM mode).
+//
+//   Inbound connections (published ports, portfwd/) enter through
+//   accept_inbound_tcp() and inbound_udp(): portfwd owns the host listeners,
+//   the engine opens the guest side.
+//
+//   Implementations: LwipEngine (lwip_engine.h), the default. An engine is
+//   driven by the stack's clock (sys/clock.h) and its libuv loop.
+//
+// Limits: flow counts are bounded by EngineConfig (a SYN beyond the limit
+// gets a RST, a datagram beyond it is dropped); idle UDP mappings expire
+// after udp_idle_timeout_ms (60 s); a TCP handshake that has not completed
+// within tcp_connect_timeout_ms (30 s) is closed.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "netstack/engine/flow_key.h"
+#include "netstack/engine/nat.h"
+#include "netstack/wire/bytes.h"
+#include "netstack/wire/ipv4.h"
+#include "netstack/wire/ipv6.h"
+
+struct sockaddr;
+
+namespace slipway::engine {
+
+struct EngineConfig {
+  NatPolicy nat;
+  uint16_t mtu = 65520;
+  size_t max_tcp_flows = 16384;
+  size_t max_udp_flows = 4096;
+  uint64_t udp_idle_timeout_ms = 60'000;
+  uint64_t tcp_connect_timeout_ms = 30'000;
+};
+
+struct EngineStats {
+  uint64_t tcp_inbound = 0, udp_inbound = 0;
+  uint64_t tcp_connects = 0, tcp_refused = 0, tcp_unreachable = 0, tcp_limit = 0;
+  uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
+  uint64_t packets_dropped = 0;
+  uint64_t dns_udp_queries = 0, dns_tcp_sessions = 0;
+};
+
+// One flow as the control API lists it.
+struct FlowInfo {
+  const char* proto;       // "tcp" or "udp"
+  FlowKey key;             // the guest's view; remote is 0.0.0.0:0 for a UDP mapping
+  bool inbound;            // from a published port
+  const char* state;
+  uint64_t bytes_to_host, bytes_to_guest;
+};
+
+// Answers one DNS message; `respond` is called at most once, maybe at once.
+using DnsResolver =
+    std::function<void(wire::Bytes query, bool over_tcp, std::function<void(std::vector<std::byte>)> respond)>;
+// Takes one line a guest sent to the line service (without its newline).
+using LineHandler = std::function<void(std::string_view line)>;
+
+class Engine {
+ public:
+  // Receives an IP packet for the guest: frame[0, kEthernetHeaderLen) is
+  // free for the link header; the IPv4 or IPv6 packet follows.
+  using Output = std::function<void(wire::MutBytes frame)>;
+
+  Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  virtual ~Engine() = default;
+
+  // One TCP or UDP packet (or fragment) from the guest, whose source the
+  // gateway has checked.
+  virtual void input(const wire::Ipv4Packet& packet) = 0;
+  virtual void input6(const wire::Ipv6Packet& packet) = 0;
+
+  // Who answers DNS at the DNS addresses. Without one, those queries are
+  // dropped and TCP connections to port 53 there refused.
+  virtual void set_dns_resolver(DnsResolver resolver) = 0;
+  // Serves TCP `port` on the gateway address itself (instead of relaying it
+  // to the host's loopback), handing every line received to `handler`.
+  virtual void set_line_service(uint16_t port, LineHandler handler) = 0;
+
+  // Inbound (a published port): accepts a connection waiting on `listener`
+  // and opens a guest connection to guest:guest_port for it. The guest sees
+  // the client's address (host loopback clients appear as the gateway), or
+  // the gateway address when source_gateway is set. A client of the other
+  // family appears as the gateway address of the guest's family.
+  virtual void accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, uint16_t guest_port,
+                                  bool source_gateway) = 0;
+  // Inbound UDP on a published port: relays a datagram from `client` (as
+  // libuv reported it) to guest:guest_port, keeping a session so that the
+  // guest's replies leave through `listener` to exactly that client.
+  virtual void inbound_udp(uv_udp_t* listener, const sockaddr* client, const IpAddr& guest, uint16_t guest_port,
+                           bool source_gateway, wire::Bytes payload) = 0;
+  // Forgets the sessions of a listener that is closing.
+  virtual void forget_inbound_udp(uv_udp_t* listener) = 0;
+  // A buffer for host reads whose contents are consumed before the read
+  // callback returns (shared by every reader on the loop).
+  virtual std::vector<std::byte>& read_buffer() = 0;
+
+  virtual const EngineConfig& config() const = 0;
+  virtual const EngineStats& stats() const = 0;
+  virtual size_t tcp_flow_count() const = 0;
+  virtual size_t udp_flow_count() const = 0;
+  virtual std::vector<FlowInfo> flows() const = 0;
+};
+
+}  // namespace slipway::engine

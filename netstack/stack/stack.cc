@@ -1,0 +1,145 @@
+// See stack.h.
+#include "netstack/stack/stack.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "netstack/engine/lwip_engine.h"
+#include "netstack/wire/ipv6.h"
+#include "netstack/wire/udp.h"
+
+namespace slipway::stack {
+
+namespace {
+
+engine::EngineConfig engine_config_for(const StackConfig& c) {
+  engine::EngineConfig e;
+  e.nat = c.gateway.nat;
+  e.mtu = c.gateway.mtu;
+  e.max_tcp_flows = c.max_tcp_flows;
+  e.max_udp_flows = c.max_udp_flows;
+  return e;
+}
+
+}  // namespace
+
+Stack::Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig config,
+             std::unique_ptr<sys::Clock> clock)
+    : loop_(loop),
+      config_(std::move(config)),
+      clock_(clock ? std::move(clock) : std::make_unique<sys::LoopClock>(loop)),
+      transport_(std::move(transport)) {
+  link::Port* guest_side = transport_.get();
+  if (!config_.pcap.empty()) {
+    pcap_ = std::make_unique<link::PcapPort>(*transport_, link::PcapWriter::open(config_.pcap));
+    guest_side = pcap_.get();
+  }
+  icmp_ = std::make_unique<engine::IcmpEchoRelay>(
+      loop_, [this](const engine::IcmpEchoReply& r) { gateway_->echo_reply(r); },
+      [this](const engine::IcmpError& e) { gateway_->echo_error(e); });
+  engine_ = std::make_unique<engine::LwipEngine>(loop_, *clock_, engine_config_for(config_),
+                                                 [this](wire::MutBytes frame) { gateway_->to_guest(frame); });
+  gateway_ = std::make_unique<gateway::Gateway>(loop_, *clock_, config_.gateway, *engine_, icmp_.get());
+  link::connect(*guest_side, *gateway_);
+
+  if (config_.dns) {
+    dns_ = std::make_unique<dns::Proxy>(loop_, with_builtin_names(config_.dns_config));
+    // A UDP answer must fit one datagram on the guest link (IPv6's header
+    // is the larger).
+    size_t max_udp = config_.gateway.mtu - wire::Ipv6Header::kLen - wire::UdpDatagram::kHeaderLen;
+    engine_->set_dns_resolver([this, max_udp](wire::Bytes query, bool over_tcp,
+                                              std::function<void(std::vector<std::byte>)> respond) {
+      dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond), max_udp);
+    });
+  }
+
+  published_ = std::make_unique<portfwd::PublishedPorts>(loop_, *engine_, config_.gateway.nat.guest,
+                                                         config_.publish_source_gateway);
+  for (const auto& rule : config_.publish) {
+    auto err = published_->add(rule, portfwd::PublishedPorts::Origin::kStatic);
+    if (err.empty()) continue;
+    if (config_.publish_strict) throw PublishError("cannot publish " + rule.to_string() + ": " + err);
+    spdlog::error("cannot publish {}: {}", rule.to_string(), err);
+  }
+}
+
+Stack::~Stack() {
+  // Members go in reverse order of declaration (see stack.h); the sinks of
+  // the transport and the gateway point at each other, so cut them first:
+  // nothing may reach a part that is already gone.
+  auto_forward_.reset();
+  published_.reset();
+  dns_.reset();
+  engine_.reset();  // closing flows still send RSTs through the gateway
+  icmp_.reset();
+  if (gateway_) gateway_->set_sink(nullptr);
+  (pcap_ ? static_cast<link::Port&>(*pcap_) : *transport_).set_sink(nullptr);
+}
+
+void Stack::forward_from_namespace(int sock_diag_fd) {
+  auto_forward_ = std::make_unique<portfwd::AutoForwarder>(loop_, *published_, sock_diag_fd,
+                                                           config_.forward_exclude, config_.forward_hosts);
+}
+
+void Stack::forward_from_agent(uint16_t agent_port) {
+  auto_forward_ = std::make_unique<portfwd::AutoForwarder>(loop_, *published_, -1, config_.forward_exclude,
+                                                           config_.forward_hosts);
+  engine_->set_line_service(agent_port,
+                            [af = auto_forward_.get()](std::string_view line) { af->update_from_agent(line); });
+}
+
+dns::ProxyConfig Stack::with_builtin_names(dns::ProxyConfig dc) const {
+  const auto& nat = config_.gateway.nat;
+  auto& names = dc.static_names["host.internal"];
+  names.push_back(nat.gateway.to_string());
+  if (nat.ipv6) names.push_back(nat.gateway6.to_string());
+  return dc;
+}
+
+void Stack::reload(const StackConfig& next) {
+  auto has = [](const std::vector<portfwd::Rule>& rules, const portfwd::Rule& r) {
+    return std::find(rules.begin(), rules.end(), r) != rules.end();
+  };
+  for (const auto& r : config_.publish)
+    if (!has(next.publish, r) && published_->remove(r)) spdlog::info("reload: removed forward {}", r.to_string());
+  for (const auto& r : next.publish) {
+    if (has(config_.publish, r)) continue;
+    auto err = published_->add(r, portfwd::PublishedPorts::Origin::kStatic);
+    if (err.empty()) {
+      spdlog::info("reload: added forward {}", r.to_string());
+    } else {
+      spdlog::error("reload: cannot publish {}: {}", r.to_string(), err);
+    }
+  }
+  config_.publish = next.publish;
+  reload_dns(config_.dns_config, next.dns_config);
+}
+
+void Stack::reload_dns(const dns::ProxyConfig& a, const dns::ProxyConfig& b) {
+  if (!dns_) return;
+  bool same = a.upstreams == b.upstreams && a.routes == b.routes && a.static_names == b.static_names &&
+              a.hosts_file == b.hosts_file && a.cache == b.cache;
+  try {
+    if (!same) {
+      dns_->reconfigure(with_builtin_names(b));
+      config_.dns_config = b;
+      spdlog::info("reload: DNS settings applied");
+    } else {
+      dns_->reload();  // resolv.conf and the hosts file may have changed
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("reload: keeping the DNS settings: {}", e.what());
+  }
+}
+
+void Stack::log_stats() const {
+  const auto& g = gateway_->stats();
+  const auto& e = engine_->stats();
+  spdlog::info("frames in {} out {}; tcp connects {} refused {} unreachable {}; udp out {} in {}; dropped "
+               "malformed {} bad-source {} unsupported {}",
+               g.frames_in, g.frames_out, e.tcp_connects, e.tcp_refused, e.tcp_unreachable, e.udp_datagrams_out,
+               e.udp_datagrams_in, g.dropped_malformed, g.dropped_bad_source, g.dropped_unsupported);
+}
+
+}  // namespace slipway::stack

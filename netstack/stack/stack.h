@@ -1,0 +1,133 @@
+// Stack: the one place a guest's network is assembled.
+//
+// Theory of operation
+//   A Stack owns, on one libuv loop:
+//     transport Port -> [PcapPort] <-> Gateway -> Engine (LwipEngine) -> host sockets
+//                                          |-> IcmpEchoRelay (ping sockets)
+//                                     dns::Proxy (DNS at the DNS address, through the engine)
+//                                     PublishedPorts, AutoForwarder (portfwd: host listeners -> engine)
+//   and the one Clock all of them read. The `slipway` program, the C API and
+//   the control API build or use a Stack; nothing else assembles these
+//   parts. The Stack wires the outputs back: the engine's packets and the
+//   relay's answers go to the gateway to be framed for the guest; the DNS
+//   proxy answers the engine's DNS queries; published ports feed the
+//   engine.
+//
+//   Order: parts are built transport first, then the relay, the engine, the
+//   gateway, the DNS proxy and the forwards; they are destroyed in the
+//   reverse order, so that flows closing in the engine's destructor can
+//   still send their RSTs through the gateway to the transport. If a part
+//   cannot be built, the constructor throws and everything built so far is
+//   destroyed (no handle outlives a half-built stack).
+//
+//   Automatic forwarding is switched on after construction, with the
+//   resource it needs: a sock_diag socket inside the guest's namespace
+//   (forward_from_namespace) or the gateway's agent port for portfwd-agent
+//   in a VM (forward_from_agent).
+//
+// Limits: one Stack per process (lwIP keeps global state; a second one
+// throws std::logic_error). A published port that cannot be bound is logged
+// and skipped, or, with StackConfig::publish_strict, makes the constructor
+// throw PublishError.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dns-proxy/proxy.h"
+#include "netstack/engine/engine.h"
+#include "netstack/engine/icmp_relay.h"
+#include "netstack/gateway/gateway.h"
+#include "netstack/link/pcap.h"
+#include "netstack/link/port.h"
+#include "netstack/sys/clock.h"
+#include "portfwd/auto_forward.h"
+#include "portfwd/listeners.h"
+#include "portfwd/published_ports.h"
+#include "portfwd/rule.h"
+
+namespace slipway::stack {
+
+struct StackConfig {
+  gateway::GatewayConfig gateway;   // link layer, addresses, DHCP, RA
+  size_t max_tcp_flows = 16384;
+  size_t max_udp_flows = 4096;
+  bool dns = true;                  // answer DNS at the DNS addresses
+  dns::ProxyConfig dns_config;      // host.internal is added, naming the gateway
+  std::vector<portfwd::Rule> publish;
+  bool publish_source_gateway = false;  // the guest sees the gateway, not the client
+  bool publish_strict = false;          // a rule that cannot be bound fails the construction
+  std::string pcap;                     // record the guest link to this file ("": no)
+  // Automatic forwarding, once switched on.
+  std::set<uint16_t> forward_exclude;
+  portfwd::HostAddresses forward_hosts = portfwd::HostAddresses::kLoopback;
+};
+
+// A published port could not be bound (publish_strict).
+class PublishError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Stack {
+ public:
+  // `clock`: null for the loop's own (LoopClock); tests pass a ManualClock.
+  // Throws std::runtime_error (and PublishError) when a part cannot be built.
+  Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig config,
+        std::unique_ptr<sys::Clock> clock = nullptr);
+  ~Stack();
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  // Automatic forwarding from the guest namespace's socket table, polled
+  // through sock_diag_fd (owned from here on).
+  void forward_from_namespace(int sock_diag_fd);
+  // Automatic forwarding from portfwd-agent's reports on the gateway's
+  // TCP `agent_port` (VMs).
+  void forward_from_agent(uint16_t agent_port);
+
+  // Applies a re-read configuration (SIGHUP): the difference in published
+  // ports and the DNS settings. Everything else needs a restart (the caller
+  // says so).
+  void reload(const StackConfig& next);
+
+  const sys::Clock& clock() const { return *clock_; }
+  link::Port& transport() { return *transport_; }
+  gateway::Gateway& gateway() { return *gateway_; }
+  const gateway::Gateway& gateway() const { return *gateway_; }
+  engine::Engine& engine() { return *engine_; }
+  const engine::Engine& engine() const { return *engine_; }
+  engine::IcmpEchoRelay& icmp() { return *icmp_; }
+  dns::Proxy* dns() { return dns_.get(); }
+  const dns::Proxy* dns() const { return dns_.get(); }
+  portfwd::PublishedPorts& published() { return *published_; }
+  const StackConfig& config() const { return config_; }
+
+  // One line of counters at info level (at exit).
+  void log_stats() const;
+
+ private:
+  // The DNS configuration plus host.internal naming the gateway.
+  dns::ProxyConfig with_builtin_names(dns::ProxyConfig config) const;
+  void reload_dns(const dns::ProxyConfig& before, const dns::ProxyConfig& after);
+
+  uv_loop_t* loop_;
+  StackConfig config_;
+  // Destroyed in reverse order: see the top of this file.
+  std::unique_ptr<sys::Clock> clock_;
+  std::unique_ptr<link::Port> transport_;
+  std::unique_ptr<link::PcapPort> pcap_;
+  std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<engine::IcmpEchoRelay> icmp_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<dns::Proxy> dns_;
+  std::unique_ptr<portfwd::PublishedPorts> published_;
+  std::unique_ptr<portfwd::AutoForwarder> auto_forward_;
+};
+
+}  // namespace slipway::stack
