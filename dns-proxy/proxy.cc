@@ -69,12 +69,16 @@ UpstreamSet check_config(const ProxyConfig& config) {
 
 }  // namespace
 
-Proxy::Proxy(uv_loop_t* loop, ProxyConfig config)
-    : loop_(loop), config_(std::move(config)), cache_(config_.cache ? config_.cache_entries : 0) {
+Proxy::Proxy(uv_loop_t* loop, ProxyConfig config, const sys::Clock* clock)
+    : loop_(loop),
+      loop_clock_(loop),
+      clock_(clock != nullptr ? clock : &loop_clock_),
+      config_(std::move(config)),
+      cache_(config_.cache ? config_.cache_entries : 0) {
   upstreams_ = check_config(config_);
   if (config_.upstreams.empty()) load_resolv_conf();
   load_statics();
-  last_refresh_ms_ = uv_now(loop_);
+  last_refresh_ms_ = clock_->now_ms();
 }
 
 void Proxy::reconfigure(ProxyConfig config) {
@@ -198,7 +202,7 @@ std::optional<std::vector<std::byte>> Proxy::answer_static(const Query& q) {
 bool Proxy::resolve(std::span<const std::byte> query, Transport transport, Respond respond,
                     size_t max_udp_size) {
   ++stats_.queries;
-  uint64_t now = uv_now(loop_);
+  uint64_t now = clock_->now_ms();
   maybe_refresh(now);
   auto parsed = parse_query(query);
   if (!parsed.query) {
@@ -302,7 +306,7 @@ void Proxy::on_timer(uint64_t id) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
   Pending& p = *it->second;
-  uint64_t now = uv_now(loop_);
+  uint64_t now = clock_->now_ms();
   if (now >= p.deadline_ms) {
     ++stats_.upstream_timeouts;
     if (!p.truncated_reply.empty()) {
@@ -326,7 +330,7 @@ void Proxy::on_reply(uint64_t id, const ResolvedUpstream& server, Transport tran
   if (it == pending_.end()) return;
   Pending& p = *it->second;
   if (p.active > 0) --p.active;
-  uint64_t now = uv_now(loop_);
+  uint64_t now = clock_->now_ms();
   switch (outcome) {
     case Exchange::Outcome::kAnswer:
       finish(id, std::move(reply), true);
@@ -374,7 +378,7 @@ void Proxy::finish(uint64_t id, std::vector<std::byte> reply, bool from_upstream
   if (it == pending_.end()) return;
   std::unique_ptr<Pending> p = std::move(it->second);
   pending_.erase(it);
-  if (from_upstream && config_.cache) cache_.insert(p->cache_key, reply, uv_now(loop_));
+  if (from_upstream && config_.cache) cache_.insert(p->cache_key, reply, clock_->now_ms());
   wire::store16(reply, 0, p->query.header.id);
   Respond respond = std::move(p->respond);
   Transport transport = p->transport;

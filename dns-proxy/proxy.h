@@ -51,6 +51,7 @@
 #include "dns-proxy/forwarder.h"
 #include "dns-proxy/message.h"
 #include "dns-proxy/upstreams.h"
+#include "netstack/sys/clock.h"
 
 namespace slipway::dns {
 
@@ -85,7 +86,9 @@ class Proxy {
  public:
   using Respond = std::function<void(std::vector<std::byte>)>;
 
-  Proxy(uv_loop_t* loop, ProxyConfig config);  // throws std::runtime_error on a bad config
+  // Throws std::runtime_error on a bad config. `clock` (the stack's, which
+  // outlives the proxy) times the cache and the deadlines; null: the loop's.
+  Proxy(uv_loop_t* loop, ProxyConfig config, const sys::Clock* clock = nullptr);
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -139,6 +142,8 @@ class Proxy {
   uint16_t random_id();
 
   uv_loop_t* loop_;
+  sys::LoopClock loop_clock_;
+  const sys::Clock* clock_;
   ProxyConfig config_;
   UpstreamSet upstreams_;
   FileStamp resolv_stamp_, hosts_stamp_;

@@ -44,7 +44,7 @@ Stack::Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig
   link::connect(*guest_side, *gateway_);
 
   if (config_.dns) {
-    dns_ = std::make_unique<dns::Proxy>(loop_, with_builtin_names(config_.dns_config));
+    dns_ = std::make_unique<dns::Proxy>(loop_, with_builtin_names(config_.dns_config), clock_.get());
     // A UDP answer must fit one datagram on the guest link (IPv6's header
     // is the larger).
     size_t max_udp = config_.gateway.mtu - wire::Ipv6Header::kLen - wire::UdpDatagram::kHeaderLen;
