@@ -628,6 +628,16 @@ void LwipEngine::closed(UdpFlow* flow) {
 }
 
 void LwipEngine::housekeeping(uint64_t now) {
+  // TIME-WAIT pcbs outlive their flows (they answer a retransmitted FIN for
+  // 2 * TCP_MSL); bound them like flows, dropping the oldest (at the tail:
+  // lwIP registers new ones at the head).
+  if (config_.max_tcp_flows > 0) {
+    struct tcp_pcb* keep = tcp_tw_pcbs;
+    for (size_t i = 1; keep != nullptr && i < config_.max_tcp_flows; ++i) keep = keep->next;
+    if (keep != nullptr) {
+      while (keep->next != nullptr) tcp_abort(keep->next);
+    }
+  }
   std::vector<UdpFlow*> idle;
   for (auto& [k, f] : udp_flows_)
     if (now - f->last_active() > config_.udp_idle_timeout_ms) idle.push_back(f);

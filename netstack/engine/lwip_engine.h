@@ -23,6 +23,13 @@
 //   independent mapping (RFC 4787), with replies accepted only from addresses
 //   the guest has sent to through it (udp_flow.h). Mappings expire when idle.
 //
+//   TIME-WAIT: when lwIP's side closed first, lwIP keeps the 4-tuple for
+//   2 * TCP_MSL (20 s) after the flow is gone, to answer a retransmitted
+//   FIN. A guest that reuses the port sooner (a busy HTTP client walks its
+//   whole port range in seconds) sends a SYN with a higher sequence number,
+//   which ends the TIME-WAIT and opens the new connection, as Linux does
+//   (lwip/patches/0002-timewait-recycle.patch).
+//
 //   Flows talk back to the engine through FlowHost (flow_host.h). Time comes
 //   from the stack's Clock, read where an event enters and passed down;
 //   lwIP's own sys_now() reads the same clock.
@@ -33,7 +40,8 @@
 // is dropped. Timers: lwIP's timeouts run from a libuv timer re-armed after
 // every loop iteration; housekeeping (idle UDP mappings after
 // udp_idle_timeout_ms, handshakes stuck for tcp_connect_timeout_ms, idle
-// DNS and line sessions) runs every kHousekeepingMs (1 s).
+// DNS and line sessions, TIME-WAIT pcbs beyond max_tcp_flows, oldest first)
+// runs every kHousekeepingMs (1 s).
 #pragma once
 
 #include <uv.h>

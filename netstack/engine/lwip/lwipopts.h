@@ -128,9 +128,11 @@
 #endif
 #define LWIP_NOASSERT_ON_ERROR 1
 
-/* slipway's hooks and the transparent-termination patch
- * (patches/0001-transparent-termination.patch). */
+/* slipway's hooks and patches: transparent termination
+ * (patches/0001-transparent-termination.patch), and a new SYN recycling a
+ * TIME-WAIT 4-tuple (patches/0002-timewait-recycle.patch). */
 #define SLIPWAY_TRANSPARENT 1
+#define SLIPWAY_TIMEWAIT_RECYCLE 1
 #define LWIP_RAND() slipway_lwip_rand()
 
 #endif
