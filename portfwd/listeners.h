@@ -45,7 +45,8 @@ int open_sock_diag_in_netns(const std::string& netns);
 // (IPv4 and IPv6) through `sock_diag_fd`. Sorted, without duplicates (several
 // SO_REUSEPORT sockets on one address are one listener). Wildcard and
 // loopback binds are reported with their address like any other. Waits at
-// most 2 s for the kernel. Throws std::runtime_error on failure.
+// most 2 s for each reply datagram and 10 s for each of its four dumps.
+// Throws std::runtime_error on failure.
 std::vector<Listener> list_listeners(int sock_diag_fd);
 
 // The parsing behind list_listeners(), exposed for tests: appends the

@@ -33,7 +33,7 @@
 #include <string_view>
 #include <vector>
 
-#include "netstack/control/control_client.h"
+#include "netstack/sys/control_client.h"
 #include "portfwd/relay.h"
 
 namespace {

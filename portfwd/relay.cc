@@ -63,6 +63,9 @@
 #include <utility>
 #include <vector>
 
+#include "netstack/sys/error.h"
+#include "netstack/sys/fd.h"
+
 namespace slipway::portfwd {
 namespace {
 
@@ -72,10 +75,6 @@ constexpr uint64_t kAcceptPauseMs = 100;
 constexpr int kListenBacklog = 4096;
 constexpr size_t kMinCopyBuffer = 64 * 1024;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-
-std::runtime_error system_error(const std::string& what, int error) {
-  return std::runtime_error(what + ": " + std::strerror(error));
-}
 
 bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
 
@@ -532,22 +531,13 @@ TcpRelay::~TcpRelay() { close(); }
 
 void TcpRelay::start() {
   const std::string where = listen_.to_string();
-  listen_fd_ = socket(listen_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw system_error("cannot create a socket to listen on " + where, errno);
+  sys::Fd fd(socket(listen_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw sys::SystemError("cannot create a socket to listen on " + where, errno);
   int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(listen_fd_, listen_.addr(), listen_.length) < 0) {
-    const int error = errno;
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    throw system_error("cannot bind to " + where, error);
-  }
-  if (::listen(listen_fd_, kListenBacklog) < 0) {
-    const int error = errno;
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    throw system_error("cannot listen on " + where, error);
-  }
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd.get(), listen_.addr(), listen_.length) < 0) throw sys::SystemError("cannot bind to " + where, errno);
+  if (::listen(fd.get(), kListenBacklog) < 0) throw sys::SystemError("cannot listen on " + where, errno);
+  listen_fd_ = fd.release();
   listener_ = new uv_poll_t;
   uv_poll_init(loop_, listener_, listen_fd_);
   listener_->data = this;

@@ -29,9 +29,9 @@
 //   - Routes that use nexthop objects (`ip nexthop`) are understood through
 //     the attributes the kernel adds for them in its default
 //     net.ipv4.nexthop_compat_mode=1; without those they are skipped.
-//   - Blocking: the call waits for the kernel (at most a few seconds per
-//     dump, see kReceiveTimeout in the .cc). Call it at start-up or from a
-//     worker, not from the event loop.
+//   - Blocking: the call waits for the kernel (at most 5 s for each reply
+//     datagram and 30 s for each dump, see "Bounds" in the .cc). Call it at
+//     start-up or from a worker, not from the event loop.
 //   - A dump that the kernel marks as interrupted by a concurrent change
 //     (NLM_F_DUMP_INTR) is repeated a few times before we give up.
 #pragma once

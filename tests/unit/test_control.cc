@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "netstack/control/control_client.h"
+#include "netstack/sys/control_client.h"
 #include "netstack/control/control_server.h"
 
 using nlohmann::json;

@@ -9,6 +9,7 @@
 // /dev/udp. The IPv6 tests read /proc/net/if_inet6 ("ADDRESS IFINDEX
 // PREFIXLEN SCOPE FLAGS NAME", hex) and `ip -6 route`; the SLAAC test plays
 // the gateway with gateway::NdpResponder on a thread that reads the TAP fd.
+// The SLAAC wait's /proc/net/if_inet6 line parser is also tested on text.
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -27,6 +28,7 @@
 
 #include "netstack/gateway/ndp_responder.h"
 #include "netstack/ns/namespace.h"
+#include "netstack/ns/slaac_wait.h"
 
 namespace {
 
@@ -504,4 +506,23 @@ TEST_CASE("spawn: bad IPv6 configuration is rejected before anything starts", "[
     INFO(bad);
     rejects(ns);
   }
+}
+
+TEST_CASE("SLAAC wait: which /proc/net/if_inet6 lines are a ready address from an RA", "[namespace][ipv6]") {
+  using slipway::ns::is_ready_slaac_address;
+  auto ready = [](const std::string& line, const char* name = "eth0") {
+    return is_ready_slaac_address(line.data(), line.size(), name);
+  };
+  // ADDRESS IFINDEX PREFIXLEN SCOPE FLAGS NAME, as the kernel writes them.
+  CHECK(ready("fd000000000000005054fffe12345600 02 40 00 00     eth0"));
+  CHECK_FALSE(ready("fd000000000000005054fffe12345600 02 40 00 40     eth0"));  // tentative
+  CHECK_FALSE(ready("fd000000000000005054fffe12345600 02 40 00 08     eth0"));  // DAD failed
+  CHECK_FALSE(ready("fd000000000000005054fffe12345600 02 40 00 80     eth0"));  // permanent (static)
+  CHECK_FALSE(ready("fe800000000000005054fffe12345600 02 40 20 00     eth0"));  // link scope
+  CHECK_FALSE(ready("fd000000000000005054fffe12345600 02 40 00 00     eth1"));  // another interface
+  CHECK_FALSE(ready("fd000000000000005054fffe12345600 02 40 00 00     eth0", "eth"));
+  CHECK_FALSE(ready("fd00000000000000 02 40 00 00 eth0"));                         // short address
+  CHECK_FALSE(ready("fd000000000000005054fffe12345600 02 40 00 zz     eth0"));  // not hex
+  CHECK_FALSE(ready("fd000000000000005054fffe12345600 02 40 00"));              // cut short
+  CHECK_FALSE(ready(""));
 }

@@ -1,6 +1,6 @@
 // The client side of slipway's control socket: one blocking request, for
-// command-line tools and tests (see control_server.h for the protocol and
-// the operations).
+// command-line tools and tests (see netstack/control/control_server.h for
+// the protocol and the operations).
 //
 // request() connects to the unix socket at PATH, writes the request as one
 // JSON line, reads one reply line and closes. The whole exchange (connect,
@@ -12,8 +12,11 @@
 //   "no reply from PATH within 5 s" / "no reply from PATH: REASON"
 //   "bad reply from PATH: REASON" (not JSON, not an object, no "ok" bool,
 //                                  longer than 64 MiB)
-// This library is small on purpose (nlohmann-json and libc, no libuv): the
-// `portfwd` program links it without the network stack.
+// It lives in the OS layer (netstack/sys, library slipway_sys) because it is
+// small on purpose (nlohmann-json and libc, no libuv): the `portfwd` program
+// and other command-line tools link it without the network stack. It keeps
+// the namespace slipway::control: it speaks the control protocol, and its
+// callers name it by that.
 #pragma once
 
 #include <chrono>

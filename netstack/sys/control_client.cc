@@ -6,7 +6,7 @@
 // waits in poll() for at most the time left until the deadline. The reply is
 // read until its first '\n'; bytes after it are ignored. Replies are capped
 // at 64 MiB so a confused peer cannot make a CLI eat all memory.
-#include "netstack/control/control_client.h"
+#include "netstack/sys/control_client.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,7 +20,9 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <system_error>
+
+#include "netstack/sys/error.h"
+#include "netstack/sys/fd.h"
 
 namespace slipway::control {
 
@@ -28,29 +30,14 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+using sys::errno_text;
 
 constexpr size_t kMaxReplyBytes = size_t{64} << 20;
-
-std::string errno_text(int err) { return std::generic_category().message(err); }
 
 std::string duration_text(std::chrono::milliseconds d) {
   if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
   return std::to_string(d.count()) + " ms";
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Waits until FD is ready for EVENTS or the deadline passes; false on timeout.
 bool wait_for(int fd, short events, Clock::time_point deadline) {
@@ -77,7 +64,7 @@ json request(const std::string& path, const json& req, std::chrono::milliseconds
   }
   path.copy(addr.sun_path, path.size());
 
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sys::Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) throw std::runtime_error("cannot connect to " + path + ": socket: " + errno_text(errno));
   const auto ms = std::max<int64_t>(timeout.count(), 1);
   timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
