@@ -19,13 +19,6 @@ namespace slipway::wire {
 
 namespace {
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Appends the colon-separated groups of `part` (no "::" inside) to `groups`;
 // false on an empty or over-long group, a non-hex digit, or more than eight
 // groups in all. An empty part has no groups.

@@ -53,14 +53,8 @@ constexpr uint8_t kHopByHop = 0, kIpv6Route = 43, kIpv6Frag = 44, kIcmpv6 = 58, 
 struct Ipv6Addr {
   std::array<uint8_t, 16> octets{};
 
-  static Ipv6Addr load(Bytes b, size_t off) {
-    Ipv6Addr a;
-    for (size_t i = 0; i < 16; ++i) a.octets[i] = load8(b, off + i);
-    return a;
-  }
-  void store(MutBytes b, size_t off) const {
-    for (size_t i = 0; i < 16; ++i) store8(b, off + i, octets[i]);
-  }
+  static Ipv6Addr load(Bytes b, size_t off) { return Ipv6Addr{load_octets<16>(b, off)}; }
+  void store(MutBytes b, size_t off) const { store_octets(b, off, octets); }
   // From eight 16-bit groups, as written in text: {0xfe80, 0, 0, 0, ...}.
   static constexpr Ipv6Addr from_groups(std::array<uint16_t, 8> groups) {
     Ipv6Addr a;
