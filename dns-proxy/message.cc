@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <iterator>
 
 namespace slipway::dns {
 
@@ -65,17 +66,15 @@ std::optional<Question> read_question(Bytes msg, size_t off, size_t& end) {
   return q;
 }
 
-// The header (RFC 1035 §4.1.1): id(0) flags(2) qdcount(4) ancount(6)
-// nscount(8) arcount(10).
-void put_header(std::vector<std::byte>& out, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an,
-                uint16_t ns, uint16_t ar) {
+// The header (RFC 1035 §4.1.1) is six 16-bit fields, in this order from
+// offset 0; Header::parse() and put_header() both follow this table.
+constexpr uint16_t Header::*kHeaderFields[] = {&Header::id,      &Header::flags,   &Header::qdcount,
+                                               &Header::ancount, &Header::nscount, &Header::arcount};
+static_assert(std::size(kHeaderFields) * 2 == kHeaderSize);
+
+void put_header(std::vector<std::byte>& out, const Header& header) {
   wire::MutBytes h = wire::grow(out, kHeaderSize);
-  store16(h, 0, id);
-  store16(h, 2, flags);
-  store16(h, 4, qd);
-  store16(h, 6, an);
-  store16(h, 8, ns);
-  store16(h, 10, ar);
+  for (size_t i = 0; i < std::size(kHeaderFields); ++i) store16(h, 2 * i, header.*kHeaderFields[i]);
 }
 
 // A question (RFC 1035 §4.1.2): the name (wire form), then type(0) and
@@ -101,12 +100,7 @@ uint16_t answer_flags(const Header& q, Rcode rcode, bool aa) {
 std::optional<Header> Header::parse(Bytes msg) {
   if (msg.size() < kHeaderSize) return std::nullopt;
   Header h;
-  h.id = load16(msg, 0);
-  h.flags = load16(msg, 2);
-  h.qdcount = load16(msg, 4);
-  h.ancount = load16(msg, 6);
-  h.nscount = load16(msg, 8);
-  h.arcount = load16(msg, 10);
+  for (size_t i = 0; i < std::size(kHeaderFields); ++i) h.*kHeaderFields[i] = load16(msg, 2 * i);
   return h;
 }
 
@@ -325,8 +319,11 @@ std::vector<std::byte> build_answer(const Query& query, Rcode rcode, bool author
                                     std::span<const Record> answers) {
   std::vector<std::byte> out;
   out.reserve(kHeaderSize + query.question.name.size() + 4 + answers.size() * 28 + 11);
-  put_header(out, query.header.id, answer_flags(query.header, rcode, authoritative), 1,
-             static_cast<uint16_t>(answers.size()), 0, query.edns ? 1 : 0);
+  put_header(out, Header{.id = query.header.id,
+                         .flags = answer_flags(query.header, rcode, authoritative),
+                         .qdcount = 1,
+                         .ancount = static_cast<uint16_t>(answers.size()),
+                         .arcount = static_cast<uint16_t>(query.edns ? 1 : 0)});
   put_question(out, query.question);
   for (const Record& r : answers) {
     // RFC 1035 §4.1.3: owner (a pointer to the question name), type(2)
@@ -355,7 +352,9 @@ std::vector<std::byte> build_answer(const Query& query, Rcode rcode, bool author
 
 std::vector<std::byte> build_error(const Header& header, const Question* question, Rcode rcode) {
   std::vector<std::byte> out;
-  put_header(out, header.id, answer_flags(header, rcode, false), question ? 1 : 0, 0, 0, 0);
+  put_header(out, Header{.id = header.id,
+                         .flags = answer_flags(header, rcode, false),
+                         .qdcount = static_cast<uint16_t>(question ? 1 : 0)});
   if (question) put_question(out, *question);
   return out;
 }

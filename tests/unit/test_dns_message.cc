@@ -28,6 +28,14 @@ std::vector<std::byte> example_query() {
                 0, 1, 0, 1});
 }
 
+// The same with an OPT record: UDP size 4096, DO set.
+std::vector<std::byte> example_query_with_edns() {
+  auto q = example_query();
+  q[11] = std::byte{1};  // ARCOUNT 1
+  append(q, {0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0});
+  return q;
+}
+
 }  // namespace
 
 TEST_CASE("dns: a plain query parses", "[dns]") {
@@ -44,9 +52,7 @@ TEST_CASE("dns: a plain query parses", "[dns]") {
 }
 
 TEST_CASE("dns: a query with EDNS0 reports its UDP size and DO bit", "[dns]") {
-  auto q = example_query();
-  q[11] = std::byte{1};  // ARCOUNT 1
-  append(q, {0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0});  // OPT, 4096, DO
+  auto q = example_query_with_edns();
   auto p = parse_query(q);
   REQUIRE(p.query);
   REQUIRE(p.query->edns);
@@ -187,9 +193,7 @@ TEST_CASE("dns: FORMERR and answers are built from the query", "[dns]") {
 }
 
 TEST_CASE("dns: answers and errors byte by byte", "[dns]") {
-  auto q = example_query();
-  q[11] = std::byte{1};                                   // ARCOUNT 1
-  append(q, {0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0});  // OPT, 4096, DO
+  auto q = example_query_with_edns();
   auto p = parse_query(q);
   REQUIRE(p.query);
   const auto question = bytes({7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1});
