@@ -1,4 +1,5 @@
-// ICMPv4 (RFC 792): a checked view and an emitter.
+// ICMPv4 (RFC 792): a checked view, an emitter, and when an error may be
+// sent.
 //
 // IcmpMessage::parse() only requires the 8-byte header; the checksum is
 // reported by checksum_ok() rather than enforced, so that callers can count
@@ -12,6 +13,7 @@
 #include <optional>
 
 #include "netstack/wire/bytes.h"
+#include "netstack/wire/ipv4.h"
 
 namespace slipway::wire {
 
@@ -47,5 +49,14 @@ class IcmpMessage {
 // Writes the header, a copy of `payload` and the checksum at the start of
 // `out`; returns 8 + payload.size() (out.size() must be at least that).
 size_t emit_icmp(MutBytes out, uint8_t type, uint8_t code, uint32_t rest, Bytes payload);
+
+// RFC 1122 §3.2.2: no ICMP error about an ICMP error (or an unparseable ICMP
+// message), about a non-first fragment, about a packet sent to broadcast or
+// multicast, or about a packet whose source is not a single host (0.0.0.0,
+// broadcast, multicast, loopback). `link_broadcast` says whether the frame was
+// sent to a link-layer broadcast or multicast address. Directed broadcasts of
+// the local subnet are the caller's to check. The error itself is built by
+// build_ipv4_icmp_error_frame() (frame.h).
+bool icmp_error_allowed(const Ipv4Packet& offending, bool link_broadcast);
 
 }  // namespace slipway::wire

@@ -1,5 +1,5 @@
-// ICMPv6 view and emitter, NDP messages and options, IPv6 frame builders;
-// see icmpv6.h.
+// ICMPv6 view and emitter, NDP messages and options, and the ICMPv6 error
+// rule; see icmpv6.h.
 //
 // Message layouts after type(0) code(1) checksum(2):
 //   NS  reserved(4) target(8, 16) options(24)
@@ -21,8 +21,6 @@
 
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/dhcp.h"
-#include "netstack/wire/ethernet.h"
-#include "netstack/wire/ipv4.h"
 
 namespace slipway::wire {
 
@@ -310,65 +308,6 @@ std::optional<std::vector<std::string>> decode_dns_name_list(Bytes data, bool ze
     names.push_back(std::move(name));
   }
   return names;
-}
-
-namespace {
-
-// An Ethernet + IPv6 frame with room for `l4_len` bytes after the IPv6
-// header, which is written; the L4 part is left for the caller.
-std::vector<std::byte> ipv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src, const Ipv6Addr& dst,
-                                  uint8_t next_header, size_t l4_len, uint8_t hop_limit) {
-  assert(l4_len <= 0xffff);
-  std::vector<std::byte> frame(kEthernetHeaderLen + Ipv6Header::kLen + l4_len);
-  MutBytes out{frame};
-  emit_ethernet_header(out, eth_dst, eth_src, ethertype::kIpv6);
-  Ipv6Header ip;
-  ip.src = src;
-  ip.dst = dst;
-  ip.next_header = next_header;
-  ip.hop_limit = hop_limit;
-  ip.payload_len = static_cast<uint16_t>(l4_len);
-  ip.emit(out.subspan(kEthernetHeaderLen));
-  return frame;
-}
-
-constexpr size_t kL4Offset = kEthernetHeaderLen + Ipv6Header::kLen;
-
-}  // namespace
-
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, Bytes icmp_message) {
-  assert(icmp_message.size() >= 4);
-  auto frame = ipv6_frame(eth_dst, eth_src, src, dst, ipproto::kIcmpv6, icmp_message.size(), hop_limit);
-  std::copy(icmp_message.begin(), icmp_message.end(), frame.begin() + kL4Offset);
-  set_icmpv6_checksum(MutBytes{frame}.subspan(kL4Offset), src, dst);
-  return frame;
-}
-
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, uint8_t type, uint8_t code,
-                                               uint32_t rest, Bytes payload) {
-  auto frame = ipv6_frame(eth_dst, eth_src, src, dst, ipproto::kIcmpv6, Icmpv6Message::kHeaderLen + payload.size(),
-                          hop_limit);
-  emit_icmpv6(MutBytes{frame}.subspan(kL4Offset), src, dst, type, code, rest, payload);
-  return frame;
-}
-
-std::vector<std::byte> build_ipv6_udp_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                            uint16_t src_port, const Ipv6Addr& dst, uint16_t dst_port,
-                                            Bytes payload, uint8_t hop_limit) {
-  auto frame = ipv6_frame(eth_dst, eth_src, src, dst, ipproto::kUdp, 8 + payload.size(), hop_limit);
-  emit_udp_v6(MutBytes{frame}.subspan(kL4Offset), src, src_port, dst, dst_port, payload);
-  return frame;
-}
-
-std::vector<std::byte> build_ipv6_icmpv6_error_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& from,
-                                                     uint8_t type, uint8_t code, const Ipv6Packet& offending,
-                                                     uint32_t rest) {
-  constexpr size_t kMaxQuote = kIpv6MinMtu - Ipv6Header::kLen - Icmpv6Message::kHeaderLen;
-  Bytes quote = offending.bytes();
-  quote = quote.first(std::min(quote.size(), kMaxQuote));
-  return build_ipv6_icmpv6_frame(eth_dst, eth_src, from, offending.src(), 64, type, code, rest, quote);
 }
 
 bool icmpv6_error_allowed(const Ipv6Packet& offending, bool link_multicast, uint8_t error_type, uint8_t error_code) {

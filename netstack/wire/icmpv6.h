@@ -1,6 +1,6 @@
 // ICMPv6 (RFC 4443) and Neighbor Discovery (RFC 4861, RFC 8106): a checked
-// view, an emitter, NDP message values, and the IPv6 frame builders the
-// gateway uses for its own replies.
+// view, an emitter, NDP message values, and when an ICMPv6 error may be
+// sent. The frames that carry them are built in frame.h.
 //
 // Icmpv6Message::parse() only requires the 8-byte header (every message type
 // has at least 8 bytes); the checksum, which covers the IPv6 pseudo-header,
@@ -10,8 +10,8 @@
 // NDP values (NeighborSolicit, NeighborAdvert, RouterSolicit, RouterAdvert)
 // have parse(), which checks the type, code 0 and the minimum length of RFC
 // 4861 §6.1/§7.1 and validates every option, and emit(), which returns the
-// ICMPv6 message with a zero checksum: build_ipv6_icmpv6_frame() or
-// set_icmpv6_checksum() fills it once the addresses are known. The IP-level
+// ICMPv6 message with a zero checksum: build_ipv6_icmpv6_frame() (frame.h)
+// or set_icmpv6_checksum() fills it once the addresses are known. The IP-level
 // validity checks (hop limit 255, the source/destination rules) need the
 // IPv6 header and are the caller's.
 //
@@ -20,10 +20,6 @@
 // be Ethernet, 8 bytes). Unknown options are skipped. DNSSL names use the
 // DNS wire encoding without compression (RFC 8106 §5.2), padded with zeros
 // to the option's 8-byte boundary.
-//
-// Frames are built with no extension headers. ICMPv6 errors quote as much of
-// the offending packet as keeps the error within the IPv6 minimum MTU
-// (RFC 4443 §2.4(c)).
 #pragma once
 
 #include <cstddef>
@@ -170,28 +166,6 @@ std::vector<std::byte> encode_dns_name_list(std::span<const std::string> names);
 // would start ends the list (the rest is padding); without, it is an empty
 // (root) name and is skipped.
 std::optional<std::vector<std::string>> decode_dns_name_list(Bytes data, bool zero_padded);
-
-// An Ethernet + IPv6 frame carrying a copy of `icmp_message` with its
-// checksum filled in for src/dst.
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, Bytes icmp_message);
-// The same for a message made of a header and `payload` (echo, errors).
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, uint8_t type, uint8_t code,
-                                               uint32_t rest, Bytes payload);
-
-std::vector<std::byte> build_ipv6_udp_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                            uint16_t src_port, const Ipv6Addr& dst, uint16_t dst_port,
-                                            Bytes payload, uint8_t hop_limit = 64);
-
-// An ICMPv6 error (Destination Unreachable, Packet Too Big with rest = MTU,
-// Time Exceeded, Parameter Problem with rest = pointer) from `from` to
-// offending.src(), quoting as much of the offending packet as keeps the
-// error within 1280 bytes. Whether an error may be sent is the caller's
-// decision; see icmpv6_error_allowed().
-std::vector<std::byte> build_ipv6_icmpv6_error_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& from,
-                                                     uint8_t type, uint8_t code, const Ipv6Packet& offending,
-                                                     uint32_t rest = 0);
 
 // RFC 4443 §2.4(e): no error about an ICMPv6 error or redirect (or an
 // ICMPv6 message that cannot be seen: malformed, or a non-first fragment),

@@ -13,6 +13,7 @@
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/dhcpv6.h"
 #include "netstack/wire/ethernet.h"
+#include "netstack/wire/frame.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/ipv6.h"
