@@ -71,12 +71,7 @@ bool Icmpv6Message::checksum_ok(const Ipv6Addr& src, const Ipv6Addr& dst) const 
 
 size_t emit_icmpv6(MutBytes out, const Ipv6Addr& src, const Ipv6Addr& dst, uint8_t type, uint8_t code,
                    uint32_t rest, Bytes payload) {
-  size_t len = Icmpv6Message::kHeaderLen + payload.size();
-  assert(out.size() >= len);
-  store8(out, 0, type);
-  store8(out, 1, code);
-  store32(out, 4, rest);
-  std::copy(payload.begin(), payload.end(), out.begin() + Icmpv6Message::kHeaderLen);
+  size_t len = emit_icmp_unchecksummed(out, type, code, rest, payload);
   set_icmpv6_checksum(out.first(len), src, dst);
   return len;
 }

@@ -2,10 +2,11 @@
 // view, an emitter, NDP message values, and when an ICMPv6 error may be
 // sent. The frames that carry them are built in frame.h.
 //
-// Icmpv6Message::parse() only requires the 8-byte header (every message type
-// has at least 8 bytes); the checksum, which covers the IPv6 pseudo-header,
-// is reported by checksum_ok(src, dst) rather than enforced, so that callers
-// can count bad checksums separately.
+// Icmpv6Message is AnyIcmpMessage (icmp.h) with the ICMPv6 checksum: parse()
+// only requires the 8-byte header (every message type has at least 8
+// bytes); the checksum, which covers the IPv6 pseudo-header, is reported by
+// checksum_ok(src, dst) rather than enforced, so that callers can count bad
+// checksums separately.
 //
 // NDP values (NeighborSolicit, NeighborAdvert, RouterSolicit, RouterAdvert)
 // have parse(), which checks the type, code 0 and the minimum length of RFC
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "netstack/wire/bytes.h"
+#include "netstack/wire/icmp.h"
 #include "netstack/wire/ipv6.h"
 
 namespace slipway::wire {
@@ -53,27 +55,16 @@ constexpr size_t kIpv6MinMtu = 1280;
 // NDP messages are sent, and accepted only, with this hop limit (RFC 4861).
 constexpr uint8_t kNdpHopLimit = 255;
 
-class Icmpv6Message {
+class Icmpv6Message : public AnyIcmpMessage {
  public:
-  static constexpr size_t kHeaderLen = 8;
-
   static std::optional<Icmpv6Message> parse(Bytes l4);
 
-  uint8_t type() const { return load8(data_, 0); }
-  uint8_t code() const { return load8(data_, 1); }
-  uint16_t checksum() const { return load16(data_, 2); }
   bool checksum_ok(const Ipv6Addr& src, const Ipv6Addr& dst) const;
-  uint32_t rest() const { return load32(data_, 4); }
-  uint16_t echo_id() const { return load16(data_, 4); }
-  uint16_t echo_seq() const { return load16(data_, 6); }
   // For Packet Too Big.
   uint32_t mtu() const { return load32(data_, 4); }
-  Bytes payload() const { return data_.subspan(kHeaderLen); }
-  Bytes bytes() const { return data_; }
 
  private:
-  explicit Icmpv6Message(Bytes data) : data_(data) {}
-  Bytes data_;
+  using AnyIcmpMessage::AnyIcmpMessage;
 };
 
 // Writes the header, a copy of `payload` and the checksum at the start of
