@@ -85,6 +85,7 @@
 
 #include "netstack/engine/ip_addr.h"
 #include "netstack/wire/bytes.h"
+#include "netstack/wire/icmp.h"
 
 namespace slipway::engine {
 
@@ -199,10 +200,10 @@ class IcmpEchoRelay {
   void read_ping(Socket* s);
   void read_ping_errors(Socket* s);
   void read_raw(Socket* s);
-  void handle_raw_packet(wire::Bytes packet);                          // IPv4, IP header first
-  void handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes icmp);  // IPv6, ICMPv6 only
-  void complete_reply(const IpAddr& from, wire::Bytes icmp);
-  void complete_error(const IpAddr& dst, wire::Bytes quoted, uint8_t type, uint8_t code);
+  void handle_raw_packet(wire::Bytes packet);                            // IPv4, IP header first
+  void handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes packet);  // IPv6, ICMPv6 only
+  void complete_reply(const IpAddr& from, const wire::AnyIcmpMessage& echo_reply);
+  void complete_error(const IpAddr& dst, const wire::AnyIcmpMessage& request, uint8_t type, uint8_t code);
 
   uv_loop_t* loop_;
   std::function<void(const IcmpEchoReply&)> on_reply_;
