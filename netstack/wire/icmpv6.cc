@@ -274,33 +274,17 @@ std::vector<std::byte> encode_dns_name_list(std::span<const std::string> names) 
 }
 
 std::optional<std::vector<std::string>> decode_dns_name_list(Bytes data, bool zero_padded) {
-  constexpr size_t kMaxName = 255;
   std::vector<std::string> names;
-  size_t i = 0;
-  while (i < data.size()) {
+  for (size_t i = 0; i < data.size();) {
     if (load8(data, i) == 0) {
       if (zero_padded) break;
       ++i;
       continue;
     }
-    std::string name;
-    size_t wire_len = 1;  // the final zero
-    while (true) {
-      if (i >= data.size()) return std::nullopt;
-      uint8_t len = load8(data, i);
-      if (len == 0) {
-        ++i;
-        break;
-      }
-      if ((len & 0xc0) != 0) return std::nullopt;  // compression or reserved label types
-      if (i + 1 + len > data.size()) return std::nullopt;
-      wire_len += 1 + size_t{len};
-      if (wire_len > kMaxName) return std::nullopt;
-      if (!name.empty()) name += '.';
-      for (size_t k = 0; k < len; ++k) name.push_back(static_cast<char>(load8(data, i + 1 + k)));
-      i += 1 + size_t{len};
-    }
-    names.push_back(std::move(name));
+    auto name = read_dns_name(data, i, false);
+    if (!name) return std::nullopt;
+    names.push_back(std::move(name->text));
+    i = name->end;
   }
   return names;
 }
