@@ -428,14 +428,13 @@ void IcmpEchoRelay::on_poll(uv_poll_t* handle, int status, int /*events*/) {
   }
   if (s->ping) {
     self->read_ping_errors(s);
-    if (s->owner != nullptr) self->read_ping(s);
+    self->read_datagrams(s, &IcmpEchoRelay::handle_ping_datagram);
   } else {
-    self->read_raw(s);
+    self->read_datagrams(s, &IcmpEchoRelay::handle_raw_datagram);
   }
 }
 
-void IcmpEchoRelay::read_ping(Socket* s) {
-  const IcmpTypes& types = types_of(s->v6);
+void IcmpEchoRelay::read_datagrams(Socket* s, DatagramHandler handle) {
   for (int i = 0; i < kMaxReadsPerWakeup && s->owner != nullptr; ++i) {
     sockaddr_storage from{};
     socklen_t from_len = sizeof from;
@@ -444,29 +443,35 @@ void IcmpEchoRelay::read_ping(Socket* s) {
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       // A pending socket error (e.g. EHOSTUNREACH) is returned once by a
-      // plain read; its details are on the error queue, read separately.
+      // plain read; a ping socket's details are on its error queue, read
+      // separately.
       continue;
     }
-    const wire::Bytes pkt(rx_buf_.data(), static_cast<size_t>(n));
-    const auto msg = wire::AnyIcmpMessage::parse(pkt);
     IpAddr from_addr;
     uint16_t unused_port = 0;
-    if (!msg || msg->type() != types.echo_reply ||
-        !from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &from_addr, &unused_port) ||
-        from_addr.v6 != s->v6) {
-      spdlog::trace("icmp relay: unexpected {}-byte datagram on ping socket", pkt.size());
-      stats_.dropped++;
-      continue;
-    }
-    IcmpEchoReply reply;
-    reply.from = from_addr;
-    reply.guest = s->guest;
-    reply.id = s->id;  // the kernel's id is the socket's port; restore the guest's
-    reply.seq = msg->echo_seq();
-    reply.payload.assign(msg->payload().begin(), msg->payload().end());
-    stats_.replies++;
-    if (on_reply_) on_reply_(reply);
+    const bool known =
+        from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &from_addr, &unused_port);
+    (this->*handle)(s, wire::Bytes(rx_buf_.data(), static_cast<size_t>(n)),
+                    known ? std::optional<IpAddr>(from_addr) : std::nullopt);
   }
+}
+
+void IcmpEchoRelay::handle_ping_datagram(Socket* s, wire::Bytes datagram,
+                                         const std::optional<IpAddr>& from) {
+  const auto msg = wire::AnyIcmpMessage::parse(datagram);
+  if (!msg || msg->type() != types_of(s->v6).echo_reply || !from || from->v6 != s->v6) {
+    spdlog::trace("icmp relay: unexpected {}-byte datagram on ping socket", datagram.size());
+    stats_.dropped++;
+    return;
+  }
+  IcmpEchoReply reply;
+  reply.from = *from;
+  reply.guest = s->guest;
+  reply.id = s->id;  // the kernel's id is the socket's port; restore the guest's
+  reply.seq = msg->echo_seq();
+  reply.payload.assign(msg->payload().begin(), msg->payload().end());
+  stats_.replies++;
+  if (on_reply_) on_reply_(reply);
 }
 
 void IcmpEchoRelay::read_ping_errors(Socket* s) {
@@ -499,7 +504,8 @@ void IcmpEchoRelay::read_ping_errors(Socket* s) {
     // The data is the start of our own request as quoted by the error: at
     // least the 8-byte ICMP header, which holds the seq. Only the errors the
     // raw sockets' filters let through are reported, in both modes.
-    const auto request = wire::AnyIcmpMessage::parse(wire::Bytes(rx_buf_.data(), static_cast<size_t>(n)));
+    const auto request =
+        wire::AnyIcmpMessage::parse(wire::Bytes(rx_buf_.data(), static_cast<size_t>(n)));
     if (!have_ee || ee.ee_origin != origin || !request ||
         (ee.ee_type != types.dest_unreachable && ee.ee_type != types.time_exceeded)) {
       spdlog::trace("icmp relay: ignored error-queue entry (origin {}, type {}, errno {})",
@@ -514,26 +520,12 @@ void IcmpEchoRelay::read_ping_errors(Socket* s) {
   }
 }
 
-void IcmpEchoRelay::read_raw(Socket* s) {
-  for (int i = 0; i < kMaxReadsPerWakeup && s->owner != nullptr; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof from;
-    const ssize_t n = ::recvfrom(s->fd, rx_buf_.data(), rx_buf_.size(), MSG_DONTWAIT,
-                                 reinterpret_cast<sockaddr*>(&from), &from_len);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      continue;  // a pending socket error, returned once; read on
-    }
-    const wire::Bytes packet(rx_buf_.data(), static_cast<size_t>(n));
-    if (!s->v6) {
-      handle_raw_packet(packet);
-      continue;
-    }
-    IpAddr src;
-    uint16_t unused_port = 0;
-    if (from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &src, &unused_port) && src.v6) {
-      handle_raw_packet6(src.v6addr, packet);
-    }
+void IcmpEchoRelay::handle_raw_datagram(Socket* s, wire::Bytes datagram,
+                                        const std::optional<IpAddr>& from) {
+  if (!s->v6) {
+    handle_raw_packet(datagram);
+  } else if (from && from->v6) {
+    handle_raw_packet6(from->v6addr, datagram);
   }
 }
 
@@ -556,8 +548,8 @@ void IcmpEchoRelay::complete_reply(const IpAddr& from, const wire::AnyIcmpMessag
 
 // A raw socket's error quoting our echo request to `dst`: reported if that
 // request is outstanding.
-void IcmpEchoRelay::complete_error(const IpAddr& dst, const wire::AnyIcmpMessage& request, uint8_t type,
-                                   uint8_t code) {
+void IcmpEchoRelay::complete_error(const IpAddr& dst, const wire::AnyIcmpMessage& request,
+                                   uint8_t type, uint8_t code) {
   const PendingKey key{key_of(dst), request.echo_id(), request.echo_seq()};
   auto it = pending_.find(key);
   if (it == pending_.end()) return;
