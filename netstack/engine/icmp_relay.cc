@@ -66,6 +66,14 @@ int open_icmp_socket(bool v6, int type) {
   return fd >= 0 ? fd : -errno;
 }
 
+// Whether an IPv4 ICMP socket of the type can be opened: 0, or the errno.
+int probe_icmp_socket(int type) {
+  const int fd = open_icmp_socket(false, type);
+  if (fd < 0) return -fd;
+  ::close(fd);
+  return 0;
+}
+
 bool is_unreachable_errno(int err) { return err == ENETUNREACH || err == EHOSTUNREACH; }
 
 socklen_t sockaddr_len(bool v6) { return v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in); }
@@ -109,26 +117,16 @@ IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoR
   // both families: the same ping_group_range and CAP_NET_RAW govern IPv6.
   int ping_err = 0, raw_err = 0;
   if (mode == Mode::kAuto || mode == Mode::kPingSocket) {
-    int fd = open_icmp_socket(false, SOCK_DGRAM);
-    if (fd >= 0) {
-      ::close(fd);
-      mode_ = Mode::kPingSocket;
-    } else {
-      ping_err = -fd;
-    }
+    ping_err = probe_icmp_socket(SOCK_DGRAM);
+    if (ping_err == 0) mode_ = Mode::kPingSocket;
   }
   const bool try_raw =
       mode == Mode::kRaw || (mode == Mode::kAuto && mode_ == Mode::kAuto &&
                              (ping_err == EACCES || ping_err == EPERM ||
                               ping_err == EPROTONOSUPPORT || ping_err == ESOCKTNOSUPPORT));
   if (try_raw) {
-    int fd = open_icmp_socket(false, SOCK_RAW);
-    if (fd >= 0) {
-      ::close(fd);
-      mode_ = Mode::kRaw;
-    } else {
-      raw_err = -fd;
-    }
+    raw_err = probe_icmp_socket(SOCK_RAW);
+    if (raw_err == 0) mode_ = Mode::kRaw;
   }
   if (mode_ == Mode::kAuto) {
     if (ping_err != 0) {
