@@ -8,10 +8,6 @@
 
 namespace slipway::dns {
 
-namespace {
-constexpr size_t kMaxMessage = 65535;
-}  // namespace
-
 // ------------------------------------------------------------------ Timer
 
 Timer::Timer(uv_loop_t* loop, std::function<void()> fn) : box_(new Box{}) {
@@ -64,10 +60,7 @@ Exchange* Exchange::start(uv_loop_t* loop, const ResolvedUpstream& server, Trans
   e->expected_ = std::move(expected);
   e->done_ = std::move(done);
   if (transport == Transport::kTcp) {
-    e->query_.reserve(query.size() + 2);
-    e->query_.push_back(std::byte(query.size() >> 8));
-    e->query_.push_back(std::byte(query.size() & 0xff));
-    e->query_.insert(e->query_.end(), query.begin(), query.end());
+    e->query_ = tcp_framed(query);
   } else {
     e->query_ = std::move(query);
   }

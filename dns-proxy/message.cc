@@ -5,12 +5,17 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cassert>
+#include <iterator>
 
 namespace slipway::dns {
 
 using wire::load16;
 using wire::load32;
 using wire::load8;
+using wire::store16;
+using wire::store32;
+using wire::store8;
 
 namespace {
 
@@ -18,19 +23,6 @@ namespace {
 constexpr int kMaxJumps = 128;
 
 char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-void put16(std::vector<std::byte>& out, uint16_t v) {
-  out.push_back(std::byte(v >> 8));
-  out.push_back(std::byte(v & 0xff));
-}
-void put32(std::vector<std::byte>& out, uint32_t v) {
-  put16(out, static_cast<uint16_t>(v >> 16));
-  put16(out, static_cast<uint16_t>(v & 0xffff));
-}
-void put_string(std::vector<std::byte>& out, std::string_view s) {
-  for (char c : s) out.push_back(static_cast<std::byte>(c));
-}
-void set16(std::vector<std::byte>& out, size_t off, uint16_t v) { wire::store16(out, off, v); }
 
 // Skips one resource record at `off`; returns the offset after it, and the
 // offsets the caller may need.
@@ -74,14 +66,25 @@ std::optional<Question> read_question(Bytes msg, size_t off, size_t& end) {
   return q;
 }
 
-void put_header(std::vector<std::byte>& out, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an,
-                uint16_t ns, uint16_t ar) {
-  put16(out, id);
-  put16(out, flags);
-  put16(out, qd);
-  put16(out, an);
-  put16(out, ns);
-  put16(out, ar);
+// The header (RFC 1035 §4.1.1) is six 16-bit fields, in this order from
+// offset 0; Header::parse() and put_header() both follow this table.
+constexpr uint16_t Header::*kHeaderFields[] = {&Header::id,      &Header::flags,   &Header::qdcount,
+                                               &Header::ancount, &Header::nscount, &Header::arcount};
+static_assert(std::size(kHeaderFields) * 2 == kHeaderSize);
+
+void put_header(std::vector<std::byte>& out, const Header& header) {
+  wire::MutBytes h = wire::grow(out, kHeaderSize);
+  for (size_t i = 0; i < std::size(kHeaderFields); ++i) store16(h, 2 * i, header.*kHeaderFields[i]);
+}
+
+// A question (RFC 1035 §4.1.2): the name (wire form), then type(0) and
+// class(2).
+void put_question(std::vector<std::byte>& out, const Question& q) {
+  const auto name = std::as_bytes(std::span(q.name));
+  out.insert(out.end(), name.begin(), name.end());
+  wire::MutBytes t = wire::grow(out, 4);
+  store16(t, 0, q.qtype);
+  store16(t, 2, q.qclass);
 }
 
 uint16_t answer_flags(const Header& q, Rcode rcode, bool aa) {
@@ -97,12 +100,7 @@ uint16_t answer_flags(const Header& q, Rcode rcode, bool aa) {
 std::optional<Header> Header::parse(Bytes msg) {
   if (msg.size() < kHeaderSize) return std::nullopt;
   Header h;
-  h.id = load16(msg, 0);
-  h.flags = load16(msg, 2);
-  h.qdcount = load16(msg, 4);
-  h.ancount = load16(msg, 6);
-  h.nscount = load16(msg, 8);
-  h.arcount = load16(msg, 10);
+  for (size_t i = 0; i < std::size(kHeaderFields); ++i) h.*kHeaderFields[i] = load16(msg, 2 * i);
   return h;
 }
 
@@ -116,7 +114,7 @@ std::optional<DecodedName> read_name(Bytes msg, size_t off) {
     uint8_t len = load8(msg, pos);
     if ((len & 0xc0) == 0xc0) {
       if (pos + 1 >= msg.size()) return std::nullopt;
-      size_t target = static_cast<size_t>(((len & 0x3f) << 8) | load8(msg, pos + 1));
+      size_t target = load16(msg, pos) & 0x3fffu;
       // Only backwards, and never into the header: loops are impossible.
       if (target >= pos || target < kHeaderSize || ++jumps > kMaxJumps) return std::nullopt;
       if (!jumped) out.end = pos + 2;
@@ -321,37 +319,43 @@ std::vector<std::byte> build_answer(const Query& query, Rcode rcode, bool author
                                     std::span<const Record> answers) {
   std::vector<std::byte> out;
   out.reserve(kHeaderSize + query.question.name.size() + 4 + answers.size() * 28 + 11);
-  put_header(out, query.header.id, answer_flags(query.header, rcode, authoritative), 1,
-             static_cast<uint16_t>(answers.size()), 0, query.edns ? 1 : 0);
-  put_string(out, query.question.name);
-  put16(out, query.question.qtype);
-  put16(out, query.question.qclass);
+  put_header(out, Header{.id = query.header.id,
+                         .flags = answer_flags(query.header, rcode, authoritative),
+                         .qdcount = 1,
+                         .ancount = static_cast<uint16_t>(answers.size()),
+                         .arcount = static_cast<uint16_t>(query.edns ? 1 : 0)});
+  put_question(out, query.question);
   for (const Record& r : answers) {
-    put16(out, 0xc000 | kHeaderSize);  // the question name
-    put16(out, r.type);
-    put16(out, query.question.qclass);
-    put32(out, r.ttl);
-    put16(out, static_cast<uint16_t>(r.rdata.size()));
+    // RFC 1035 §4.1.3: owner (a pointer to the question name), type(2)
+    // class(4) TTL(6) rdlength(10), rdata(12).
+    wire::MutBytes rr = wire::grow(out, 12);
+    store16(rr, 0, 0xc000 | kHeaderSize);
+    store16(rr, 2, r.type);
+    store16(rr, 4, query.question.qclass);
+    store32(rr, 6, r.ttl);
+    store16(rr, 10, static_cast<uint16_t>(r.rdata.size()));
     out.insert(out.end(), r.rdata.begin(), r.rdata.end());
   }
   if (query.edns) {
-    out.push_back(std::byte{0});  // root owner
-    put16(out, rrtype::kOpt);
-    put16(out, kOwnEdnsUdpSize);
-    put32(out, query.edns->dnssec_ok ? 0x8000 : 0);
-    put16(out, 0);
+    // RFC 6891 §6.1.2: root owner(0), type OPT(1), our UDP size as the
+    // class(3), extended rcode, version and the DO flag as the TTL(5), no
+    // options (rdlength(9) 0).
+    wire::MutBytes opt = wire::grow(out, 11);
+    store8(opt, 0, 0);
+    store16(opt, 1, rrtype::kOpt);
+    store16(opt, 3, kOwnEdnsUdpSize);
+    store32(opt, 5, query.edns->dnssec_ok ? 0x8000 : 0);
+    store16(opt, 9, 0);
   }
   return out;
 }
 
 std::vector<std::byte> build_error(const Header& header, const Question* question, Rcode rcode) {
   std::vector<std::byte> out;
-  put_header(out, header.id, answer_flags(header, rcode, false), question ? 1 : 0, 0, 0, 0);
-  if (question) {
-    put_string(out, question->name);
-    put16(out, question->qtype);
-    put16(out, question->qclass);
-  }
+  put_header(out, Header{.id = header.id,
+                         .flags = answer_flags(header, rcode, false),
+                         .qdcount = static_cast<uint16_t>(question ? 1 : 0)});
+  if (question) put_question(out, *question);
   return out;
 }
 
@@ -363,21 +367,29 @@ std::vector<std::byte> truncate_for_udp(std::span<const std::byte> response, siz
     // Not even a question to echo: the header alone, TC set, nothing else.
     out.assign(response.begin(), response.begin() + static_cast<ptrdiff_t>(std::min(response.size(), kHeaderSize)));
     if (out.size() < kHeaderSize) return out;
-    set16(out, 2, static_cast<uint16_t>(load16(out, 2) | kFlagTc));
-    for (size_t off = 4; off < kHeaderSize; off += 2) set16(out, off, 0);
+    store16(out, 2, static_cast<uint16_t>(load16(out, 2) | kFlagTc));
+    for (size_t off = 4; off < kHeaderSize; off += 2) store16(out, off, 0);
     return out;
   }
   out.assign(response.begin(), response.begin() + static_cast<ptrdiff_t>(info->question_end));
-  set16(out, 2, static_cast<uint16_t>(info->header.flags | kFlagTc));
-  set16(out, 6, 0);
-  set16(out, 8, 0);
-  set16(out, 10, 0);
+  store16(out, 2, static_cast<uint16_t>(info->header.flags | kFlagTc));
+  store16(out, 6, 0);
+  store16(out, 8, 0);
+  store16(out, 10, 0);
   if (info->opt_offset && response[*info->opt_offset] == std::byte{0} &&
       out.size() + info->opt_size <= limit) {
     auto opt = response.subspan(*info->opt_offset, info->opt_size);
     out.insert(out.end(), opt.begin(), opt.end());
-    set16(out, 10, 1);
+    store16(out, 10, 1);
   }
+  return out;
+}
+
+std::vector<std::byte> tcp_framed(Bytes msg) {
+  assert(msg.size() <= kMaxMessage);
+  std::vector<std::byte> out(2 + msg.size());
+  store16(out, 0, static_cast<uint16_t>(msg.size()));
+  std::copy(msg.begin(), msg.end(), out.begin() + 2);
   return out;
 }
 

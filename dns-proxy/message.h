@@ -36,6 +36,8 @@ using Bytes = std::span<const std::byte>;
 constexpr size_t kHeaderSize = 12;
 constexpr size_t kMaxNameWire = 255;
 constexpr size_t kClassicUdpSize = 512;
+// The largest message: what a UDP payload or a TCP length prefix can hold.
+constexpr size_t kMaxMessage = 65535;
 // The UDP payload size the proxy advertises in its own EDNS0 answers
 // (the DNS flag day 2020 recommendation).
 constexpr uint16_t kOwnEdnsUdpSize = 1232;
@@ -167,6 +169,10 @@ std::vector<std::byte> build_error(const Header& header, const Question* questio
 // header with TC=1 and the question (and the OPT record, if any), no other
 // records, so that the client retries over TCP.
 std::vector<std::byte> truncate_for_udp(std::span<const std::byte> response, size_t limit);
+
+// DNS over TCP (RFC 1035 §4.2.2): `msg` (at most kMaxMessage bytes)
+// preceded by its length, two bytes big-endian.
+std::vector<std::byte> tcp_framed(Bytes msg);
 
 // The address literal as rdata: 4 bytes (A) or 16 bytes (AAAA).
 struct AddressRdata {

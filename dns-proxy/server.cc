@@ -10,7 +10,7 @@
 namespace slipway::dns {
 
 namespace {
-constexpr size_t kMaxFrame = 2 + 65535;
+constexpr size_t kMaxFrame = 2 + kMaxMessage;
 constexpr size_t kReadBuffer = kMaxFrame + 16 * 1024;
 
 struct Conn;
@@ -171,12 +171,9 @@ void Conn::process() {
 
 void Conn::write(std::vector<std::byte> reply) {
   if (closing) return;
-  if (reply.size() > 65535) return;  // cannot be framed; the proxy never makes one
+  if (reply.size() > kMaxMessage) return;  // cannot be framed; the proxy never makes one
   auto* w = new WriteReq{};
-  w->buf.reserve(reply.size() + 2);
-  w->buf.push_back(std::byte(reply.size() >> 8));
-  w->buf.push_back(std::byte(reply.size() & 0xff));
-  w->buf.insert(w->buf.end(), reply.begin(), reply.end());
+  w->buf = tcp_framed(reply);
   w->conn = weak_from_this();
   w->req.data = w;
   backlog += w->buf.size();

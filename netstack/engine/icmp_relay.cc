@@ -1,13 +1,17 @@
 // ICMP echo relay; see icmp_relay.h for the theory of operation.
 //
 // Packet bytes (what we send, what the raw sockets and the error queues hand
-// back) are read and written with the wire/ big-endian helpers and bounds
-// checks; only kernel-defined control structures (sock_extended_err) are
-// copied out with memcpy.
+// back) are written with wire/'s emitters and read through its checked
+// views: IPv4 packets with Ipv4Packet (parse for what a raw socket receives,
+// parse_quoted for the request an error quotes), quoted IPv6 packets with
+// Ipv6Packet::parse_quoted and upper_layer(), ICMP and ICMPv6 messages alike
+// with AnyIcmpMessage. Only kernel-defined control structures
+// (sock_extended_err) are copied out with memcpy.
 #include "netstack/engine/icmp_relay.h"
 
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/icmpv6.h"
+#include "netstack/wire/ipv4.h"
 #include "netstack/wire/ipv6.h"
 
 #include <arpa/inet.h>
@@ -27,12 +31,6 @@
 namespace slipway::engine {
 namespace {
 
-constexpr uint8_t kCodeNetUnreachable = 0;
-constexpr uint8_t kCodeHostUnreachable = 1;
-constexpr size_t kIcmpHeaderSize = 8;  // ICMP and ICMPv6 alike
-constexpr size_t kIpv4MinHeader = 20;
-constexpr uint8_t kProtoIcmp = 1;
-constexpr size_t kIpv6FragmentHeaderSize = 8;
 constexpr size_t kRxBufferSize = 65536;  // the largest IPv4 datagram, IP header included
 
 // The family's echo request, echo reply and the two errors we report.
@@ -49,17 +47,13 @@ const IcmpTypes& types_of(bool v6) { return v6 ? kIcmp6 : kIcmp4; }
 // in the ICMPv6 checksum (it covers the pseudo-header, whose source address
 // only the kernel knows), on ping and raw sockets alike.
 std::vector<std::byte> build_echo_request(bool v6, uint16_t id, uint16_t seq, wire::Bytes payload) {
-  std::vector<std::byte> pkt(kIcmpHeaderSize + payload.size());
+  std::vector<std::byte> pkt(wire::AnyIcmpMessage::kHeaderLen + payload.size());
   const uint32_t rest = (uint32_t{id} << 16) | seq;
-  if (!v6) {
+  if (v6) {
+    wire::emit_icmp_unchecksummed(pkt, wire::icmpv6type::kEchoRequest, 0, rest, payload);
+  } else {
     wire::emit_icmp(pkt, wire::icmptype::kEchoRequest, 0, rest, payload);
-    return pkt;
   }
-  wire::store8(pkt, 0, wire::icmpv6type::kEchoRequest);
-  wire::store8(pkt, 1, 0);
-  wire::store16(pkt, 2, 0);
-  wire::store32(pkt, 4, rest);
-  std::copy(payload.begin(), payload.end(), pkt.begin() + kIcmpHeaderSize);
   return pkt;
 }
 
@@ -72,52 +66,15 @@ int open_icmp_socket(bool v6, int type) {
   return fd >= 0 ? fd : -errno;
 }
 
+// Whether an IPv4 ICMP socket of the type can be opened: 0, or the errno.
+int probe_icmp_socket(int type) {
+  const int fd = open_icmp_socket(false, type);
+  if (fd < 0) return -fd;
+  ::close(fd);
+  return 0;
+}
+
 bool is_unreachable_errno(int err) { return err == ENETUNREACH || err == EHOSTUNREACH; }
-
-// A view of an IPv4 packet carrying ICMP: header checked, payload bounded.
-struct Ipv4Icmp {
-  wire::Ipv4Addr src, dst;
-  wire::Bytes icmp;
-};
-std::optional<Ipv4Icmp> parse_ipv4_icmp(wire::Bytes p, bool allow_truncated) {
-  if (p.size() < kIpv4MinHeader) return std::nullopt;
-  const uint8_t vihl = wire::load8(p, 0);
-  const size_t ihl = size_t{vihl & 0x0fu} * 4;
-  if ((vihl >> 4) != 4 || ihl < kIpv4MinHeader || ihl > p.size()) return std::nullopt;
-  if (wire::load8(p, 9) != kProtoIcmp) return std::nullopt;
-  size_t total = wire::load16(p, 2);
-  if (total < ihl) return std::nullopt;
-  if (total > p.size()) {
-    // A quoted packet inside an ICMP error is cut short by design.
-    if (!allow_truncated) return std::nullopt;
-    total = p.size();
-  }
-  return Ipv4Icmp{wire::Ipv4Addr::load(p, 12), wire::Ipv4Addr::load(p, 16),
-                  p.subspan(ihl, total - ihl)};
-}
-
-// The IPv6 packet quoted by an ICMPv6 error, if it is one of ours: our
-// requests carry no extension headers, except a fragment header when the
-// host fragmented a large one (then only the first fragment holds the
-// ICMPv6 header). The quote is usually cut short, so the payload length is
-// not checked against it.
-struct QuotedIcmpv6 {
-  wire::Ipv6Addr dst;
-  wire::Bytes icmp;
-};
-std::optional<QuotedIcmpv6> parse_quoted_ipv6_icmp(wire::Bytes p) {
-  if (p.size() < wire::Ipv6Header::kLen || (wire::load8(p, 0) >> 4) != 6) return std::nullopt;
-  uint8_t next = wire::load8(p, 6);
-  size_t off = wire::Ipv6Header::kLen;
-  if (next == wire::ipproto::kIpv6Frag) {
-    if (p.size() < off + kIpv6FragmentHeaderSize) return std::nullopt;
-    if ((wire::load16(p, off + 2) & 0xfff8) != 0) return std::nullopt;  // not the first fragment
-    next = wire::load8(p, off);
-    off += kIpv6FragmentHeaderSize;
-  }
-  if (next != wire::ipproto::kIcmpv6 || p.size() < off + kIcmpHeaderSize) return std::nullopt;
-  return QuotedIcmpv6{wire::Ipv6Addr::load(p, 24), p.subspan(off)};
-}
 
 socklen_t sockaddr_len(bool v6) { return v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in); }
 
@@ -160,26 +117,16 @@ IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoR
   // both families: the same ping_group_range and CAP_NET_RAW govern IPv6.
   int ping_err = 0, raw_err = 0;
   if (mode == Mode::kAuto || mode == Mode::kPingSocket) {
-    int fd = open_icmp_socket(false, SOCK_DGRAM);
-    if (fd >= 0) {
-      ::close(fd);
-      mode_ = Mode::kPingSocket;
-    } else {
-      ping_err = -fd;
-    }
+    ping_err = probe_icmp_socket(SOCK_DGRAM);
+    if (ping_err == 0) mode_ = Mode::kPingSocket;
   }
   const bool try_raw =
       mode == Mode::kRaw || (mode == Mode::kAuto && mode_ == Mode::kAuto &&
                              (ping_err == EACCES || ping_err == EPERM ||
                               ping_err == EPROTONOSUPPORT || ping_err == ESOCKTNOSUPPORT));
   if (try_raw) {
-    int fd = open_icmp_socket(false, SOCK_RAW);
-    if (fd >= 0) {
-      ::close(fd);
-      mode_ = Mode::kRaw;
-    } else {
-      raw_err = -fd;
-    }
+    raw_err = probe_icmp_socket(SOCK_RAW);
+    if (raw_err == 0) mode_ = Mode::kRaw;
   }
   if (mode_ == Mode::kAuto) {
     if (ping_err != 0) {
@@ -445,7 +392,7 @@ void IcmpEchoRelay::queue_local_error(const IpAddr& guest, const IpAddr& dst, ui
   if (dst.v6) {
     code = err == ENETUNREACH ? wire::icmpv6code::kNoRoute : wire::icmpv6code::kAddressUnreachable;
   } else {
-    code = err == ENETUNREACH ? kCodeNetUnreachable : kCodeHostUnreachable;
+    code = err == ENETUNREACH ? wire::icmpcode::kNetUnreachable : wire::icmpcode::kHostUnreachable;
   }
   local_errors_.push_back(IcmpError{guest, dst, id, seq, types_of(dst.v6).dest_unreachable, code});
   uv_idle_start(idle_, &IcmpEchoRelay::on_idle);
@@ -479,14 +426,13 @@ void IcmpEchoRelay::on_poll(uv_poll_t* handle, int status, int /*events*/) {
   }
   if (s->ping) {
     self->read_ping_errors(s);
-    if (s->owner != nullptr) self->read_ping(s);
+    self->read_datagrams(s, &IcmpEchoRelay::handle_ping_datagram);
   } else {
-    self->read_raw(s);
+    self->read_datagrams(s, &IcmpEchoRelay::handle_raw_datagram);
   }
 }
 
-void IcmpEchoRelay::read_ping(Socket* s) {
-  const IcmpTypes& types = types_of(s->v6);
+void IcmpEchoRelay::read_datagrams(Socket* s, DatagramHandler handle) {
   for (int i = 0; i < kMaxReadsPerWakeup && s->owner != nullptr; ++i) {
     sockaddr_storage from{};
     socklen_t from_len = sizeof from;
@@ -495,28 +441,35 @@ void IcmpEchoRelay::read_ping(Socket* s) {
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       // A pending socket error (e.g. EHOSTUNREACH) is returned once by a
-      // plain read; its details are on the error queue, read separately.
+      // plain read; a ping socket's details are on its error queue, read
+      // separately.
       continue;
     }
-    const wire::Bytes pkt(rx_buf_.data(), static_cast<size_t>(n));
     IpAddr from_addr;
     uint16_t unused_port = 0;
-    if (pkt.size() < kIcmpHeaderSize || wire::load8(pkt, 0) != types.echo_reply ||
-        !from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &from_addr, &unused_port) ||
-        from_addr.v6 != s->v6) {
-      spdlog::trace("icmp relay: unexpected {}-byte datagram on ping socket", pkt.size());
-      stats_.dropped++;
-      continue;
-    }
-    IcmpEchoReply reply;
-    reply.from = from_addr;
-    reply.guest = s->guest;
-    reply.id = s->id;  // the kernel's id is the socket's port; restore the guest's
-    reply.seq = wire::load16(pkt, 6);
-    reply.payload.assign(pkt.begin() + kIcmpHeaderSize, pkt.end());
-    stats_.replies++;
-    if (on_reply_) on_reply_(reply);
+    const bool known =
+        from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &from_addr, &unused_port);
+    (this->*handle)(s, wire::Bytes(rx_buf_.data(), static_cast<size_t>(n)),
+                    known ? std::optional<IpAddr>(from_addr) : std::nullopt);
   }
+}
+
+void IcmpEchoRelay::handle_ping_datagram(Socket* s, wire::Bytes datagram,
+                                         const std::optional<IpAddr>& from) {
+  const auto msg = wire::AnyIcmpMessage::parse(datagram);
+  if (!msg || msg->type() != types_of(s->v6).echo_reply || !from || from->v6 != s->v6) {
+    spdlog::trace("icmp relay: unexpected {}-byte datagram on ping socket", datagram.size());
+    stats_.dropped++;
+    return;
+  }
+  IcmpEchoReply reply;
+  reply.from = *from;
+  reply.guest = s->guest;
+  reply.id = s->id;  // the kernel's id is the socket's port; restore the guest's
+  reply.seq = msg->echo_seq();
+  reply.payload.assign(msg->payload().begin(), msg->payload().end());
+  stats_.replies++;
+  if (on_reply_) on_reply_(reply);
 }
 
 void IcmpEchoRelay::read_ping_errors(Socket* s) {
@@ -549,8 +502,9 @@ void IcmpEchoRelay::read_ping_errors(Socket* s) {
     // The data is the start of our own request as quoted by the error: at
     // least the 8-byte ICMP header, which holds the seq. Only the errors the
     // raw sockets' filters let through are reported, in both modes.
-    const wire::Bytes quoted(rx_buf_.data(), static_cast<size_t>(n));
-    if (!have_ee || ee.ee_origin != origin || quoted.size() < kIcmpHeaderSize ||
+    const auto request =
+        wire::AnyIcmpMessage::parse(wire::Bytes(rx_buf_.data(), static_cast<size_t>(n)));
+    if (!have_ee || ee.ee_origin != origin || !request ||
         (ee.ee_type != types.dest_unreachable && ee.ee_type != types.time_exceeded)) {
       spdlog::trace("icmp relay: ignored error-queue entry (origin {}, type {}, errno {})",
                     have_ee ? ee.ee_origin : 0, have_ee ? ee.ee_type : 0,
@@ -558,39 +512,25 @@ void IcmpEchoRelay::read_ping_errors(Socket* s) {
       stats_.dropped++;
       continue;
     }
-    IcmpError e{s->guest, s->dst, s->id, wire::load16(quoted, 6), ee.ee_type, ee.ee_code};
+    IcmpError e{s->guest, s->dst, s->id, request->echo_seq(), ee.ee_type, ee.ee_code};
     stats_.errors++;
     if (on_error_) on_error_(e);
   }
 }
 
-void IcmpEchoRelay::read_raw(Socket* s) {
-  for (int i = 0; i < kMaxReadsPerWakeup && s->owner != nullptr; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof from;
-    const ssize_t n = ::recvfrom(s->fd, rx_buf_.data(), rx_buf_.size(), MSG_DONTWAIT,
-                                 reinterpret_cast<sockaddr*>(&from), &from_len);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      continue;  // a pending socket error, returned once; read on
-    }
-    const wire::Bytes packet(rx_buf_.data(), static_cast<size_t>(n));
-    if (!s->v6) {
-      handle_raw_packet(packet);
-      continue;
-    }
-    IpAddr src;
-    uint16_t unused_port = 0;
-    if (from_sockaddr(reinterpret_cast<const sockaddr*>(&from), &src, &unused_port) && src.v6) {
-      handle_raw_packet6(src.v6addr, packet);
-    }
+void IcmpEchoRelay::handle_raw_datagram(Socket* s, wire::Bytes datagram,
+                                        const std::optional<IpAddr>& from) {
+  if (!s->v6) {
+    handle_raw_packet(datagram);
+  } else if (from && from->v6) {
+    handle_raw_packet6(from->v6addr, datagram);
   }
 }
 
 // A raw socket's echo reply from `from`: reported if it answers an
 // outstanding request (matched on source, id and seq).
-void IcmpEchoRelay::complete_reply(const IpAddr& from, wire::Bytes icmp) {
-  const PendingKey key{key_of(from), wire::load16(icmp, 4), wire::load16(icmp, 6)};
+void IcmpEchoRelay::complete_reply(const IpAddr& from, const wire::AnyIcmpMessage& echo_reply) {
+  const PendingKey key{key_of(from), echo_reply.echo_id(), echo_reply.echo_seq()};
   auto it = pending_.find(key);
   if (it == pending_.end()) return;
   IcmpEchoReply reply;
@@ -598,16 +538,17 @@ void IcmpEchoRelay::complete_reply(const IpAddr& from, wire::Bytes icmp) {
   reply.guest = it->second.guest;
   reply.id = key.id;
   reply.seq = key.seq;
-  reply.payload.assign(icmp.begin() + kIcmpHeaderSize, icmp.end());
+  reply.payload.assign(echo_reply.payload().begin(), echo_reply.payload().end());
   pending_.erase(it);
   stats_.replies++;
   if (on_reply_) on_reply_(reply);
 }
 
-// A raw socket's error quoting our request to `dst` (`quoted`: its ICMP
-// header on): reported if that request is outstanding.
-void IcmpEchoRelay::complete_error(const IpAddr& dst, wire::Bytes quoted, uint8_t type, uint8_t code) {
-  const PendingKey key{key_of(dst), wire::load16(quoted, 4), wire::load16(quoted, 6)};
+// A raw socket's error quoting our echo request to `dst`: reported if that
+// request is outstanding.
+void IcmpEchoRelay::complete_error(const IpAddr& dst, const wire::AnyIcmpMessage& request,
+                                   uint8_t type, uint8_t code) {
+  const PendingKey key{key_of(dst), request.echo_id(), request.echo_seq()};
   auto it = pending_.find(key);
   if (it == pending_.end()) return;
   IcmpError e{it->second.guest, dst, key.id, key.seq, type, code};
@@ -619,44 +560,46 @@ void IcmpEchoRelay::complete_error(const IpAddr& dst, wire::Bytes quoted, uint8_
 void IcmpEchoRelay::handle_raw_packet(wire::Bytes packet) {
   // Everything here is traffic addressed to the host: most of it is not
   // ours, so a mismatch is ignored rather than counted.
-  auto outer = parse_ipv4_icmp(packet, false);
-  if (!outer || outer->icmp.size() < kIcmpHeaderSize) return;
-  const wire::Bytes icmp = outer->icmp;
-  const uint8_t type = wire::load8(icmp, 0);
-  const uint8_t code = wire::load8(icmp, 1);
+  const auto outer = wire::Ipv4Packet::parse(packet);
+  if (!outer || outer->protocol() != wire::ipproto::kIcmp) return;
+  const auto icmp = wire::AnyIcmpMessage::parse(outer->payload());
+  if (!icmp) return;
 
-  if (type == kIcmp4.echo_reply) {
-    complete_reply(outer->src, icmp);
+  if (icmp->type() == kIcmp4.echo_reply) {
+    complete_reply(outer->src(), *icmp);
     return;
   }
-  if (type != kIcmp4.dest_unreachable && type != kIcmp4.time_exceeded) return;
+  if (icmp->type() != kIcmp4.dest_unreachable && icmp->type() != kIcmp4.time_exceeded) return;
   // An error quotes the offending IP header and the first 8 bytes after it:
   // our echo request's type, code, checksum, id and seq.
-  auto inner = parse_ipv4_icmp(icmp.subspan(kIcmpHeaderSize), true);
-  if (!inner || inner->icmp.size() < kIcmpHeaderSize ||
-      wire::load8(inner->icmp, 0) != kIcmp4.echo_request) {
-    return;
-  }
-  complete_error(inner->dst, inner->icmp, type, code);
+  const auto inner = wire::Ipv4Packet::parse_quoted(icmp->payload());
+  if (!inner || inner->protocol() != wire::ipproto::kIcmp) return;
+  const auto request = wire::AnyIcmpMessage::parse(inner->payload());
+  if (!request || request->type() != kIcmp4.echo_request) return;
+  complete_error(inner->dst(), *request, icmp->type(), icmp->code());
 }
 
-void IcmpEchoRelay::handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes icmp) {
+void IcmpEchoRelay::handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes packet) {
   // As for IPv4, but the kernel hands us the ICMPv6 message alone (its
   // checksum already verified) and the source separately.
-  if (icmp.size() < kIcmpHeaderSize) return;
-  const uint8_t type = wire::load8(icmp, 0);
-  const uint8_t code = wire::load8(icmp, 1);
+  const auto icmp = wire::AnyIcmpMessage::parse(packet);
+  if (!icmp) return;
 
-  if (type == kIcmp6.echo_reply) {
-    complete_reply(src, icmp);
+  if (icmp->type() == kIcmp6.echo_reply) {
+    complete_reply(src, *icmp);
     return;
   }
-  if (type != kIcmp6.dest_unreachable && type != kIcmp6.time_exceeded) return;
+  if (icmp->type() != kIcmp6.dest_unreachable && icmp->type() != kIcmp6.time_exceeded) return;
   // The error quotes as much of our request as fits in 1280 bytes, from its
-  // IPv6 header on (RFC 4443 §3.1, §3.3).
-  auto inner = parse_quoted_ipv6_icmp(icmp.subspan(kIcmpHeaderSize));
-  if (!inner || wire::load8(inner->icmp, 0) != kIcmp6.echo_request) return;
-  complete_error(inner->dst, inner->icmp, type, code);
+  // IPv6 header on (RFC 4443 §3.1, §3.3). Our requests carry no extension
+  // headers but a fragment header when the host fragmented a large one;
+  // only the first fragment holds the ICMPv6 header.
+  const auto inner = wire::Ipv6Packet::parse_quoted(icmp->payload());
+  const auto upper = inner ? inner->upper_layer() : std::nullopt;
+  if (!upper || upper->protocol != wire::ipproto::kIcmpv6 || upper->fragment_offset != 0) return;
+  const auto request = wire::AnyIcmpMessage::parse(upper->data);
+  if (!request || request->type() != kIcmp6.echo_request) return;
+  complete_error(inner->dst(), *request, icmp->type(), icmp->code());
 }
 
 void IcmpEchoRelay::expire(uint64_t now_ms) {

@@ -80,11 +80,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "netstack/engine/ip_addr.h"
 #include "netstack/wire/bytes.h"
+#include "netstack/wire/icmp.h"
 
 namespace slipway::engine {
 
@@ -196,13 +198,19 @@ class IcmpEchoRelay {
 
   static void on_poll(uv_poll_t* handle, int status, int events);
   static void on_idle(uv_idle_t* handle);
-  void read_ping(Socket* s);
+  // Reads at most kMaxReadsPerWakeup datagrams from s (while it is still
+  // ours) and hands each, with its source, to `handle`.
+  using DatagramHandler = void (IcmpEchoRelay::*)(Socket* s, wire::Bytes datagram,
+                                                  const std::optional<IpAddr>& from);
+  void read_datagrams(Socket* s, DatagramHandler handle);
+  void handle_ping_datagram(Socket* s, wire::Bytes datagram, const std::optional<IpAddr>& from);
+  void handle_raw_datagram(Socket* s, wire::Bytes datagram, const std::optional<IpAddr>& from);
   void read_ping_errors(Socket* s);
-  void read_raw(Socket* s);
-  void handle_raw_packet(wire::Bytes packet);                          // IPv4, IP header first
-  void handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes icmp);  // IPv6, ICMPv6 only
-  void complete_reply(const IpAddr& from, wire::Bytes icmp);
-  void complete_error(const IpAddr& dst, wire::Bytes quoted, uint8_t type, uint8_t code);
+  void handle_raw_packet(wire::Bytes packet);                            // IPv4, IP header first
+  void handle_raw_packet6(const wire::Ipv6Addr& src, wire::Bytes packet);  // IPv6, ICMPv6 only
+  void complete_reply(const IpAddr& from, const wire::AnyIcmpMessage& echo_reply);
+  void complete_error(const IpAddr& dst, const wire::AnyIcmpMessage& request, uint8_t type,
+                      uint8_t code);
 
   uv_loop_t* loop_;
   std::function<void(const IcmpEchoReply&)> on_reply_;

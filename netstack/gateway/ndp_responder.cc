@@ -11,6 +11,7 @@
 #include "netstack/wire/dhcp.h"
 #include "netstack/wire/dhcpv6.h"
 #include "netstack/wire/ethernet.h"
+#include "netstack/wire/frame.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/udp.h"

@@ -1,3 +1,4 @@
+// GuestMemory; see guest_memory.h for the theory of operation.
 #include "netstack/link/guest_memory.h"
 
 #include <sys/mman.h>
@@ -15,12 +16,7 @@ bool fits(uint64_t base, uint64_t size) { return size != 0 && base <= std::numer
 
 bool GuestMemory::add_region(uint64_t gpa, uint64_t size, uint64_t uaddr, std::byte* host) {
   if (regions_.size() >= kMaxRegions || host == nullptr || !fits(gpa, size) || !fits(uaddr, size)) return false;
-  Region r;
-  r.gpa = gpa;
-  r.size = size;
-  r.uaddr = uaddr;
-  r.host = host;
-  regions_.push_back(r);
+  regions_.push_back(Region{.gpa = gpa, .size = size, .uaddr = uaddr, .host = host});
   return true;
 }
 
@@ -34,14 +30,12 @@ std::optional<std::string> GuestMemory::map_fd(int fd, uint64_t gpa, uint64_t si
   size_t len = static_cast<size_t>(size + mmap_offset);
   void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
   if (p == MAP_FAILED) return std::string("mmap: ") + std::strerror(errno);
-  Region r;
-  r.gpa = gpa;
-  r.size = size;
-  r.uaddr = uaddr;
-  r.host = static_cast<std::byte*>(p) + mmap_offset;
-  r.map_base = p;
-  r.map_len = len;
-  regions_.push_back(r);
+  regions_.push_back(Region{.gpa = gpa,
+                            .size = size,
+                            .uaddr = uaddr,
+                            .host = static_cast<std::byte*>(p) + mmap_offset,
+                            .map_base = p,
+                            .map_len = len});
   return std::nullopt;
 }
 
@@ -51,22 +45,19 @@ void GuestMemory::clear() {
   regions_.clear();
 }
 
-std::byte* GuestMemory::translate_gpa(uint64_t gpa, uint64_t len) const {
+std::byte* GuestMemory::translate(uint64_t Region::*base, uint64_t addr, uint64_t len) const {
   for (const auto& r : regions_) {
-    if (gpa < r.gpa) continue;
-    uint64_t off = gpa - r.gpa;
+    if (addr < r.*base) continue;
+    uint64_t off = addr - r.*base;
     if (off < r.size && len <= r.size - off) return r.host + off;
   }
   return nullptr;
 }
 
+std::byte* GuestMemory::translate_gpa(uint64_t gpa, uint64_t len) const { return translate(&Region::gpa, gpa, len); }
+
 std::byte* GuestMemory::translate_uva(uint64_t uaddr, uint64_t len) const {
-  for (const auto& r : regions_) {
-    if (uaddr < r.uaddr) continue;
-    uint64_t off = uaddr - r.uaddr;
-    if (off < r.size && len <= r.size - off) return r.host + off;
-  }
-  return nullptr;
+  return translate(&Region::uaddr, uaddr, len);
 }
 
 const GuestMemory::Region* GuestMemory::region_of_gpa(uint64_t gpa) const {

@@ -62,6 +62,10 @@ class GuestMemory {
   size_t size() const { return regions_.size(); }
 
  private:
+  // [addr, addr + len) in the address space whose region bases are `base`
+  // (Region::gpa or Region::uaddr).
+  std::byte* translate(uint64_t Region::*base, uint64_t addr, uint64_t len) const;
+
   std::vector<Region> regions_;
 };
 

@@ -10,20 +10,13 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "netstack/wire/bytes.h"
+
 namespace slipway::link {
 namespace {
 
 constexpr size_t kFileBufferSize = size_t{1} << 20;
 constexpr auto kFlushInterval = std::chrono::seconds(1);
-
-// pcap headers are little-endian here; the magic tells readers so.
-void put_le16(std::byte* p, uint16_t v) {
-  p[0] = std::byte(v & 0xff);
-  p[1] = std::byte(v >> 8);
-}
-void put_le32(std::byte* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = std::byte((v >> (8 * i)) & 0xff);
-}
 
 }  // namespace
 
@@ -39,14 +32,15 @@ std::unique_ptr<PcapWriter> PcapWriter::open(const std::string& path) {
   }
   std::unique_ptr<PcapWriter> writer(new PcapWriter(path, file, std::move(buffer)));
 
+  // pcap headers are little-endian here; the magic tells readers so.
   std::array<std::byte, kGlobalHeaderSize> header{};
-  put_le32(&header[0], kMagic);
-  put_le16(&header[4], 2);   // version major
-  put_le16(&header[6], 4);   // version minor
-  put_le32(&header[8], 0);   // thiszone: timestamps are UTC
-  put_le32(&header[12], 0);  // sigfigs
-  put_le32(&header[16], kSnapLen);
-  put_le32(&header[20], kLinkTypeEthernet);
+  wire::store_le32(header, 0, kMagic);
+  wire::store_le16(header, 4, 2);   // version major
+  wire::store_le16(header, 6, 4);   // version minor
+  wire::store_le32(header, 8, 0);   // thiszone: timestamps are UTC
+  wire::store_le32(header, 12, 0);  // sigfigs
+  wire::store_le32(header, 16, kSnapLen);
+  wire::store_le32(header, 20, kLinkTypeEthernet);
   if (!writer->put(header.data(), header.size()) || std::fflush(file) != 0) {
     throw std::runtime_error("cannot write pcap file " + path + ": " + std::strerror(errno));
   }
@@ -87,10 +81,10 @@ void PcapWriter::write(Frame frame, std::chrono::system_clock::time_point when) 
   const auto origlen = static_cast<uint32_t>(std::min<size_t>(frame.size(), UINT32_MAX));
 
   std::array<std::byte, kRecordHeaderSize> record{};
-  put_le32(&record[0], static_cast<uint32_t>(us / 1000000));
-  put_le32(&record[4], static_cast<uint32_t>(us % 1000000));
-  put_le32(&record[8], caplen);
-  put_le32(&record[12], origlen);
+  wire::store_le32(record, 0, static_cast<uint32_t>(us / 1000000));
+  wire::store_le32(record, 4, static_cast<uint32_t>(us % 1000000));
+  wire::store_le32(record, 8, caplen);
+  wire::store_le32(record, 12, origlen);
   if (!put(record.data(), record.size()) || !put(frame.data(), caplen)) {
     report_error("write");
     stats_.failed++;

@@ -1,9 +1,10 @@
 // Port: one L2 endpoint.
 //
 // A Port hands every frame it receives to its sink and accepts frames to
-// send. Every transport is a Port (TAP fd, in-memory pair, later vhost-user,
-// stream and dgram sockets); so is the Gateway; so are filters that wrap a
-// Port (the pcap recorder). Nothing above a Port knows what is underneath.
+// send. Every transport is a Port (TAP fd, in-memory pair, vhost-user,
+// stream and dgram sockets; see vm_transports.h); so is the Gateway; so are
+// filters that wrap a Port (the pcap recorder). Nothing above a Port knows
+// what is underneath.
 //
 // Frames are whole Ethernet frames without FCS. A Port never blocks: when it
 // cannot take a frame (its bounded queue is full) send() drops it, counts it

@@ -1,3 +1,4 @@
+// StreamPort; see stream_port.h for the theory of operation.
 #include "netstack/link/stream_port.h"
 
 #include <spdlog/spdlog.h>
@@ -10,21 +11,9 @@
 #include <cstring>
 
 #include "netstack/link/unix_socket.h"
+#include "netstack/wire/bytes.h"
 
 namespace slipway::link {
-
-namespace {
-void put_be32(std::byte* p, uint32_t v) {
-  p[0] = std::byte(v >> 24);
-  p[1] = std::byte((v >> 16) & 0xff);
-  p[2] = std::byte((v >> 8) & 0xff);
-  p[3] = std::byte(v & 0xff);
-}
-uint32_t be32(const std::byte* p) {
-  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
-         (static_cast<uint32_t>(p[2]) << 8) | static_cast<uint32_t>(p[3]);
-}
-}  // namespace
 
 std::unique_ptr<StreamPort> StreamPort::listen(uv_loop_t* loop, const std::string& path, size_t mtu) {
   int fd = bind_unix(path, SOCK_STREAM);
@@ -106,7 +95,7 @@ bool StreamPort::read_some() {
     rx_have_ += static_cast<size_t>(n);
     size_t off = 0;
     while (rx_have_ - off >= 4) {
-      uint32_t len = be32(rx_.data() + off);
+      uint32_t len = wire::load32(rx_, off);
       if (len == 0 || len > max_frame_) {
         bad_lengths_++;
         stats_.rx_dropped++;
@@ -135,7 +124,7 @@ bool StreamPort::send(Frame frame) {
     return false;
   }
   std::byte len[4];
-  put_be32(len, static_cast<uint32_t>(frame.size()));
+  wire::store32(len, 0, static_cast<uint32_t>(frame.size()));
   size_t total = 4 + frame.size();
   size_t written = 0;
   if (tx_queue_.empty()) {

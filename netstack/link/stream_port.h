@@ -8,10 +8,10 @@
 // the stream cannot be resynchronised.
 //
 // Reads: at most kMaxReadsPerWake read() calls per wake-up into a fixed
-// buffer of kReadBuffer bytes (at least two whole frames); whole frames are
-// delivered from it and a partial one is kept for the next read. Writes:
-// send() writes at once (length and frame in one writev); what the kernel
-// does not take (EAGAIN, or a partial write) is queued, up to
+// buffer of 2 x (4 + max_frame) bytes, at least 256 KiB (two whole frames);
+// whole frames are delivered from it and a partial one is kept for the next
+// read. Writes: send() writes at once (length and frame in one writev); what
+// the kernel does not take (EAGAIN, or a partial write) is queued, up to
 // kMaxQueuedBytes, and written when the socket is writable; frames beyond
 // that are dropped and counted (a partial frame is never dropped: the
 // stream would break). No timeouts.

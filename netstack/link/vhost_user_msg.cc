@@ -1,63 +1,62 @@
+// vhost-user message parsing and emitting; see vhost_user_msg.h. Every
+// field is little-endian and is loaded or stored at its offset with wire/'s
+// little-endian helpers; emitters size their message first, then fill it.
 #include "netstack/link/vhost_user_msg.h"
+
+#include <algorithm>
+
+#include "netstack/wire/bytes.h"
 
 namespace slipway::link::vhost_user {
 
 namespace {
 
-uint32_t le32(Bytes b, size_t off) {
-  return static_cast<uint32_t>(b[off]) | (static_cast<uint32_t>(b[off + 1]) << 8) |
-         (static_cast<uint32_t>(b[off + 2]) << 16) | (static_cast<uint32_t>(b[off + 3]) << 24);
-}
-uint64_t le64(Bytes b, size_t off) { return uint64_t{le32(b, off)} | (uint64_t{le32(b, off + 4)} << 32); }
-void put32(std::vector<std::byte>& v, uint32_t x) {
-  for (int i = 0; i < 4; ++i) v.push_back(std::byte((x >> (8 * i)) & 0xff));
-}
-void put64(std::vector<std::byte>& v, uint64_t x) {
-  put32(v, static_cast<uint32_t>(x & 0xffffffffu));
-  put32(v, static_cast<uint32_t>(x >> 32));
-}
-
+// A memory region in SET_MEM_TABLE: gpa(0) size(8) uaddr(16) mmap offset(24).
 constexpr size_t kRegionSize = 32;
+// SET_MEM_TABLE starts with the region count (u32) and 4 bytes of padding.
+constexpr size_t kMemTableHead = 8;
+constexpr size_t kVringAddrSize = 40;
 
 }  // namespace
 
 std::optional<Header> parse_header(Bytes b) {
   if (b.size() != kHeaderSize) return std::nullopt;
-  Header h{le32(b, 0), le32(b, 4), le32(b, 8)};
+  Header h{wire::load_le32(b, 0), wire::load_le32(b, 4), wire::load_le32(b, 8)};
   if ((h.flags & 3u) != kVersion || (h.flags & kFlagReply) != 0 || h.size > kMaxPayload) return std::nullopt;
   return h;
 }
 
 std::optional<uint64_t> parse_u64(Bytes p) {
   if (p.size() != 8) return std::nullopt;
-  return le64(p, 0);
+  return wire::load_le64(p, 0);
 }
 
 std::optional<VringState> parse_vring_state(Bytes p) {
   if (p.size() != 8) return std::nullopt;
-  return VringState{le32(p, 0), le32(p, 4)};
+  return VringState{wire::load_le32(p, 0), wire::load_le32(p, 4)};
 }
 
 std::optional<VringAddr> parse_vring_addr(Bytes p) {
-  if (p.size() != 40) return std::nullopt;
+  if (p.size() != kVringAddrSize) return std::nullopt;
   VringAddr a;
-  a.index = le32(p, 0);
-  a.flags = le32(p, 4);
-  a.desc = le64(p, 8);
-  a.used = le64(p, 16);
-  a.avail = le64(p, 24);
-  a.log = le64(p, 32);
+  a.index = wire::load_le32(p, 0);
+  a.flags = wire::load_le32(p, 4);
+  a.desc = wire::load_le64(p, 8);
+  a.used = wire::load_le64(p, 16);
+  a.avail = wire::load_le64(p, 24);
+  a.log = wire::load_le64(p, 32);
   return a;
 }
 
 std::optional<std::vector<MemRegion>> parse_mem_table(Bytes p) {
-  if (p.size() < 8) return std::nullopt;
-  uint32_t n = le32(p, 0);
-  if (n == 0 || n > kMaxFds || p.size() != 8 + kRegionSize * n) return std::nullopt;
+  if (p.size() < kMemTableHead) return std::nullopt;
+  uint32_t n = wire::load_le32(p, 0);
+  if (n == 0 || n > kMaxFds || p.size() != kMemTableHead + kRegionSize * n) return std::nullopt;
   std::vector<MemRegion> regions;
   for (uint32_t i = 0; i < n; ++i) {
-    size_t off = 8 + kRegionSize * i;
-    MemRegion r{le64(p, off), le64(p, off + 8), le64(p, off + 16), le64(p, off + 24)};
+    size_t off = kMemTableHead + kRegionSize * i;
+    MemRegion r{wire::load_le64(p, off), wire::load_le64(p, off + 8), wire::load_le64(p, off + 16),
+                wire::load_le64(p, off + 24)};
     if (r.size == 0) return std::nullopt;
     regions.push_back(r);
   }
@@ -65,47 +64,48 @@ std::optional<std::vector<MemRegion>> parse_mem_table(Bytes p) {
 }
 
 std::vector<std::byte> request(uint32_t req, Bytes payload, uint32_t flags) {
-  std::vector<std::byte> v;
-  put32(v, req);
-  put32(v, kVersion | flags);
-  put32(v, static_cast<uint32_t>(payload.size()));
-  v.insert(v.end(), payload.begin(), payload.end());
+  std::vector<std::byte> v(kHeaderSize + payload.size());
+  wire::store_le32(v, 0, req);
+  wire::store_le32(v, 4, kVersion | flags);
+  wire::store_le32(v, 8, static_cast<uint32_t>(payload.size()));
+  std::copy(payload.begin(), payload.end(), v.begin() + kHeaderSize);
   return v;
 }
 
 std::vector<std::byte> u64_payload(uint64_t x) {
-  std::vector<std::byte> v;
-  put64(v, x);
+  std::vector<std::byte> v(8);
+  wire::store_le64(v, 0, x);
   return v;
 }
 
 std::vector<std::byte> vring_state_payload(VringState s) {
-  std::vector<std::byte> v;
-  put32(v, s.index);
-  put32(v, s.num);
+  std::vector<std::byte> v(8);
+  wire::store_le32(v, 0, s.index);
+  wire::store_le32(v, 4, s.num);
   return v;
 }
 
 std::vector<std::byte> vring_addr_payload(const VringAddr& a) {
-  std::vector<std::byte> v;
-  put32(v, a.index);
-  put32(v, a.flags);
-  put64(v, a.desc);
-  put64(v, a.used);
-  put64(v, a.avail);
-  put64(v, a.log);
+  std::vector<std::byte> v(kVringAddrSize);
+  wire::store_le32(v, 0, a.index);
+  wire::store_le32(v, 4, a.flags);
+  wire::store_le64(v, 8, a.desc);
+  wire::store_le64(v, 16, a.used);
+  wire::store_le64(v, 24, a.avail);
+  wire::store_le64(v, 32, a.log);
   return v;
 }
 
 std::vector<std::byte> mem_table_payload(std::span<const MemRegion> regions) {
-  std::vector<std::byte> v;
-  put32(v, static_cast<uint32_t>(regions.size()));
-  put32(v, 0);
-  for (const auto& r : regions) {
-    put64(v, r.gpa);
-    put64(v, r.size);
-    put64(v, r.uaddr);
-    put64(v, r.mmap_offset);
+  std::vector<std::byte> v(kMemTableHead + kRegionSize * regions.size());
+  wire::store_le32(v, 0, static_cast<uint32_t>(regions.size()));
+  for (size_t i = 0; i < regions.size(); ++i) {
+    const MemRegion& r = regions[i];
+    size_t off = kMemTableHead + kRegionSize * i;
+    wire::store_le64(v, off, r.gpa);
+    wire::store_le64(v, off + 8, r.size);
+    wire::store_le64(v, off + 16, r.uaddr);
+    wire::store_le64(v, off + 24, r.mmap_offset);
   }
   return v;
 }

@@ -1,7 +1,10 @@
+// VirtioNetDevice; see virtio_net_device.h for the theory of operation.
 #include "netstack/link/virtio_net_device.h"
 
 #include <algorithm>
 #include <cstring>
+
+#include "netstack/wire/bytes.h"
 
 namespace slipway::link {
 
@@ -114,8 +117,7 @@ VirtioNetDevice::RxResult VirtioNetDevice::receive(Frame frame) {
   }
   // The header goes into the first chain's first bytes.
   uint16_t nbufs = static_cast<uint16_t>(rx_used_.size());
-  hdr[10] = std::byte(nbufs & 0xff);
-  hdr[11] = std::byte(nbufs >> 8);
+  wire::store_le16(hdr, 10, nbufs);  // virtio_net_hdr.num_buffers
   size_t h = 0;
   for (const auto& s : rx_first_) {
     if (h >= kHeaderSize) break;

@@ -1,34 +1,33 @@
+// Virtqueue; see virtqueue.h for the theory of operation.
+//
+// Ring layouts (virtio 1.x 2.7, every field little-endian):
+//   descriptor table  num x { addr(0, 8) len(8, 4) flags(12, 2) next(14, 2) }
+//   available ring    flags(0) idx(2) ring(4, 2 x num) used_event(4 + 2 x num)
+//   used ring         flags(0) idx(2) ring(4, 8 x num: id(0, 4) len(4, 4))
+//                     avail_event(4 + 8 x num)
+// Fields are read and written with wire/'s little-endian loads and stores
+// over spans of the rings; a descriptor is first copied out whole, never
+// read through a struct laid over guest memory.
 #include "netstack/link/virtqueue.h"
 
+#include <array>
 #include <atomic>
 #include <cstring>
+
+#include "netstack/wire/bytes.h"
 
 namespace slipway::link {
 
 namespace {
 
-// Ring fields are little-endian (virtio 1.x). Loads go through memcpy of a
-// local copy, never through a struct laid over guest memory.
-uint16_t le16(const std::byte* p) {
-  return static_cast<uint16_t>(static_cast<unsigned>(p[0]) | (static_cast<unsigned>(p[1]) << 8));
-}
-uint32_t le32(const std::byte* p) { return uint32_t{le16(p)} | (uint32_t{le16(p + 2)} << 16); }
-uint64_t le64(const std::byte* p) { return uint64_t{le32(p)} | (uint64_t{le32(p + 4)} << 32); }
-void put_le16(std::byte* p, uint16_t v) {
-  p[0] = std::byte(v & 0xff);
-  p[1] = std::byte(v >> 8);
-}
-void put_le32(std::byte* p, uint32_t v) {
-  put_le16(p, static_cast<uint16_t>(v & 0xffff));
-  put_le16(p + 2, static_cast<uint16_t>(v >> 16));
-}
-
 // The 16-bit ring indices shared with the driver, accessed atomically
 // (their addresses are 2-byte aligned: attach() checks the ring alignment).
-uint16_t load_idx(const std::byte* p) {
-  return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_ACQUIRE);
+uint16_t load_idx(std::span<const std::byte> ring) {
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(&ring[2]), __ATOMIC_ACQUIRE);
 }
-void store_idx(std::byte* p, uint16_t v) { __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELEASE); }
+void store_idx(std::span<std::byte> ring, uint16_t v) {
+  __atomic_store_n(reinterpret_cast<uint16_t*>(&ring[2]), v, __ATOMIC_RELEASE);
+}
 
 bool aligned(const std::byte* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; }
 
@@ -49,14 +48,15 @@ bool Virtqueue::set_num(uint32_t num) {
 }
 
 bool Virtqueue::attach(const GuestMemory& mem, std::string* why) {
-  desc_ = avail_ = used_ = nullptr;
+  desc_ = avail_ = used_ = {};
   if (!configured()) {
     *why = "ring size or addresses not set";
     return false;
   }
-  std::byte* d = mem.translate_uva(desc_uaddr_, kDescSize * num_);
-  std::byte* a = mem.translate_uva(avail_uaddr_, 6 + 2 * uint64_t{num_});
-  std::byte* u = mem.translate_uva(used_uaddr_, 6 + 8 * uint64_t{num_});
+  const size_t desc_len = kDescSize * num_, avail_len = 6 + 2 * size_t{num_}, used_len = 6 + 8 * size_t{num_};
+  std::byte* d = mem.translate_uva(desc_uaddr_, desc_len);
+  std::byte* a = mem.translate_uva(avail_uaddr_, avail_len);
+  std::byte* u = mem.translate_uva(used_uaddr_, used_len);
   if (d == nullptr || a == nullptr || u == nullptr) {
     *why = "ring outside guest memory";
     return false;
@@ -66,30 +66,32 @@ bool Virtqueue::attach(const GuestMemory& mem, std::string* why) {
     return false;
   }
   mem_ = &mem;
-  desc_ = d;
-  avail_ = a;
-  used_ = u;
-  used_idx_ = load_idx(used_ + 2);
+  desc_ = {d, desc_len};
+  avail_ = {a, avail_len};
+  used_ = {u, used_len};
+  used_idx_ = load_idx(used_);
   signalled_valid_ = false;
   return true;
 }
 
 void Virtqueue::reset() {
   mem_ = nullptr;
-  desc_ = avail_ = used_ = nullptr;
+  desc_ = avail_ = used_ = {};
   num_ = 0;
   have_addresses_ = false;
   last_avail_ = used_idx_ = signalled_used_ = 0;
   signalled_valid_ = false;
 }
 
-uint16_t Virtqueue::avail_idx() const { return load_idx(avail_ + 2); }
+uint16_t Virtqueue::avail_idx() const { return load_idx(avail_); }
+
+void Virtqueue::set_avail_event(uint16_t idx) { wire::store_le16(used_, 4 + 8 * size_t{num_}, idx); }
 
 bool Virtqueue::has_available() {
   if (!attached()) return false;
   if (avail_idx() != last_avail_) return true;
   if (!event_idx_) return false;
-  put_le16(used_ + 4 + 8 * size_t{num_}, last_avail_);
+  set_avail_event(last_avail_);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   return avail_idx() != last_avail_;
 }
@@ -122,7 +124,7 @@ Virtqueue::PopResult Virtqueue::pop(Chain& out, std::string* why) {
     if (!event_idx_) return PopResult::kEmpty;
     // Ask for a kick when the driver adds the next chain, then look again:
     // it may have added one before it could see avail_event.
-    put_le16(used_ + 4 + 8 * size_t{num_}, last_avail_);
+    set_avail_event(last_avail_);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     avail = avail_idx();
     if (avail == last_avail_) return PopResult::kEmpty;
@@ -131,7 +133,7 @@ Virtqueue::PopResult Virtqueue::pop(Chain& out, std::string* why) {
     *why = "available index ran ahead of the ring size";
     return PopResult::kError;
   }
-  uint16_t head = le16(avail_ + 4 + 2 * size_t{last_avail_ % num_});
+  uint16_t head = wire::load_le16(avail_, 4 + 2 * size_t{last_avail_ % num_});
   if (head >= num_) {
     *why = "available head index out of range";
     return PopResult::kError;
@@ -139,7 +141,7 @@ Virtqueue::PopResult Virtqueue::pop(Chain& out, std::string* why) {
   out.clear();
   out.head = head;
 
-  const std::byte* table = desc_;
+  std::span<const std::byte> table = desc_;
   uint32_t table_size = num_;
   uint32_t visited = 0;
   bool in_indirect = false;
@@ -149,12 +151,12 @@ Virtqueue::PopResult Virtqueue::pop(Chain& out, std::string* why) {
       *why = "descriptor chain longer than its table (loop?)";
       return PopResult::kError;
     }
-    std::byte d[kDescSize];
-    std::memcpy(d, table + kDescSize * i, kDescSize);  // one snapshot: the driver may rewrite it
-    uint64_t addr = le64(d);
-    uint32_t len = le32(d + 8);
-    uint16_t flags = le16(d + 12);
-    uint16_t next = le16(d + 14);
+    std::array<std::byte, kDescSize> d;
+    std::memcpy(d.data(), &table[kDescSize * i], kDescSize);  // one snapshot: the driver may rewrite it
+    uint64_t addr = wire::load_le64(d, 0);
+    uint32_t len = wire::load_le32(d, 8);
+    uint16_t flags = wire::load_le16(d, 12);
+    uint16_t next = wire::load_le16(d, 14);
     if (flags & kDescIndirect) {
       if (in_indirect || (flags & kDescNext)) {
         *why = "nested or chained indirect descriptor";
@@ -169,7 +171,7 @@ Virtqueue::PopResult Virtqueue::pop(Chain& out, std::string* why) {
         *why = "indirect table outside guest memory";
         return PopResult::kError;
       }
-      table = t;
+      table = {t, len};
       table_size = len / kDescSize;
       visited = 0;
       in_indirect = true;
@@ -194,25 +196,25 @@ Virtqueue::PopResult Virtqueue::pop(Chain& out, std::string* why) {
 }
 
 void Virtqueue::push(uint16_t head, uint32_t len) {
-  std::byte* e = used_ + 4 + 8 * size_t{static_cast<uint16_t>(used_idx_ % num_)};
-  put_le32(e, head);
-  put_le32(e + 4, len);
+  const size_t elem = 4 + 8 * size_t{static_cast<uint16_t>(used_idx_ % num_)};
+  wire::store_le32(used_, elem, head);
+  wire::store_le32(used_, elem + 4, len);
   used_idx_++;
 }
 
 void Virtqueue::publish() {
-  if (attached()) store_idx(used_ + 2, used_idx_);
+  if (attached()) store_idx(used_, used_idx_);
 }
 
 bool Virtqueue::should_notify() {
   if (!attached()) return false;
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!event_idx_) return (le16(avail_) & kAvailNoInterrupt) == 0;
+  if (!event_idx_) return (wire::load_le16(avail_, 0) & kAvailNoInterrupt) == 0;
   uint16_t old_idx = signalled_used_;
   bool valid = signalled_valid_;
   signalled_used_ = used_idx_;
   signalled_valid_ = true;
-  uint16_t used_event = le16(avail_ + 4 + 2 * size_t{num_});
+  uint16_t used_event = wire::load_le16(avail_, 4 + 2 * size_t{num_});
   return !valid || need_event(used_event, used_idx_, old_idx);
 }
 

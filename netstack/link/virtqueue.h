@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,7 @@ class Virtqueue {
   bool attach(const GuestMemory& mem, std::string* why);
   // Detaches and forgets the configuration (num, addresses, base).
   void reset();
-  bool attached() const { return desc_ != nullptr; }
+  bool attached() const { return !desc_.empty(); }
   bool configured() const { return num_ != 0 && have_addresses_; }
 
   PopResult pop(Chain& out, std::string* why);
@@ -99,6 +100,8 @@ class Virtqueue {
 
  private:
   uint16_t avail_idx() const;
+  // EVENT_IDX: asks the driver to kick when it makes idx available.
+  void set_avail_event(uint16_t idx);
   // Appends [gpa, gpa + len) to segs, split at region boundaries.
   bool add_buffer(uint64_t gpa, uint32_t len, bool writable, Chain& out, std::string* why);
 
@@ -107,9 +110,8 @@ class Virtqueue {
   uint64_t desc_uaddr_ = 0, avail_uaddr_ = 0, used_uaddr_ = 0;
   bool have_addresses_ = false;
   bool event_idx_ = false;
-  std::byte* desc_ = nullptr;
-  std::byte* avail_ = nullptr;
-  std::byte* used_ = nullptr;
+  // The three rings in guest memory, empty until attach().
+  std::span<std::byte> desc_, avail_, used_;
   uint16_t last_avail_ = 0;
   uint16_t used_idx_ = 0;          // next used slot (shadow of used->idx)
   uint16_t signalled_used_ = 0;    // used idx at the last notification

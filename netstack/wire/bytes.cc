@@ -38,15 +38,6 @@ std::string Ipv4Addr::to_string() const {
   return buf;
 }
 
-namespace {
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
 std::optional<MacAddr> MacAddr::parse(std::string_view text) {
   if (text.size() != 17) return std::nullopt;
   MacAddr mac;

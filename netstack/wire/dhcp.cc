@@ -272,41 +272,45 @@ std::vector<std::byte> encode_domain_search(std::span<const std::string> domains
   return out;
 }
 
-std::optional<std::vector<std::string>> decode_domain_search(Bytes data) {
+std::optional<DnsName> read_dns_name(Bytes data, size_t at, bool allow_pointers) {
   constexpr size_t kMaxName = 255;
-  std::vector<std::string> names;
-  size_t i = 0;
-  while (i < data.size()) {
-    std::string name;
-    size_t wire_len = 1;  // the final zero
-    size_t pos = i;
-    size_t segment_start = i;  // pointers must go strictly before this, so jumps terminate
-    std::optional<size_t> next;
-    while (true) {
-      if (pos >= data.size()) return std::nullopt;
-      uint8_t len = load8(data, pos);
-      if (len == 0) {
-        if (!next) next = pos + 1;
-        break;
-      }
-      if ((len & 0xc0) == 0xc0) {
-        if (pos + 1 >= data.size()) return std::nullopt;
-        size_t target = (size_t{len & 0x3fu} << 8) | load8(data, pos + 1);
-        if (target >= segment_start) return std::nullopt;
-        if (!next) next = pos + 2;
-        pos = segment_start = target;
-        continue;
-      }
-      if ((len & 0xc0) != 0) return std::nullopt;  // reserved label types
-      if (pos + 1 + len > data.size()) return std::nullopt;
-      wire_len += 1 + size_t{len};
-      if (wire_len > kMaxName) return std::nullopt;
-      if (!name.empty()) name += '.';
-      for (size_t k = 0; k < len; ++k) name.push_back(static_cast<char>(load8(data, pos + 1 + k)));
-      pos += 1 + size_t{len};
+  DnsName name;
+  size_t wire_len = 1;  // the final zero
+  size_t pos = at;
+  size_t segment_start = at;  // pointers must go strictly before this, so jumps terminate
+  std::optional<size_t> end;
+  while (true) {
+    if (pos >= data.size()) return std::nullopt;
+    uint8_t len = load8(data, pos);
+    if (len == 0) {
+      name.end = end.value_or(pos + 1);
+      return name;
     }
-    names.push_back(std::move(name));
-    i = *next;
+    if ((len & 0xc0) == 0xc0 && allow_pointers) {
+      if (pos + 1 >= data.size()) return std::nullopt;
+      size_t target = load16(data, pos) & 0x3fffu;
+      if (target >= segment_start) return std::nullopt;
+      if (!end) end = pos + 2;
+      pos = segment_start = target;
+      continue;
+    }
+    if ((len & 0xc0) != 0) return std::nullopt;  // a pointer where none may be, or a reserved label type
+    if (pos + 1 + len > data.size()) return std::nullopt;
+    wire_len += 1 + size_t{len};
+    if (wire_len > kMaxName) return std::nullopt;
+    if (!name.text.empty()) name.text += '.';
+    for (size_t k = 0; k < len; ++k) name.text.push_back(static_cast<char>(load8(data, pos + 1 + k)));
+    pos += 1 + size_t{len};
+  }
+}
+
+std::optional<std::vector<std::string>> decode_domain_search(Bytes data) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < data.size();) {
+    auto name = read_dns_name(data, i, true);
+    if (!name) return std::nullopt;
+    names.push_back(std::move(name->text));
+    i = name->end;
   }
   return names;
 }

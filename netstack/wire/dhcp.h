@@ -95,4 +95,16 @@ std::vector<std::byte> encode_domain_search(std::span<const std::string> domains
 // reserved label type, or a name longer than 255 bytes.
 std::optional<std::vector<std::string>> decode_domain_search(Bytes data);
 
+// One DNS name in wire form at `at`: labels up to a zero byte and, with
+// `allow_pointers`, compression pointers (RFC 1035 §4.1.4) that point
+// strictly before the part being read, so reading always ends. Returns the
+// name without a final dot ("" for the root) and the offset after it in the
+// original data; nullopt on the refusals listed for decode_domain_search().
+// decode_domain_search() and decode_dns_name_list() (icmpv6.h) read with it.
+struct DnsName {
+  std::string text;
+  size_t end = 0;
+};
+std::optional<DnsName> read_dns_name(Bytes data, size_t at, bool allow_pointers);
+
 }  // namespace slipway::wire

@@ -1,5 +1,5 @@
-// ICMPv6 view and emitter, NDP messages and options, IPv6 frame builders;
-// see icmpv6.h.
+// ICMPv6 view and emitter, NDP messages and options, and the ICMPv6 error
+// rule; see icmpv6.h.
 //
 // Message layouts after type(0) code(1) checksum(2):
 //   NS  reserved(4) target(8, 16) options(24)
@@ -21,8 +21,6 @@
 
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/dhcp.h"
-#include "netstack/wire/ethernet.h"
-#include "netstack/wire/ipv4.h"
 
 namespace slipway::wire {
 
@@ -73,12 +71,7 @@ bool Icmpv6Message::checksum_ok(const Ipv6Addr& src, const Ipv6Addr& dst) const 
 
 size_t emit_icmpv6(MutBytes out, const Ipv6Addr& src, const Ipv6Addr& dst, uint8_t type, uint8_t code,
                    uint32_t rest, Bytes payload) {
-  size_t len = Icmpv6Message::kHeaderLen + payload.size();
-  assert(out.size() >= len);
-  store8(out, 0, type);
-  store8(out, 1, code);
-  store32(out, 4, rest);
-  std::copy(payload.begin(), payload.end(), out.begin() + Icmpv6Message::kHeaderLen);
+  size_t len = emit_icmp_unchecksummed(out, type, code, rest, payload);
   set_icmpv6_checksum(out.first(len), src, dst);
   return len;
 }
@@ -281,94 +274,19 @@ std::vector<std::byte> encode_dns_name_list(std::span<const std::string> names) 
 }
 
 std::optional<std::vector<std::string>> decode_dns_name_list(Bytes data, bool zero_padded) {
-  constexpr size_t kMaxName = 255;
   std::vector<std::string> names;
-  size_t i = 0;
-  while (i < data.size()) {
+  for (size_t i = 0; i < data.size();) {
     if (load8(data, i) == 0) {
       if (zero_padded) break;
       ++i;
       continue;
     }
-    std::string name;
-    size_t wire_len = 1;  // the final zero
-    while (true) {
-      if (i >= data.size()) return std::nullopt;
-      uint8_t len = load8(data, i);
-      if (len == 0) {
-        ++i;
-        break;
-      }
-      if ((len & 0xc0) != 0) return std::nullopt;  // compression or reserved label types
-      if (i + 1 + len > data.size()) return std::nullopt;
-      wire_len += 1 + size_t{len};
-      if (wire_len > kMaxName) return std::nullopt;
-      if (!name.empty()) name += '.';
-      for (size_t k = 0; k < len; ++k) name.push_back(static_cast<char>(load8(data, i + 1 + k)));
-      i += 1 + size_t{len};
-    }
-    names.push_back(std::move(name));
+    auto name = read_dns_name(data, i, false);
+    if (!name) return std::nullopt;
+    names.push_back(std::move(name->text));
+    i = name->end;
   }
   return names;
-}
-
-namespace {
-
-// An Ethernet + IPv6 frame with room for `l4_len` bytes after the IPv6
-// header, which is written; the L4 part is left for the caller.
-std::vector<std::byte> ipv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src, const Ipv6Addr& dst,
-                                  uint8_t next_header, size_t l4_len, uint8_t hop_limit) {
-  assert(l4_len <= 0xffff);
-  std::vector<std::byte> frame(kEthernetHeaderLen + Ipv6Header::kLen + l4_len);
-  MutBytes out{frame};
-  emit_ethernet_header(out, eth_dst, eth_src, ethertype::kIpv6);
-  Ipv6Header ip;
-  ip.src = src;
-  ip.dst = dst;
-  ip.next_header = next_header;
-  ip.hop_limit = hop_limit;
-  ip.payload_len = static_cast<uint16_t>(l4_len);
-  ip.emit(out.subspan(kEthernetHeaderLen));
-  return frame;
-}
-
-constexpr size_t kL4Offset = kEthernetHeaderLen + Ipv6Header::kLen;
-
-}  // namespace
-
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, Bytes icmp_message) {
-  assert(icmp_message.size() >= 4);
-  auto frame = ipv6_frame(eth_dst, eth_src, src, dst, ipproto::kIcmpv6, icmp_message.size(), hop_limit);
-  std::copy(icmp_message.begin(), icmp_message.end(), frame.begin() + kL4Offset);
-  set_icmpv6_checksum(MutBytes{frame}.subspan(kL4Offset), src, dst);
-  return frame;
-}
-
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, uint8_t type, uint8_t code,
-                                               uint32_t rest, Bytes payload) {
-  auto frame = ipv6_frame(eth_dst, eth_src, src, dst, ipproto::kIcmpv6, Icmpv6Message::kHeaderLen + payload.size(),
-                          hop_limit);
-  emit_icmpv6(MutBytes{frame}.subspan(kL4Offset), src, dst, type, code, rest, payload);
-  return frame;
-}
-
-std::vector<std::byte> build_ipv6_udp_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                            uint16_t src_port, const Ipv6Addr& dst, uint16_t dst_port,
-                                            Bytes payload, uint8_t hop_limit) {
-  auto frame = ipv6_frame(eth_dst, eth_src, src, dst, ipproto::kUdp, 8 + payload.size(), hop_limit);
-  emit_udp_v6(MutBytes{frame}.subspan(kL4Offset), src, src_port, dst, dst_port, payload);
-  return frame;
-}
-
-std::vector<std::byte> build_ipv6_icmpv6_error_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& from,
-                                                     uint8_t type, uint8_t code, const Ipv6Packet& offending,
-                                                     uint32_t rest) {
-  constexpr size_t kMaxQuote = kIpv6MinMtu - Ipv6Header::kLen - Icmpv6Message::kHeaderLen;
-  Bytes quote = offending.bytes();
-  quote = quote.first(std::min(quote.size(), kMaxQuote));
-  return build_ipv6_icmpv6_frame(eth_dst, eth_src, from, offending.src(), 64, type, code, rest, quote);
 }
 
 bool icmpv6_error_allowed(const Ipv6Packet& offending, bool link_multicast, uint8_t error_type, uint8_t error_code) {

@@ -1,17 +1,18 @@
 // ICMPv6 (RFC 4443) and Neighbor Discovery (RFC 4861, RFC 8106): a checked
-// view, an emitter, NDP message values, and the IPv6 frame builders the
-// gateway uses for its own replies.
+// view, an emitter, NDP message values, and when an ICMPv6 error may be
+// sent. The frames that carry them are built in frame.h.
 //
-// Icmpv6Message::parse() only requires the 8-byte header (every message type
-// has at least 8 bytes); the checksum, which covers the IPv6 pseudo-header,
-// is reported by checksum_ok(src, dst) rather than enforced, so that callers
-// can count bad checksums separately.
+// Icmpv6Message is AnyIcmpMessage (icmp.h) with the ICMPv6 checksum: parse()
+// only requires the 8-byte header (every message type has at least 8
+// bytes); the checksum, which covers the IPv6 pseudo-header, is reported by
+// checksum_ok(src, dst) rather than enforced, so that callers can count bad
+// checksums separately.
 //
 // NDP values (NeighborSolicit, NeighborAdvert, RouterSolicit, RouterAdvert)
 // have parse(), which checks the type, code 0 and the minimum length of RFC
 // 4861 §6.1/§7.1 and validates every option, and emit(), which returns the
-// ICMPv6 message with a zero checksum: build_ipv6_icmpv6_frame() or
-// set_icmpv6_checksum() fills it once the addresses are known. The IP-level
+// ICMPv6 message with a zero checksum: build_ipv6_icmpv6_frame() (frame.h)
+// or set_icmpv6_checksum() fills it once the addresses are known. The IP-level
 // validity checks (hop limit 255, the source/destination rules) need the
 // IPv6 header and are the caller's.
 //
@@ -20,10 +21,6 @@
 // be Ethernet, 8 bytes). Unknown options are skipped. DNSSL names use the
 // DNS wire encoding without compression (RFC 8106 §5.2), padded with zeros
 // to the option's 8-byte boundary.
-//
-// Frames are built with no extension headers. ICMPv6 errors quote as much of
-// the offending packet as keeps the error within the IPv6 minimum MTU
-// (RFC 4443 §2.4(c)).
 #pragma once
 
 #include <cstddef>
@@ -34,6 +31,7 @@
 #include <vector>
 
 #include "netstack/wire/bytes.h"
+#include "netstack/wire/icmp.h"
 #include "netstack/wire/ipv6.h"
 
 namespace slipway::wire {
@@ -57,27 +55,16 @@ constexpr size_t kIpv6MinMtu = 1280;
 // NDP messages are sent, and accepted only, with this hop limit (RFC 4861).
 constexpr uint8_t kNdpHopLimit = 255;
 
-class Icmpv6Message {
+class Icmpv6Message : public AnyIcmpMessage {
  public:
-  static constexpr size_t kHeaderLen = 8;
-
   static std::optional<Icmpv6Message> parse(Bytes l4);
 
-  uint8_t type() const { return load8(data_, 0); }
-  uint8_t code() const { return load8(data_, 1); }
-  uint16_t checksum() const { return load16(data_, 2); }
   bool checksum_ok(const Ipv6Addr& src, const Ipv6Addr& dst) const;
-  uint32_t rest() const { return load32(data_, 4); }
-  uint16_t echo_id() const { return load16(data_, 4); }
-  uint16_t echo_seq() const { return load16(data_, 6); }
   // For Packet Too Big.
   uint32_t mtu() const { return load32(data_, 4); }
-  Bytes payload() const { return data_.subspan(kHeaderLen); }
-  Bytes bytes() const { return data_; }
 
  private:
-  explicit Icmpv6Message(Bytes data) : data_(data) {}
-  Bytes data_;
+  using AnyIcmpMessage::AnyIcmpMessage;
 };
 
 // Writes the header, a copy of `payload` and the checksum at the start of
@@ -170,28 +157,6 @@ std::vector<std::byte> encode_dns_name_list(std::span<const std::string> names);
 // would start ends the list (the rest is padding); without, it is an empty
 // (root) name and is skipped.
 std::optional<std::vector<std::string>> decode_dns_name_list(Bytes data, bool zero_padded);
-
-// An Ethernet + IPv6 frame carrying a copy of `icmp_message` with its
-// checksum filled in for src/dst.
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, Bytes icmp_message);
-// The same for a message made of a header and `payload` (echo, errors).
-std::vector<std::byte> build_ipv6_icmpv6_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                               const Ipv6Addr& dst, uint8_t hop_limit, uint8_t type, uint8_t code,
-                                               uint32_t rest, Bytes payload);
-
-std::vector<std::byte> build_ipv6_udp_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
-                                            uint16_t src_port, const Ipv6Addr& dst, uint16_t dst_port,
-                                            Bytes payload, uint8_t hop_limit = 64);
-
-// An ICMPv6 error (Destination Unreachable, Packet Too Big with rest = MTU,
-// Time Exceeded, Parameter Problem with rest = pointer) from `from` to
-// offending.src(), quoting as much of the offending packet as keeps the
-// error within 1280 bytes. Whether an error may be sent is the caller's
-// decision; see icmpv6_error_allowed().
-std::vector<std::byte> build_ipv6_icmpv6_error_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& from,
-                                                     uint8_t type, uint8_t code, const Ipv6Packet& offending,
-                                                     uint32_t rest = 0);
 
 // RFC 4443 §2.4(e): no error about an ICMPv6 error or redirect (or an
 // ICMPv6 message that cannot be seen: malformed, or a non-first fragment),

@@ -1,6 +1,7 @@
 // IPv4 view and header emitter; see ipv4.h.
 #include "netstack/wire/ipv4.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "netstack/wire/checksum.h"
@@ -8,15 +9,21 @@
 namespace slipway::wire {
 
 std::optional<Ipv4Packet> Ipv4Packet::parse(Bytes packet) {
-  if (packet.size() < kMinHeaderLen) return std::nullopt;
-  uint8_t version_ihl = load8(packet, 0);
+  auto quoted = parse_quoted(packet);
+  if (!quoted || quoted->total_len() > packet.size()) return std::nullopt;
+  if (checksum_fold(checksum_add(quoted->header())) != 0) return std::nullopt;
+  return quoted;
+}
+
+std::optional<Ipv4Packet> Ipv4Packet::parse_quoted(Bytes quote) {
+  if (quote.size() < kMinHeaderLen) return std::nullopt;
+  uint8_t version_ihl = load8(quote, 0);
   if ((version_ihl >> 4) != 4) return std::nullopt;
   size_t ihl_bytes = size_t{version_ihl & 0x0fu} * 4;
-  if (ihl_bytes < kMinHeaderLen || ihl_bytes > packet.size()) return std::nullopt;
-  size_t total = load16(packet, 2);
-  if (total < ihl_bytes || total > packet.size()) return std::nullopt;
-  if (checksum_fold(checksum_add(packet.first(ihl_bytes))) != 0) return std::nullopt;
-  return Ipv4Packet{packet.first(total)};
+  if (ihl_bytes < kMinHeaderLen || ihl_bytes > quote.size()) return std::nullopt;
+  size_t total = load16(quote, 2);
+  if (total < ihl_bytes) return std::nullopt;
+  return Ipv4Packet{quote.first(std::min(total, quote.size()))};
 }
 
 void Ipv4Header::emit(MutBytes out) const {

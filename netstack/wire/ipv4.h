@@ -8,6 +8,14 @@
 // kept inside header() and otherwise ignored. Fragments are reported, not
 // reassembled.
 //
+// Ipv4Packet::parse_quoted() reads the packet an ICMP error quotes (RFC 792:
+// the IP header and at least 8 bytes after it). It requires the whole
+// header, version 4, IHL >= 5 and a total length that covers the header,
+// but lets the quote end before total length (the quote is cut short by
+// design: bytes() and payload() are then what was quoted) and does not
+// check the header checksum (the error's own ICMP checksum covers the
+// quote).
+//
 // Ipv4Header::emit() writes a 20-byte header without options; the caller
 // places the payload after it.
 #pragma once
@@ -29,6 +37,7 @@ class Ipv4Packet {
   static constexpr size_t kMinHeaderLen = 20;
 
   static std::optional<Ipv4Packet> parse(Bytes packet);
+  static std::optional<Ipv4Packet> parse_quoted(Bytes quote);
 
   size_t header_len() const { return size_t{load8(data_, 0) & 0x0fu} * 4; }
   uint8_t tos() const { return load8(data_, 1); }
@@ -46,7 +55,8 @@ class Ipv4Packet {
   Ipv4Addr dst() const { return Ipv4Addr::load(data_, 16); }
   Bytes header() const { return data_.first(header_len()); }
   Bytes payload() const { return data_.subspan(header_len()); }
-  // The whole packet, trimmed to total_len().
+  // The whole packet, trimmed to total_len() (for a quoted packet, to what
+  // was quoted).
   Bytes bytes() const { return data_; }
 
  private:

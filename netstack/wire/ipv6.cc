@@ -19,13 +19,6 @@ namespace slipway::wire {
 
 namespace {
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Appends the colon-separated groups of `part` (no "::" inside) to `groups`;
 // false on an empty or over-long group, a non-hex digit, or more than eight
 // groups in all. An empty part has no groups.
@@ -104,11 +97,16 @@ std::string Ipv6Addr::to_string() const {
 }
 
 std::optional<Ipv6Packet> Ipv6Packet::parse(Bytes packet) {
-  if (packet.size() < kHeaderLen) return std::nullopt;
-  if ((load8(packet, 0) >> 4) != 6) return std::nullopt;
-  size_t total = kHeaderLen + load16(packet, 4);
-  if (total > packet.size()) return std::nullopt;
-  return Ipv6Packet{packet.first(total)};
+  auto quoted = parse_quoted(packet);
+  if (!quoted || kHeaderLen + quoted->payload_len() > packet.size()) return std::nullopt;
+  return quoted;
+}
+
+std::optional<Ipv6Packet> Ipv6Packet::parse_quoted(Bytes quote) {
+  if (quote.size() < kHeaderLen) return std::nullopt;
+  if ((load8(quote, 0) >> 4) != 6) return std::nullopt;
+  size_t total = kHeaderLen + load16(quote, 4);
+  return Ipv6Packet{quote.first(std::min(total, quote.size()))};
 }
 
 std::optional<Ipv6Packet::UpperLayer> Ipv6Packet::upper_layer() const {

@@ -15,6 +15,12 @@
 // supported: such a packet parses with an empty payload and upper_layer()
 // then fails its bounds checks.
 //
+// Ipv6Packet::parse_quoted() reads the packet an ICMPv6 error quotes
+// (RFC 4443 §3: as much of it as fits in the minimum MTU). It requires the
+// 40-byte header and version 6 but lets the quote end before 40 + payload
+// length; every accessor then sees what was quoted, and upper_layer() walks
+// the extension headers within it.
+//
 // upper_layer() walks the extension-header chain: hop-by-hop options (only
 // directly after the fixed header), routing, destination options and
 // fragment headers, each bounds-checked against the payload. The walk stops
@@ -53,14 +59,8 @@ constexpr uint8_t kHopByHop = 0, kIpv6Route = 43, kIpv6Frag = 44, kIcmpv6 = 58, 
 struct Ipv6Addr {
   std::array<uint8_t, 16> octets{};
 
-  static Ipv6Addr load(Bytes b, size_t off) {
-    Ipv6Addr a;
-    for (size_t i = 0; i < 16; ++i) a.octets[i] = load8(b, off + i);
-    return a;
-  }
-  void store(MutBytes b, size_t off) const {
-    for (size_t i = 0; i < 16; ++i) store8(b, off + i, octets[i]);
-  }
+  static Ipv6Addr load(Bytes b, size_t off) { return Ipv6Addr{load_octets<16>(b, off)}; }
+  void store(MutBytes b, size_t off) const { store_octets(b, off, octets); }
   // From eight 16-bit groups, as written in text: {0xfe80, 0, 0, 0, ...}.
   static constexpr Ipv6Addr from_groups(std::array<uint16_t, 8> groups) {
     Ipv6Addr a;
@@ -136,6 +136,7 @@ class Ipv6Packet {
   static constexpr size_t kMaxExtensionHeaders = 8;
 
   static std::optional<Ipv6Packet> parse(Bytes packet);
+  static std::optional<Ipv6Packet> parse_quoted(Bytes quote);
 
   uint8_t traffic_class() const { return static_cast<uint8_t>((load32(data_, 0) >> 20) & 0xff); }
   uint32_t flow_label() const { return load32(data_, 0) & 0xfffff; }
@@ -147,7 +148,8 @@ class Ipv6Packet {
   Bytes header() const { return data_.first(kHeaderLen); }
   // Everything after the fixed header, extension headers included.
   Bytes payload() const { return data_.subspan(kHeaderLen); }
-  // The whole packet, trimmed to 40 + payload_len().
+  // The whole packet, trimmed to 40 + payload_len() (for a quoted packet,
+  // to what was quoted).
   Bytes bytes() const { return data_; }
 
   struct UpperLayer {

@@ -36,14 +36,14 @@ class UdpDatagram {
 // Writes header, a copy of `payload` and the checksum (a computed 0 is sent as
 // 0xffff) at the start of `out`; returns 8 + payload.size(). Needs
 // out.size() >= 8 + payload.size() and a total of at most 65535 bytes.
-// The header and payload with a zero checksum; returns the datagram length.
-// set_udp_checksum() then fills the checksum from a pseudo-header sum (UDP
-// over IPv4 and IPv6 share these two).
-size_t emit_udp_unchecksummed(MutBytes out, uint16_t src_port, uint16_t dst_port, Bytes payload);
-void set_udp_checksum(MutBytes datagram, uint32_t pseudo_header_sum);
-
 size_t emit_udp(MutBytes out, Ipv4Addr src, uint16_t src_port, Ipv4Addr dst, uint16_t dst_port,
                 Bytes payload);
+
+// The two steps of emit_udp(), which UDP over IPv4 and IPv6 (emit_udp_v6 in
+// ipv6.h) share: the header and payload with a zero checksum (returns the
+// datagram length), then the checksum from a pseudo-header sum.
+size_t emit_udp_unchecksummed(MutBytes out, uint16_t src_port, uint16_t dst_port, Bytes payload);
+void set_udp_checksum(MutBytes datagram, uint32_t pseudo_header_sum);
 
 // True if the checksum of `l4` (a whole UDP datagram) is valid or absent (0).
 // False if the datagram is malformed.

@@ -28,6 +28,14 @@ std::vector<std::byte> example_query() {
                 0, 1, 0, 1});
 }
 
+// The same with an OPT record: UDP size 4096, DO set.
+std::vector<std::byte> example_query_with_edns() {
+  auto q = example_query();
+  q[11] = std::byte{1};  // ARCOUNT 1
+  append(q, {0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0});
+  return q;
+}
+
 }  // namespace
 
 TEST_CASE("dns: a plain query parses", "[dns]") {
@@ -44,9 +52,7 @@ TEST_CASE("dns: a plain query parses", "[dns]") {
 }
 
 TEST_CASE("dns: a query with EDNS0 reports its UDP size and DO bit", "[dns]") {
-  auto q = example_query();
-  q[11] = std::byte{1};  // ARCOUNT 1
-  append(q, {0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0});  // OPT, 4096, DO
+  auto q = example_query_with_edns();
   auto p = parse_query(q);
   REQUIRE(p.query);
   REQUIRE(p.query->edns);
@@ -184,6 +190,34 @@ TEST_CASE("dns: FORMERR and answers are built from the query", "[dns]") {
   CHECK(same_question(info->question, p.query->question));
   CHECK(ans.size() == q.size() + 16);
   CHECK(static_cast<int>(ans.back()) == 2);
+}
+
+TEST_CASE("dns: answers and errors byte by byte", "[dns]") {
+  auto q = example_query_with_edns();
+  auto p = parse_query(q);
+  REQUIRE(p.query);
+  const auto question = bytes({7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1});
+
+  Record r{rrtype::kA, 60, bytes({10, 0, 2, 2})};
+  auto expected = bytes({0x12, 0x34, 0x85, 0x80, 0, 1, 0, 1, 0, 0, 0, 1});  // QR AA RD RA, 1 1 0 1
+  expected.insert(expected.end(), question.begin(), question.end());
+  append(expected, {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 2});  // A 60 10.0.2.2
+  append(expected, {0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0});              // OPT 1232, DO
+  CHECK(build_answer(*p.query, Rcode::kNoError, true, std::span<const Record>(&r, 1)) == expected);
+
+  expected = bytes({0x12, 0x34, 0x81, 0x82, 0, 1, 0, 0, 0, 0, 0, 0});  // QR RD RA SERVFAIL, 1 0 0 0
+  expected.insert(expected.end(), question.begin(), question.end());
+  CHECK(build_error(p.query->header, &p.query->question, Rcode::kServFail) == expected);
+}
+
+TEST_CASE("dns: TCP frames carry a big-endian length", "[dns]") {
+  CHECK(tcp_framed(bytes({0xaa, 0xbb, 0xcc})) == bytes({0, 3, 0xaa, 0xbb, 0xcc}));
+  CHECK(tcp_framed({}) == bytes({0, 0}));
+  std::vector<std::byte> big(300, std::byte{7});
+  auto framed = tcp_framed(big);
+  REQUIRE(framed.size() == 302);
+  CHECK(framed[0] == std::byte{1});
+  CHECK(framed[1] == std::byte{44});
 }
 
 TEST_CASE("dns: negative answers carry the SOA minimum", "[dns]") {

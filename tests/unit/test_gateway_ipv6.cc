@@ -28,6 +28,7 @@
 #include "netstack/link/memory_port.h"
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/ethernet.h"
+#include "netstack/wire/frame.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv6.h"
 #include "netstack/wire/tcp.h"

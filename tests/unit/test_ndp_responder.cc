@@ -17,6 +17,7 @@
 #include "netstack/gateway/ndp_responder.h"
 #include "netstack/wire/dhcpv6.h"
 #include "netstack/wire/ethernet.h"
+#include "netstack/wire/frame.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/ipv6.h"

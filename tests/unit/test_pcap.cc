@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -13,11 +14,13 @@
 #include <vector>
 
 #include "netstack/link/pcap.h"
+#include "netstack/wire/bytes.h"
 
 using slipway::link::Frame;
 using slipway::link::PcapPort;
 using slipway::link::PcapWriter;
 using slipway::link::Port;
+namespace wire = slipway::wire;
 
 namespace {
 
@@ -67,9 +70,12 @@ struct TempFile {
     path = tmpl;
   }
   ~TempFile() { ::unlink(path.c_str()); }
-  std::vector<uint8_t> read() const {
+  std::vector<std::byte> read() const {
     std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::vector<std::byte> out;
+    for (auto it = std::istreambuf_iterator<char>(in); it != std::istreambuf_iterator<char>(); ++it)
+      out.push_back(std::byte(*it));
+    return out;
   }
   size_t size() const {
     struct stat st {};
@@ -78,20 +84,8 @@ struct TempFile {
   }
 };
 
-uint32_t le32(const std::vector<uint8_t>& b, size_t off) {
-  return uint32_t{b[off]} | uint32_t{b[off + 1]} << 8 | uint32_t{b[off + 2]} << 16 |
-         uint32_t{b[off + 3]} << 24;
-}
-uint16_t le16(const std::vector<uint8_t>& b, size_t off) {
-  return static_cast<uint16_t>(b[off] | b[off + 1] << 8);
-}
-
-bool same_bytes(const std::vector<uint8_t>& file, size_t off, const std::vector<std::byte>& f) {
-  if (file.size() < off + f.size()) return false;
-  for (size_t i = 0; i < f.size(); ++i) {
-    if (file[off + i] != static_cast<uint8_t>(f[i])) return false;
-  }
-  return true;
+bool same_bytes(const std::vector<std::byte>& file, size_t off, const std::vector<std::byte>& f) {
+  return file.size() >= off + f.size() && std::equal(f.begin(), f.end(), file.begin() + off);
 }
 
 std::chrono::system_clock::time_point at_us(int64_t us) {
@@ -127,26 +121,26 @@ TEST_CASE("pcap: global header and records, byte by byte", "[pcap]") {
   }
   const auto b = tmp.read();
   REQUIRE(b.size() == 24 + 16 + arp.size() + 16 + udp.size());
-  CHECK(le32(b, 0) == 0xa1b2c3d4);
-  CHECK(b[0] == 0xd4);  // written little-endian whatever the host
-  CHECK(le16(b, 4) == 2);
-  CHECK(le16(b, 6) == 4);
-  CHECK(le32(b, 8) == 0);
-  CHECK(le32(b, 12) == 0);
-  CHECK(le32(b, 16) == 262144);
-  CHECK(le32(b, 20) == 1);
+  CHECK(wire::load_le32(b, 0) == 0xa1b2c3d4);
+  CHECK(b[0] == std::byte{0xd4});  // written little-endian whatever the host
+  CHECK(wire::load_le16(b, 4) == 2);
+  CHECK(wire::load_le16(b, 6) == 4);
+  CHECK(wire::load_le32(b, 8) == 0);
+  CHECK(wire::load_le32(b, 12) == 0);
+  CHECK(wire::load_le32(b, 16) == 262144);
+  CHECK(wire::load_le32(b, 20) == 1);
 
   size_t off = 24;
-  CHECK(le32(b, off) == 1'700'000'000u);
-  CHECK(le32(b, off + 4) == 123'456u);
-  CHECK(le32(b, off + 8) == arp.size());
-  CHECK(le32(b, off + 12) == arp.size());
+  CHECK(wire::load_le32(b, off) == 1'700'000'000u);
+  CHECK(wire::load_le32(b, off + 4) == 123'456u);
+  CHECK(wire::load_le32(b, off + 8) == arp.size());
+  CHECK(wire::load_le32(b, off + 12) == arp.size());
   CHECK(same_bytes(b, off + 16, arp));
   off += 16 + arp.size();
-  CHECK(le32(b, off) == 1'700'000'001u);
-  CHECK(le32(b, off + 4) == 1u);
-  CHECK(le32(b, off + 8) == udp.size());
-  CHECK(le32(b, off + 12) == udp.size());
+  CHECK(wire::load_le32(b, off) == 1'700'000'001u);
+  CHECK(wire::load_le32(b, off + 4) == 1u);
+  CHECK(wire::load_le32(b, off + 8) == udp.size());
+  CHECK(wire::load_le32(b, off + 12) == udp.size());
   CHECK(same_bytes(b, off + 16, udp));
 }
 
@@ -160,8 +154,8 @@ TEST_CASE("pcap: frames longer than the snaplen are cut, orig_len kept", "[pcap]
   }
   const auto b = tmp.read();
   REQUIRE(b.size() == 24 + 16 + PcapWriter::kSnapLen);
-  CHECK(le32(b, 24 + 8) == PcapWriter::kSnapLen);
-  CHECK(le32(b, 24 + 12) == big.size());
+  CHECK(wire::load_le32(b, 24 + 8) == PcapWriter::kSnapLen);
+  CHECK(wire::load_le32(b, 24 + 12) == big.size());
 }
 
 TEST_CASE("pcap: open failure names the path", "[pcap]") {
@@ -233,14 +227,14 @@ TEST_CASE("pcap: PcapPort records both directions and passes frames through", "[
   const auto b = tmp.read();
   REQUIRE(b.size() == 24 + 3 * 16 + 2 * arp.size() + udp.size());
   size_t off = 24;
-  CHECK(le32(b, off) == 1);
-  CHECK(le32(b, off + 4) == 0);
+  CHECK(wire::load_le32(b, off) == 1);
+  CHECK(wire::load_le32(b, off + 4) == 0);
   CHECK(same_bytes(b, off + 16, arp));
   off += 16 + arp.size();
-  CHECK(le32(b, off + 4) == 1);
+  CHECK(wire::load_le32(b, off + 4) == 1);
   CHECK(same_bytes(b, off + 16, udp));
   off += 16 + udp.size();
-  CHECK(le32(b, off + 4) == 2);
+  CHECK(wire::load_le32(b, off + 4) == 2);
   CHECK(same_bytes(b, off + 16, arp));
 }
 

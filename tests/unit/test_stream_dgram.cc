@@ -8,12 +8,14 @@
 #include <uv.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "netstack/link/dgram_port.h"
 #include "netstack/link/stream_port.h"
+#include "netstack/wire/bytes.h"
 
 using slipway::link::DgramPort;
 using slipway::link::Frame;
@@ -39,10 +41,11 @@ std::vector<std::byte> frame_of(size_t n, int seed) {
   return f;
 }
 
+// The stream framing: a 4-byte big-endian length, then the frame.
 std::vector<std::byte> framed(const std::vector<std::byte>& f) {
-  std::vector<std::byte> v = {std::byte(f.size() >> 24), std::byte((f.size() >> 16) & 0xff),
-                              std::byte((f.size() >> 8) & 0xff), std::byte(f.size() & 0xff)};
-  v.insert(v.end(), f.begin(), f.end());
+  std::vector<std::byte> v(4 + f.size());
+  slipway::wire::store32(v, 0, static_cast<uint32_t>(f.size()));
+  std::copy(f.begin(), f.end(), v.begin() + 4);
   return v;
 }
 

@@ -14,18 +14,24 @@
 #include <vector>
 
 #include "netstack/link/vhost_user.h"
+#include "netstack/wire/bytes.h"
 
 namespace vu = slipway::link::vhost_user;
 using slipway::link::Frame;
 using slipway::link::VhostUserPort;
 using slipway::link::Virtqueue;
+namespace wire = slipway::wire;
 
 namespace {
 
+// Little-endian 32-bit words, as vhost-user messages carry them.
 std::vector<std::byte> le(std::initializer_list<uint32_t> words) {
-  std::vector<std::byte> v;
-  for (uint32_t w : words)
-    for (int i = 0; i < 4; ++i) v.push_back(std::byte((w >> (8 * i)) & 0xff));
+  std::vector<std::byte> v(4 * words.size());
+  size_t off = 0;
+  for (uint32_t w : words) {
+    wire::store_le32(v, off, w);
+    off += 4;
+  }
   return v;
 }
 
@@ -152,9 +158,7 @@ struct Frontend {
   }
   static uint64_t reply_u64(const std::vector<std::byte>& r) {
     REQUIRE(r.size() == 20);
-    uint64_t v;
-    std::memcpy(&v, r.data() + 12, 8);
-    return v;
+    return wire::load_le64(r, 12);
   }
   uint64_t ua(size_t off) const { return reinterpret_cast<uint64_t>(mem + off); }
   static size_t desc_off(int q) { return size_t(q) * 0x8000; }
@@ -184,22 +188,20 @@ struct Frontend {
       send(vu::kSetVringEnable, vu::vring_state_payload({q, 1}));
     }
   }
+  // The shared memory, where the rings' little-endian fields live.
+  std::span<std::byte> shared() const { return {mem, kMem}; }
   void put(size_t off, const void* p, size_t n) { std::memcpy(mem + off, p, n); }
   void desc(int q, uint16_t i, uint64_t gpa, uint32_t len, uint16_t flags) {
-    put(desc_off(q) + 16u * i, &gpa, 8);
-    put(desc_off(q) + 16u * i + 8, &len, 4);
-    put(desc_off(q) + 16u * i + 12, &flags, 2);
+    wire::store_le64(shared(), desc_off(q) + 16u * i, gpa);
+    wire::store_le32(shared(), desc_off(q) + 16u * i + 8, len);
+    wire::store_le16(shared(), desc_off(q) + 16u * i + 12, flags);
   }
   void make_available(int q, uint16_t head) {
-    put(avail_off(q) + 4 + 2 * (avail_idx[q] % kQ), &head, 2);
+    wire::store_le16(shared(), avail_off(q) + 4 + 2 * (avail_idx[q] % kQ), head);
     avail_idx[q]++;
-    put(avail_off(q) + 2, &avail_idx[q], 2);
+    wire::store_le16(shared(), avail_off(q) + 2, avail_idx[q]);
   }
-  uint16_t used_idx(int q) const {
-    uint16_t v;
-    std::memcpy(&v, mem + used_off(q) + 2, 2);
-    return v;
-  }
+  uint16_t used_idx(int q) const { return wire::load_le16(shared(), used_off(q) + 2); }
   void do_kick(int q) {
     uint64_t one = 1;
     REQUIRE(write(kick[q], &one, 8) == 8);
@@ -270,9 +272,7 @@ TEST_CASE("vhost-user: a synthetic frontend exchanges frames through shared memo
     fe.send(vu::kGetVringBase, vu::vring_state_payload({1, 0}));
     auto r = fe.reply();
     REQUIRE(r.size() == 20);
-    uint32_t num;
-    std::memcpy(&num, r.data() + 16, 4);
-    CHECK(num == 1);
+    CHECK(wire::load_le32(r, 16) == 1);
 
     // An unknown request closes the connection; the port survives.
     fe.send(77, {});

@@ -2,17 +2,20 @@
 // is a heap buffer in this process (so AddressSanitizer sees any access
 // outside it), the test writes descriptor tables and avail rings as a
 // virtio driver would, "kicks" by calling transmit(), and checks the used
-// ring and the data. Hostile rings must break the device (the transport then
-// closes the connection) without reading or writing outside the regions.
+// ring and the data (ring fields little-endian, as virtio 1.x has them).
+// Hostile rings must break the device (the transport then closes the
+// connection) without reading or writing outside the regions.
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
 
 #include "netstack/link/virtio_net_device.h"
+#include "netstack/wire/bytes.h"
 
 using slipway::link::Frame;
 using slipway::link::VirtioNetDevice;
 using slipway::link::Virtqueue;
+namespace wire = slipway::wire;
 
 namespace {
 
@@ -33,39 +36,25 @@ struct Guest {
   uint64_t uaddr(size_t off) { return reinterpret_cast<uint64_t>(mem.data() + off); }
   uint64_t gpa(size_t off) const { return kGpaBase + off; }
 
-  void put16(size_t off, uint16_t v) { std::memcpy(&mem[off], &v, 2); }
-  void put32(size_t off, uint32_t v) { std::memcpy(&mem[off], &v, 4); }
-  void put64(size_t off, uint64_t v) { std::memcpy(&mem[off], &v, 8); }
-  uint16_t get16(size_t off) const {
-    uint16_t v;
-    std::memcpy(&v, &mem[off], 2);
-    return v;
-  }
-  uint32_t get32(size_t off) const {
-    uint32_t v;
-    std::memcpy(&v, &mem[off], 4);
-    return v;
-  }
-
   void desc_at(size_t table_off, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
     size_t o = table_off + 16u * i;
-    put64(o, addr);
-    put32(o + 8, len);
-    put16(o + 12, flags);
-    put16(o + 14, next);
+    wire::store_le64(mem, o, addr);
+    wire::store_le32(mem, o + 8, len);
+    wire::store_le16(mem, o + 12, flags);
+    wire::store_le16(mem, o + 14, next);
   }
   void desc(int q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0) {
     desc_at(desc_off(q), i, addr, len, flags, next);
   }
   void make_available(int q, uint16_t head) {
-    put16(avail_off(q) + 4 + 2 * (avail_idx[q] % kQueueSize), head);
+    wire::store_le16(mem, avail_off(q) + 4 + 2 * (avail_idx[q] % kQueueSize), head);
     avail_idx[q]++;
-    put16(avail_off(q) + 2, avail_idx[q]);
+    wire::store_le16(mem, avail_off(q) + 2, avail_idx[q]);
   }
-  uint16_t used_idx(int q) const { return get16(used_off(q) + 2); }
-  uint32_t used_id(int q, uint16_t i) const { return get32(used_off(q) + 4 + 8 * (i % kQueueSize)); }
-  uint32_t used_len(int q, uint16_t i) const { return get32(used_off(q) + 8 + 8 * (i % kQueueSize)); }
-  void set_used_event(int q, uint16_t v) { put16(avail_off(q) + 4 + 2 * kQueueSize, v); }
+  uint16_t used_idx(int q) const { return wire::load_le16(mem, used_off(q) + 2); }
+  uint32_t used_id(int q, uint16_t i) const { return wire::load_le32(mem, used_off(q) + 4 + 8 * (i % kQueueSize)); }
+  uint32_t used_len(int q, uint16_t i) const { return wire::load_le32(mem, used_off(q) + 8 + 8 * (i % kQueueSize)); }
+  void set_used_event(int q, uint16_t v) { wire::store_le16(mem, avail_off(q) + 4 + 2 * kQueueSize, v); }
 
   // Writes a 12-byte zero header and the frame at buffer offset off.
   void write_packet(size_t off, const std::vector<std::byte>& frame) {
@@ -192,7 +181,7 @@ TEST_CASE("virtqueue: received frames fill mergeable buffers and set num_buffers
   REQUIRE(g.used_idx(RX) == 2);
   CHECK(g.used_len(RX, 0) == 1000);
   CHECK(g.used_len(RX, 1) == 512);
-  CHECK(g.get16(Guest::kBuffers + 10) == 2);  // num_buffers
+  CHECK(wire::load_le16(g.mem, Guest::kBuffers + 10) == 2);  // num_buffers
   std::vector<std::byte> got(g.mem.begin() + Guest::kBuffers + 12, g.mem.begin() + Guest::kBuffers + 1000);
   got.insert(got.end(), g.mem.begin() + Guest::kBuffers + 0x1000, g.mem.begin() + Guest::kBuffers + 0x1000 + 512);
   CHECK(got == frame);
@@ -307,14 +296,14 @@ TEST_CASE("virtqueue: hostile frontends break the device, never the host", "[vho
     g.desc(TX, 1, g.gpa(buf), 80, 0);
   }
   SECTION("head index out of range") {
-    g.put16(Guest::avail_off(TX) + 4, kQueueSize + 3);
+    wire::store_le16(g.mem, Guest::avail_off(TX) + 4, kQueueSize + 3);
     g.avail_idx[TX] = 1;
-    g.put16(Guest::avail_off(TX) + 2, 1);
+    wire::store_le16(g.mem, Guest::avail_off(TX) + 2, 1);
   }
   SECTION("avail index far ahead of the ring") {
     g.desc(TX, 0, g.gpa(buf), 80, 0);
     g.avail_idx[TX] = kQueueSize + 5;
-    g.put16(Guest::avail_off(TX) + 2, g.avail_idx[TX]);
+    wire::store_le16(g.mem, Guest::avail_off(TX) + 2, g.avail_idx[TX]);
   }
   if (g.avail_idx[TX] == 0) g.make_available(TX, 0);
   Collect c;
@@ -384,5 +373,6 @@ TEST_CASE("virtqueue: stopping at the per-kick bound still asks for the next kic
   });
   CHECK(got == VirtioNetDevice::kMaxFramesPerKick);
   CHECK(r == VirtioNetDevice::TxResult::kDone);
-  CHECK(g.get16(Guest::used_off(TX) + 4 + 8 * kQueueSize) == VirtioNetDevice::kMaxFramesPerKick);  // avail_event
+  const uint16_t avail_event = wire::load_le16(g.mem, Guest::used_off(TX) + 4 + 8 * kQueueSize);
+  CHECK(avail_event == VirtioNetDevice::kMaxFramesPerKick);
 }

@@ -1,4 +1,4 @@
-// Address text forms and the Internet checksum.
+// Byte-order loads and stores, address text forms and the Internet checksum.
 #include <catch2/catch.hpp>
 
 #include <vector>
@@ -8,6 +8,49 @@
 #include "netstack/wire/checksum.h"
 
 using namespace slipway::wire;
+
+TEST_CASE("loads and stores put the most or least significant byte first", "[wire]") {
+  const auto b = hex("01 02 03 04 05 06 07 08");
+  REQUIRE(load8(b, 7) == 0x08);
+  REQUIRE(load16(b, 0) == 0x0102);
+  REQUIRE(load32(b, 1) == 0x02030405u);
+  REQUIRE(load_le16(b, 0) == 0x0201);
+  REQUIRE(load_le32(b, 1) == 0x05040302u);
+  REQUIRE(load_le64(b, 0) == 0x0807060504030201ull);
+
+  std::vector<std::byte> out(8);
+  store16(out, 0, 0x0102);
+  store32(out, 2, 0x03040506u);
+  store8(out, 6, 0x07);
+  REQUIRE(out == hex("01 02 03 04 05 06 07 00"));
+  store_le16(out, 0, 0x0102);
+  store_le32(out, 2, 0x03040506u);
+  REQUIRE(out == hex("02 01 06 05 04 03 07 00"));
+  store_le64(out, 0, 0x8877665544332211ull);
+  REQUIRE(out == hex("11 22 33 44 55 66 77 88"));
+  REQUIRE(load_le64(out, 0) == 0x8877665544332211ull);
+}
+
+TEST_CASE("octet arrays and grow", "[wire]") {
+  const auto b = hex("aa 52 54 00 12 34 56 bb");
+  REQUIRE(load_octets<6>(b, 1) == std::array<uint8_t, 6>{0x52, 0x54, 0x00, 0x12, 0x34, 0x56});
+  REQUIRE(MacAddr::load(b, 1) == MacAddr{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}});
+  std::vector<std::byte> out(2);
+  store_octets(out, 0, std::array<uint8_t, 2>{0xde, 0xad});
+  MacAddr::broadcast().store(grow(out, 6), 0);
+  store16(grow(out, 2), 0, 0xbeef);
+  REQUIRE(out == hex("de ad ff ff ff ff ff ff be ef"));
+  REQUIRE(grow(out, 0).empty());
+  REQUIRE(out.size() == 10);
+}
+
+TEST_CASE("hex_digit", "[wire]") {
+  REQUIRE(hex_digit('0') == 0);
+  REQUIRE(hex_digit('9') == 9);
+  REQUIRE(hex_digit('a') == 10);
+  REQUIRE(hex_digit('F') == 15);
+  for (char c : {'g', 'G', ':', '/', ' ', '\0'}) REQUIRE(hex_digit(c) == -1);
+}
 
 TEST_CASE("Ipv4Addr parses and prints dotted quads", "[wire]") {
   REQUIRE(Ipv4Addr::parse("10.0.2.15") == Ipv4Addr{10, 0, 2, 15});

@@ -286,6 +286,23 @@ TEST_CASE("RFC 3397 decoding rejects malformed lists", "[wire][dhcp]") {
   REQUIRE_FALSE(decode_domain_search(longname));
 }
 
+TEST_CASE("read_dns_name reads one name and says where it ends", "[wire][dhcp]") {
+  // "eng.apple.com" at 0, then "marketing" + a pointer to "apple.com" at 4.
+  const auto data = hex("03656e67 056170706c65 03636f6d 00 096d61726b6574696e67 c004 ff");
+  auto first = read_dns_name(data, 0, true);
+  REQUIRE(first);
+  REQUIRE(first->text == "eng.apple.com");
+  REQUIRE(first->end == 15);
+  auto second = read_dns_name(data, 15, true);
+  REQUIRE(second);
+  REQUIRE(second->text == "marketing.apple.com");
+  REQUIRE(second->end == 27);  // after the pointer, not after what it points to
+  REQUIRE_FALSE(read_dns_name(data, 15, false));  // a pointer where none may be
+  REQUIRE(read_dns_name(data, 14, false)->text.empty());  // the root
+  REQUIRE_FALSE(read_dns_name(data, 27, true));            // 0xff: a pointer cut off
+  REQUIRE_FALSE(read_dns_name(data, 28, true));            // past the end
+}
+
 TEST_CASE("DhcpMessage::parse survives random corruption", "[wire][dhcp]") {
   // A cheap in-test fuzzer: flip bytes in a rich message; parse must either
   // fail or return a message that emits and parses again.

@@ -164,3 +164,48 @@ TEST_CASE("Ipv4Header emit then parse round trip", "[wire]") {
   REQUIRE(ip->total_len() == 24);
   REQUIRE(ip->payload().size() == 4);
 }
+
+TEST_CASE("Ipv4Packet::parse_quoted reads the start of a packet an ICMP error quotes", "[wire]") {
+  // 10.0.2.15 -> 8.8.8.8 echo request of 84 bytes (header checksum 0x72bd),
+  // quoted as RFC 792 asks: the header and the first 8 bytes after it.
+  const auto quote = hex(
+      "4500 0054 abcd 4000 4001 72bd 0a00020f 08080808"
+      "0800 f7fa 1234 0001");
+  REQUIRE_FALSE(Ipv4Packet::parse(quote));  // total length 84 > 28
+  auto ip = Ipv4Packet::parse_quoted(quote);
+  REQUIRE(ip);
+  // The header reads as usual; the packet ends where the quote does.
+  REQUIRE(ip->total_len() == 84);
+  REQUIRE(ip->dst() == Ipv4Addr{8, 8, 8, 8});
+  REQUIRE(ip->bytes().data() == quote.data());
+  REQUIRE(ip->bytes().size() == quote.size());
+  REQUIRE(hex("0800 f7fa 1234 0001") == std::vector<std::byte>(ip->payload().begin(), ip->payload().end()));
+
+  // A whole packet parses as it does with parse(), padding excluded.
+  auto padded = kUdpPacket;
+  padded.resize(46, std::byte{0xee});
+  ip = Ipv4Packet::parse_quoted(padded);
+  REQUIRE(ip);
+  REQUIRE(ip->bytes().size() == 33);
+  REQUIRE(ip->payload().size() == 13);
+
+  // The header checksum is not checked (the error's own checksum covers it).
+  auto bad_checksum = quote;
+  bad_checksum[11] ^= std::byte{1};
+  REQUIRE(Ipv4Packet::parse_quoted(bad_checksum));
+
+  // The header itself must be whole and sound.
+  for (size_t n = 0; n < 20; ++n) REQUIRE_FALSE(Ipv4Packet::parse_quoted(Bytes{quote}.first(n)));
+  auto p = quote;
+  p[0] = std::byte{0x65};  // version 6
+  REQUIRE_FALSE(Ipv4Packet::parse_quoted(p));
+  p = quote;
+  p[0] = std::byte{0x44};  // IHL 4
+  REQUIRE_FALSE(Ipv4Packet::parse_quoted(p));
+  p = quote;
+  p[0] = std::byte{0x48};  // a 32-byte header in a 28-byte quote
+  REQUIRE_FALSE(Ipv4Packet::parse_quoted(p));
+  p = quote;
+  store16(p, 2, 19);  // total length shorter than the header
+  REQUIRE_FALSE(Ipv4Packet::parse_quoted(p));
+}

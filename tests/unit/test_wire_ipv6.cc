@@ -13,6 +13,7 @@
 #include "netstack/wire/checksum.h"
 #include "netstack/wire/dhcpv6.h"
 #include "netstack/wire/ethernet.h"
+#include "netstack/wire/frame.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/ipv6.h"
@@ -163,6 +164,51 @@ TEST_CASE("Ipv6Packet excludes padding and refuses malformed headers", "[ipv6]")
   REQUIRE(Ipv6Packet::parse(p));
   store16(p, 4, 0xffff);
   REQUIRE_FALSE(Ipv6Packet::parse(p));
+}
+
+TEST_CASE("Ipv6Packet::parse_quoted reads the start of a packet an ICMPv6 error quotes", "[ipv6]") {
+  // The first fragment (offset 0, M set, id 0x12345678) of a 1448-byte echo
+  // request from fd00::15 to 2001:db8::1, payload length 1408, quoted up to
+  // 4 bytes into the echo data.
+  const auto quote = hex(
+      "6000000005802c40 fd000000000000000000000000000015 20010db8000000000000000000000001"
+      "3a00000112345678 8000abcd 12340009 61626364");
+  REQUIRE_FALSE(Ipv6Packet::parse(quote));  // 40 + 1408 > 60
+  auto ip = Ipv6Packet::parse_quoted(quote);
+  REQUIRE(ip);
+  REQUIRE(ip->payload_len() == 1408);
+  REQUIRE(ip->src() == addr("fd00::15"));
+  REQUIRE(ip->dst() == addr("2001:db8::1"));
+  REQUIRE(ip->bytes().size() == 60);
+  auto ul = ip->upper_layer();
+  REQUIRE(ul);
+  REQUIRE(ul->protocol == ipproto::kIcmpv6);
+  REQUIRE(ul->is_fragment);
+  REQUIRE(ul->fragment_offset == 0);
+  REQUIRE(ul->offset == 48);
+  auto echo = Icmpv6Message::parse(ul->data);
+  REQUIRE(echo);
+  REQUIRE(echo->type() == icmpv6type::kEchoRequest);
+  REQUIRE(echo->echo_id() == 0x1234);
+  REQUIRE(echo->echo_seq() == 9);
+  REQUIRE(echo->payload().size() == 4);
+
+  // A whole packet parses as it does with parse(), padding excluded.
+  auto padded = std::vector<std::byte>(ip_of(kEchoFrame).begin(), ip_of(kEchoFrame).end());
+  padded.resize(padded.size() + 10, std::byte{0xee});
+  ip = Ipv6Packet::parse_quoted(padded);
+  REQUIRE(ip);
+  REQUIRE(ip->bytes().size() == 56);
+
+  // The fixed header must be whole and of version 6; an extension header
+  // cut off by the quote fails the walk, not the parse.
+  REQUIRE_FALSE(Ipv6Packet::parse_quoted(Bytes{quote}.first(39)));
+  auto v4 = quote;
+  store8(v4, 0, 0x45);
+  REQUIRE_FALSE(Ipv6Packet::parse_quoted(v4));
+  ip = Ipv6Packet::parse_quoted(Bytes{quote}.first(44));
+  REQUIRE(ip);
+  REQUIRE_FALSE(ip->upper_layer());
 }
 
 TEST_CASE("Ipv6Packet walks extension headers", "[ipv6]") {

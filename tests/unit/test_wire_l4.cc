@@ -174,3 +174,33 @@ TEST_CASE("emit_icmp writes the same echo request", "[wire]") {
   REQUIRE(emit_icmp(out, icmptype::kEchoRequest, 0, 0x12340001, text("abcdefgh")) == 16);
   REQUIRE(out == hex("0800 5435 1234 0001 6162636465666768"));
 }
+
+TEST_CASE("AnyIcmpMessage reads the header ICMPv4 and ICMPv6 share", "[wire]") {
+  // ICMPv6 echo reply id 0x1234 seq 7 "hi" (checksum as sent, unchecked).
+  auto msg = hex("8100 abcd 1234 0007 6869");
+  auto icmp = AnyIcmpMessage::parse(msg);
+  REQUIRE(icmp);
+  REQUIRE(icmp->type() == 129);
+  REQUIRE(icmp->checksum() == 0xabcd);
+  REQUIRE(icmp->rest() == 0x12340007);
+  REQUIRE((icmp->echo_id() == 0x1234 && icmp->echo_seq() == 7));
+  REQUIRE(icmp->payload().data() == msg.data() + 8);
+  REQUIRE(icmp->bytes().size() == 10);
+  REQUIRE(AnyIcmpMessage::parse(Bytes{msg}.first(8)));
+  REQUIRE_FALSE(AnyIcmpMessage::parse(Bytes{msg}.first(7)));
+
+  // An IcmpMessage is one too.
+  auto v4 = hex("0800 5435 1234 0001 6162636465666768");
+  auto echo = IcmpMessage::parse(v4);
+  REQUIRE(echo);
+  const AnyIcmpMessage& any = *echo;
+  REQUIRE(any.echo_seq() == 1);
+}
+
+TEST_CASE("emit_icmp_unchecksummed leaves the checksum zero", "[wire]") {
+  std::vector<std::byte> out(16, std::byte{0xee});
+  REQUIRE(emit_icmp_unchecksummed(out, 128, 0, 0x12340001, text("abcdefgh")) == 16);
+  REQUIRE(out == hex("8000 0000 1234 0001 6162636465666768"));
+  REQUIRE(emit_icmp_unchecksummed(out, icmptype::kEchoRequest, 0, 0x12340001, text("abcdefgh")) == 16);
+  REQUIRE(out == hex("0800 0000 1234 0001 6162636465666768"));
+}
