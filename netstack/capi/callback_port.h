@@ -35,7 +35,7 @@ class CallbackPort : public link::Port {
       : output_(output), opaque_(opaque), output_frames_(output_frames) {}
 
   // A frame for the guest.
-  bool send(link::Frame frame) override {
+  bool transmit(link::Frame frame, const link::Offload&) override {
     if (!enabled_) {
       stats_.tx_dropped++;
       return false;

@@ -40,6 +40,7 @@
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/ipv6.h"
+#include "netstack/wire/offload.h"
 
 struct sockaddr;
 
@@ -80,8 +81,11 @@ using LineHandler = std::function<void(std::string_view line)>;
 class Engine {
  public:
   // Receives an IP packet for the guest: frame[0, kEthernetHeaderLen) is
-  // free for the link header; the IPv4 or IPv6 packet follows.
-  using Output = std::function<void(wire::MutBytes frame)>;
+  // free for the link header; the IPv4 or IPv6 packet follows. `offload`
+  // (offsets from the start of `frame`) says what is left to do to it: a
+  // TCP/UDP checksum, or segmentation of a TCP segment longer than the MTU;
+  // plain unless set_link_offloads() allowed it.
+  using Output = std::function<void(wire::MutBytes frame, const wire::Offload& offload)>;
 
   Engine() = default;
   Engine(const Engine&) = delete;
@@ -99,6 +103,14 @@ class Engine {
   // Serves TCP `port` on the gateway address itself (instead of relaying it
   // to the host's loopback), handing every line received to `handler`.
   virtual void set_line_service(uint16_t port, LineHandler handler) = 0;
+
+  // What the guest's link carries as is (link::Capabilities): frames whose
+  // TCP/UDP checksum is still to be computed (csum), and TCP segments longer
+  // than the MTU to be cut by the link (tso). With them the engine computes
+  // no checksum and sends larger TCP segments; without, plain frames only.
+  // May change at any time (a new VM frontend); frames already out are
+  // finished by the link as needed.
+  virtual void set_link_offloads(bool csum, bool tso) = 0;
 
   // Inbound (a published port): accepts a connection waiting on `listener`
   // and opens a guest connection to guest:guest_port for it. The guest sees

@@ -41,6 +41,9 @@ class FlowHost {
   virtual void refuse_syn(const FlowKey& key, uint32_t syn_seq) = 0;
   // ICMP (code4) or ICMPv6 (code6) destination unreachable quoting packet.
   virtual void report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6) = 0;
+  // The segment size to send to the guest with, given the MSS it announced:
+  // larger when the link cuts segments itself (TSO).
+  virtual uint16_t segment_size(uint16_t guest_mss) const = 0;
   // A datagram to the guest from src:src_port.
   virtual void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                                  wire::Bytes payload) = 0;

@@ -109,6 +109,8 @@ struct EngineCallbacks {
   static err_t netif_output6(struct netif*, struct pbuf* p, const ip6_addr_t*) { return send_out(p); }
 
   // Everything lwIP sends: copy into a frame with room for the link header.
+  // With checksum offload, lwIP left the TCP/UDP checksum out: mark it
+  // partial (and, with TSO, a segment longer than the MTU as GSO).
   static err_t send_out(struct pbuf* p) {
     LwipEngine* e = g_engine;
     if (e == nullptr) return ERR_IF;
@@ -116,7 +118,16 @@ struct EngineCallbacks {
     auto& buf = e->out_buffer_;
     buf.resize(wire::kEthernetHeaderLen + len);
     pbuf_copy_partial(p, buf.data() + wire::kEthernetHeaderLen, p->tot_len, 0);
-    e->output_(wire::MutBytes(buf.data(), buf.size()));
+    wire::MutBytes frame(buf.data(), buf.size());
+    wire::Offload offload;
+    if (e->link_csum_ && len > 0) {
+      // The gateway writes the Ethernet header; the type tells the offload
+      // code the IP version meanwhile.
+      bool v6 = (static_cast<uint8_t>(buf[wire::kEthernetHeaderLen]) >> 4) == 6;
+      wire::store16(frame, 12, v6 ? wire::ethertype::kIpv6 : wire::ethertype::kIpv4);
+      offload = wire::prepare_partial(frame, e->link_tso_ ? e->config_.mtu : uint16_t{0});
+    }
+    e->output_(frame, offload);
     return ERR_OK;
   }
 
@@ -468,6 +479,21 @@ void LwipEngine::inbound_udp(uv_udp_t* listener, const sockaddr* client, const I
   send_udp_to_guest(src, key.remote_port, guest, guest_port, payload);
 }
 
+void LwipEngine::set_link_offloads(bool csum, bool tso) {
+  link_csum_ = csum;
+  link_tso_ = csum && tso;
+  // lwIP computes the checksums the link does not; IP and ICMP always.
+  uint16_t flags = NETIF_CHECKSUM_ENABLE_ALL;
+  if (link_csum_) flags = static_cast<uint16_t>(flags & ~(NETIF_CHECKSUM_GEN_TCP | NETIF_CHECKSUM_GEN_UDP));
+  NETIF_SET_CHECKSUM_CTRL(netif_.get(), flags);
+}
+
+uint16_t LwipEngine::segment_size(uint16_t guest_mss) const {
+  if (!link_tso_ || guest_mss == 0) return guest_mss;
+  size_t n = std::max<size_t>(1, kTsoSegmentBytes / guest_mss);
+  return static_cast<uint16_t>(std::min<size_t>(n * guest_mss, TCP_MSS));
+}
+
 void LwipEngine::forget_inbound_udp(uv_udp_t* listener) {
   std::erase_if(udp_inbound_, [listener](const auto& kv) { return kv.second.listener == listener; });
 }
@@ -601,7 +627,7 @@ void LwipEngine::send_udp_to_guest(const IpAddr& src, uint16_t src_port, const I
 
 void LwipEngine::send_frame(std::vector<std::byte> frame) {
   if (frame.size() < wire::kEthernetHeaderLen) return;
-  output_(wire::MutBytes(frame.data(), frame.size()));
+  output_(wire::MutBytes(frame.data(), frame.size()), wire::Offload{});
 }
 
 std::vector<FlowInfo> LwipEngine::flows() const {

@@ -30,6 +30,14 @@
 //   which ends the TIME-WAIT and opens the new connection, as Linux does
 //   (lwip/patches/0002-timewait-recycle.patch).
 //
+//   Offloads: when the guest's link carries them (set_link_offloads), lwIP
+//   computes no TCP/UDP checksum (its netif's checksum flags) and the engine
+//   marks each frame's checksum partial (wire::prepare_partial); with TSO,
+//   connections send segments of up to kTsoSegmentBytes (32 KiB, a whole
+//   number of the guest's MSS), which the link cuts to the MTU. 32 KiB
+//   rather than 64: lwIP sends a segment only when all of it fits the
+//   guest's window, and a Linux guest starts with a window of about 64 KiB.
+//
 //   Flows talk back to the engine through FlowHost (flow_host.h). Time comes
 //   from the stack's Clock, read where an event enters and passed down;
 //   lwIP's own sys_now() reads the same clock.
@@ -76,6 +84,7 @@ class UdpFlow;
 class LwipEngine final : public Engine, private FlowHost {
  public:
   static constexpr uint64_t kHousekeepingMs = 1000;
+  static constexpr size_t kTsoSegmentBytes = 32 * 1024;
 
   LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig config, Output output);
   ~LwipEngine() override;
@@ -93,6 +102,7 @@ class LwipEngine final : public Engine, private FlowHost {
   void inbound_udp(uv_udp_t* listener, const sockaddr* client, const IpAddr& guest, uint16_t guest_port,
                    bool source_gateway, wire::Bytes payload) override;
   void forget_inbound_udp(uv_udp_t* listener) override;
+  void set_link_offloads(bool csum, bool tso) override;
   std::vector<std::byte>& read_buffer() override { return read_buffer_; }
   const EngineConfig& config() const override { return config_; }
   const EngineStats& stats() const override { return stats_; }
@@ -111,6 +121,7 @@ class LwipEngine final : public Engine, private FlowHost {
   uint64_t now() const override { return clock_.now_ms(); }
   const NatPolicy& nat() const override { return config_.nat; }
   EngineStats& counters() override { return stats_; }
+  uint16_t segment_size(uint16_t guest_mss) const override;
   void feed(wire::Bytes packet) override;
   void refuse_syn(const FlowKey& key, uint32_t syn_seq) override;
   void report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6) override;
@@ -143,6 +154,8 @@ class LwipEngine final : public Engine, private FlowHost {
   uv_check_t* check_;
   uv_timer_t* housekeeping_timer_;
   std::vector<std::byte> out_buffer_;
+  bool link_csum_ = false;  // set_link_offloads()
+  bool link_tso_ = false;
   std::vector<std::byte> read_buffer_;
   std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
   struct UdpKey {

@@ -225,6 +225,8 @@ void TcpFlow::cancel() {
 void TcpFlow::attach(struct tcp_pcb* pcb) {
   pcb_ = pcb;
   state_ = State::kEstablished;
+  // With TSO on the guest's link, send larger segments than the guest's MSS.
+  if (host_ != nullptr) pcb->mss = host_->segment_size(pcb->mss);
   tcp_arg(pcb, this);
   tcp_recv(pcb, TcpFlowCallbacks::on_lwip_recv);
   tcp_sent(pcb, TcpFlowCallbacks::on_lwip_sent);

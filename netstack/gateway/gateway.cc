@@ -61,6 +61,7 @@ NdpResponderConfig ndp_config_for(const GatewayConfig& config) {
 Gateway::Gateway(uv_loop_t* loop, const sys::Clock& clock, GatewayConfig config, engine::Engine& engine,
                  engine::IcmpEchoRelay* icmp)
     : clock_(clock), config_(std::move(config)), dhcp_(dhcp_config_for(config_)), engine_(engine), icmp_(icmp) {
+  set_capabilities(link::Capabilities{.csum = true, .tso = true});
   if (config_.nat.ipv6) {
     auto nc = ndp_config_for(config_);
     if (auto err = validate(nc); !err.empty()) throw std::invalid_argument("IPv6 settings: " + err);
@@ -142,7 +143,7 @@ void Gateway::echo_error(const engine::IcmpError& e) {
   deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, e.type, e.code, *quoted));
 }
 
-bool Gateway::send(link::Frame frame) {
+bool Gateway::transmit(link::Frame frame, const link::Offload& offload) {
   stats_.frames_in++;
   const uint64_t now = clock_.now_ms();
   auto eth = wire::EthernetFrame::parse(frame);
@@ -162,7 +163,7 @@ bool Gateway::send(link::Frame frame) {
       on_ipv4(*eth, now);
       break;
     case wire::ethertype::kIpv6:
-      on_ipv6(*eth, frame, now);
+      on_ipv6(*eth, frame, offload, now);
       break;
     default:
       stats_.dropped_unsupported++;
@@ -203,7 +204,7 @@ void Gateway::learn(const engine::IpAddr& ip, wire::MacAddr mac) {
   if (p != pending_.end()) {
     auto frames = std::move(p->second.frames);
     pending_.erase(p);
-    for (auto& f : frames) to_guest(wire::MutBytes(f.data(), f.size()));
+    for (auto& f : frames) to_guest(wire::MutBytes(f.bytes.data(), f.bytes.size()), f.offload);
   }
 }
 
@@ -269,7 +270,8 @@ void Gateway::on_ipv4(const wire::EthernetFrame& eth, uint64_t now) {
   }
 }
 
-void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, uint64_t now) {
+void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, const wire::Offload& offload,
+                      uint64_t now) {
   if (ndp_ == nullptr) {
     stats_.dropped_unsupported++;
     return;
@@ -297,7 +299,18 @@ void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, uint64_
   if (!ul->is_fragment && ul->protocol == wire::ipproto::kUdp) {
     auto udp = wire::UdpDatagram::parse(ul->data);
     if (udp && udp->dst_port() == 547) {
-      deliver_frames(ndp_->handle(frame, sys::Clock::TimePoint(std::chrono::milliseconds(now))));
+      const auto at = sys::Clock::TimePoint(std::chrono::milliseconds(now));
+      if (!offload.needs_csum()) {
+        deliver_frames(ndp_->handle(frame, at));
+        return;
+      }
+      // The guest's kernel left the checksum to us (checksum offload).
+      std::vector<std::byte> whole(frame.begin(), frame.end());
+      if (wire::complete_checksum(whole, offload) != wire::OffloadError::kNone) {
+        stats_.dropped_malformed++;
+        return;
+      }
+      deliver_frames(ndp_->handle(whole, at));
       return;
     }
   }
@@ -409,7 +422,7 @@ void Gateway::deliver_frames(std::vector<std::vector<std::byte>> frames) {
   }
 }
 
-void Gateway::to_guest(wire::MutBytes frame) {
+void Gateway::to_guest(wire::MutBytes frame, const wire::Offload& offload) {
   constexpr size_t kL3 = wire::kEthernetHeaderLen;
   if (frame.size() < kL3 + wire::Ipv4Header::kLen) return;
   bool v6 = (static_cast<uint8_t>(frame[kL3]) >> 4) == 6;
@@ -428,17 +441,18 @@ void Gateway::to_guest(wire::MutBytes frame) {
   } else {
     auto it = neighbors_.find(dst);
     if (it == neighbors_.end()) {
-      hold_for_neighbor(dst, frame, clock_.now_ms());
+      hold_for_neighbor(dst, frame, offload, clock_.now_ms());
       return;
     }
     mac = it->second.mac;
   }
   wire::emit_ethernet_header(frame, mac, config_.mac, v6 ? wire::ethertype::kIpv6 : wire::ethertype::kIpv4);
   stats_.frames_out++;
-  deliver(frame);
+  deliver(frame, offload);
 }
 
-void Gateway::hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame, uint64_t now) {
+void Gateway::hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame, const wire::Offload& offload,
+                                uint64_t now) {
   if (!is_guest_source(dst)) {
     stats_.dropped_no_neighbor++;
     return;
@@ -457,7 +471,7 @@ void Gateway::hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame,
     stats_.dropped_no_neighbor++;
     return;
   }
-  it->second.frames.emplace_back(frame.begin(), frame.end());
+  it->second.frames.push_back(HeldFrame{{frame.begin(), frame.end()}, offload});
 }
 
 void Gateway::request_neighbor(const engine::IpAddr& ip) {

@@ -65,6 +65,7 @@
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv4.h"
+#include "netstack/wire/offload.h"
 
 namespace slipway::gateway {
 
@@ -108,13 +109,17 @@ class Gateway : public link::Port {
           engine::IcmpEchoRelay* icmp);
   ~Gateway() override;
 
-  // A frame from the guest.
-  bool send(link::Frame frame) override;
+  // A frame from the guest. The gateway takes offloaded frames as they are
+  // (capabilities: csum and tso): lwIP takes TCP segments of any length up
+  // to 64 KiB and checks no TCP/UDP checksum; the one checksum the gateway
+  // checks itself on a partial frame (DHCPv6's) is completed first.
+  bool transmit(link::Frame frame, const link::Offload& offload) override;
 
   // An IPv4 or IPv6 packet for the guest after kEthernetHeaderLen bytes of
   // headroom (the engine's output): framed for the guest's MAC and
   // delivered, or held while the guest's MAC is being resolved.
-  void to_guest(wire::MutBytes frame);
+  // `offload` (see wire/offload.h) travels with it to the transport.
+  void to_guest(wire::MutBytes frame, const wire::Offload& offload = {});
   // The relay's answers to the guest's echo requests.
   void echo_reply(const engine::IcmpEchoReply& reply);
   void echo_error(const engine::IcmpError& error);
@@ -132,7 +137,7 @@ class Gateway : public link::Port {
 
   void on_arp(const wire::EthernetFrame& eth);
   void on_ipv4(const wire::EthernetFrame& eth, uint64_t now);
-  void on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, uint64_t now);
+  void on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, const wire::Offload& offload, uint64_t now);
   void on_icmp(const wire::Ipv4Packet& ip, uint64_t now);
   // An ICMPv6 echo request to an address that is not the gateway's.
   void on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Packet& ip, const wire::Icmpv6Message& icmp,
@@ -150,7 +155,8 @@ class Gateway : public link::Port {
   void deliver_frame(std::vector<std::byte> frame);
   void deliver_frames(std::vector<std::vector<std::byte>> frames);
   void request_neighbor(const engine::IpAddr& ip);
-  void hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame, uint64_t now);
+  void hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame, const wire::Offload& offload,
+                         uint64_t now);
   void start_router_adverts(uv_loop_t* loop);
 
   const sys::Clock& clock_;
@@ -170,9 +176,13 @@ class Gateway : public link::Port {
     size_t operator()(const engine::IpAddr& a) const noexcept { return a.hash(); }
   };
   std::unordered_map<engine::IpAddr, Neighbor, IpAddrHash> neighbors_;
+  struct HeldFrame {
+    std::vector<std::byte> bytes;  // with room for the Ethernet header
+    wire::Offload offload;
+  };
   struct Pending {
     uint64_t since;
-    std::vector<std::vector<std::byte>> frames;  // with room for the Ethernet header
+    std::vector<HeldFrame> frames;
   };
   std::unordered_map<engine::IpAddr, Pending, IpAddrHash> pending_;  // frames waiting for ARP or NDP
 };

@@ -83,7 +83,7 @@ bool DgramPort::send_now(Frame frame) {
   return true;
 }
 
-bool DgramPort::send(Frame frame) {
+bool DgramPort::transmit(Frame frame, const Offload&) {
   if (!has_peer() || frame.empty() || frame.size() > max_frame_) {
     stats_.tx_dropped++;
     return false;

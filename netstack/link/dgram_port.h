@@ -38,7 +38,7 @@ class DgramPort : public Port {
   DgramPort(uv_loop_t* loop, int fd, std::string path, size_t mtu);
   ~DgramPort() override;
 
-  bool send(Frame frame) override;
+  bool transmit(Frame frame, const Offload& offload) override;
   bool has_peer() const { return peer_len_ > 0 || connected_socket_; }
   uint64_t oversize() const { return oversize_; }
 

@@ -30,7 +30,7 @@ class MemoryPort : public Port {
     if (peer_ != nullptr) peer_->peer_ = nullptr;
   }
 
-  bool send(Frame frame) override {
+  bool transmit(Frame frame, const Offload&) override {
     if (peer_ == nullptr || peer_->inbox_.size() >= kMaxQueued) {
       stats_.tx_dropped++;
       return false;

@@ -105,22 +105,27 @@ void PcapWriter::flush() {
 
 PcapPort::PcapPort(Port& inner, std::shared_ptr<PcapWriter> writer, Clock clock)
     : inner_(inner), writer_(std::move(writer)), clock_(std::move(clock)) {
-  // The sink captures `this`: the destructor unhooks it before we go away.
-  inner_.set_sink([this](Frame frame) {
+  // The sink and the listener capture `this`: the destructor unhooks them
+  // before we go away.
+  inner_.set_sink([this](Frame frame, const Offload& offload) {
     writer_->write(frame, now());
-    deliver(frame);
+    deliver(frame, offload);
   });
+  inner_.set_capabilities_listener([this] { capabilities_changed(); });
 }
 
-PcapPort::~PcapPort() { inner_.set_sink(nullptr); }
+PcapPort::~PcapPort() {
+  inner_.set_sink(nullptr);
+  inner_.set_capabilities_listener(nullptr);
+}
 
 std::chrono::system_clock::time_point PcapPort::now() const {
   return clock_ ? clock_() : std::chrono::system_clock::now();
 }
 
-bool PcapPort::send(Frame frame) {
+bool PcapPort::transmit(Frame frame, const Offload& offload) {
   writer_->write(frame, now());
-  if (!inner_.send(frame)) {
+  if (!inner_.send(frame, offload)) {
     stats_.tx_dropped++;
     return false;
   }

@@ -81,13 +81,17 @@ class PcapPort : public Port {
  public:
   using Clock = std::function<std::chrono::system_clock::time_point()>;
 
-  // Takes over inner's sink. `clock` stamps the records (wall time by
-  // default; tests pass a fixed clock). inner must outlive this port; the
-  // destructor detaches from it.
+  // Takes over inner's sink and capabilities listener. `clock` stamps the
+  // records (wall time by default; tests pass a fixed clock). inner must
+  // outlive this port; the destructor detaches from it. Frames are recorded
+  // as they cross, offloaded ones included (a partial checksum, a GSO
+  // segment longer than the MTU), as tcpdump shows them on an offloading
+  // NIC; the port carries what inner carries.
   PcapPort(Port& inner, std::shared_ptr<PcapWriter> writer, Clock clock = {});
   ~PcapPort() override;
 
-  bool send(Frame frame) override;
+  Capabilities capabilities() const override { return inner_.capabilities(); }
+  bool transmit(Frame frame, const Offload& offload) override;
 
  private:
   std::chrono::system_clock::time_point now() const;

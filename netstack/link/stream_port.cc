@@ -118,7 +118,7 @@ bool StreamPort::read_some() {
   return true;
 }
 
-bool StreamPort::send(Frame frame) {
+bool StreamPort::transmit(Frame frame, const Offload&) {
   if (conn_ == nullptr || frame.empty() || frame.size() > max_frame_) {
     stats_.tx_dropped++;
     return false;

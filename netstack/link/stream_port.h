@@ -41,7 +41,7 @@ class StreamPort : public Port {
 
   // Serves the connected stream socket fd (takes ownership), replacing any.
   void adopt(int fd);
-  bool send(Frame frame) override;
+  bool transmit(Frame frame, const Offload& offload) override;
 
   bool connected() const { return conn_ != nullptr; }
   uint64_t connections() const { return connections_; }

@@ -64,7 +64,7 @@ void TapPort::on_poll(int status, int events) {
   }
 }
 
-bool TapPort::send(Frame frame) {
+bool TapPort::transmit(Frame frame, const Offload&) {
   if (tx_queue_.empty()) {
     ssize_t n = ::write(handle_->fd, frame.data(), frame.size());
     if (n >= 0) {

@@ -31,7 +31,7 @@ class TapPort : public Port {
   TapPort(uv_loop_t* loop, int fd, size_t mtu);
   ~TapPort() override;
 
-  bool send(Frame frame) override;
+  bool transmit(Frame frame, const Offload& offload) override;
 
  private:
   struct Handle;

@@ -433,7 +433,7 @@ void VhostUserPort::on_idle() {
   run_tx();
 }
 
-bool VhostUserPort::send(Frame frame) {
+bool VhostUserPort::transmit(Frame frame, const Offload&) {
   if (conn_ == nullptr) {
     stats_.tx_dropped++;
     return false;

@@ -62,7 +62,7 @@ class VhostUserPort : public Port {
 
   // Serves the connected socket fd (takes ownership), replacing any frontend.
   void adopt(int fd);
-  bool send(Frame frame) override;
+  bool transmit(Frame frame, const Offload& offload) override;
 
   bool connected() const { return conn_ != nullptr; }
   const Stats& vhost_stats() const { return vstats_; }

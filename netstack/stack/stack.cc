@@ -38,10 +38,19 @@ Stack::Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig
   icmp_ = std::make_unique<engine::IcmpEchoRelay>(
       loop_, [this](const engine::IcmpEchoReply& r) { gateway_->echo_reply(r); },
       [this](const engine::IcmpError& e) { gateway_->echo_error(e); });
-  engine_ = std::make_unique<engine::LwipEngine>(loop_, *clock_, engine_config_for(config_),
-                                                 [this](wire::MutBytes frame) { gateway_->to_guest(frame); });
+  engine_ = std::make_unique<engine::LwipEngine>(
+      loop_, *clock_, engine_config_for(config_),
+      [this](wire::MutBytes frame, const wire::Offload& offload) { gateway_->to_guest(frame, offload); });
   gateway_ = std::make_unique<gateway::Gateway>(loop_, *clock_, config_.gateway, *engine_, icmp_.get());
   link::connect(*guest_side, *gateway_);
+  // The engine leaves to the link what the link can do (checksums, TSO),
+  // now and whenever that changes (a new VM frontend).
+  auto offloads = [this, guest_side] {
+    auto c = guest_side->capabilities();
+    engine_->set_link_offloads(c.csum, c.tso);
+  };
+  offloads();
+  guest_side->set_capabilities_listener(offloads);
 
   if (config_.dns) {
     dns_ = std::make_unique<dns::Proxy>(loop_, with_builtin_names(config_.dns_config), clock_.get());
@@ -74,7 +83,9 @@ Stack::~Stack() {
   engine_.reset();  // closing flows still send RSTs through the gateway
   icmp_.reset();
   if (gateway_) gateway_->set_sink(nullptr);
-  (pcap_ ? static_cast<link::Port&>(*pcap_) : *transport_).set_sink(nullptr);
+  link::Port& guest_side = pcap_ ? static_cast<link::Port&>(*pcap_) : *transport_;
+  guest_side.set_sink(nullptr);
+  guest_side.set_capabilities_listener(nullptr);
 }
 
 void Stack::forward_from_namespace(int sock_diag_fd) {

@@ -203,7 +203,7 @@ OffloadError segment_tcp(Bytes frame, const Offload& o, std::vector<std::byte>& 
   return OffloadError::kNone;
 }
 
-Offload prepare_partial(MutBytes frame, uint16_t gso_size) {
+Offload prepare_partial(MutBytes frame, uint16_t mtu) {
   Offload o;
   auto l = layout_of(frame);
   if (!l || l->fragment) return o;
@@ -225,12 +225,13 @@ Offload prepare_partial(MutBytes frame, uint16_t gso_size) {
   o.flags = Offload::kNeedsCsum;
   o.csum_start = static_cast<uint16_t>(l->l4);
   o.csum_offset = field;
-  if (l->proto == kProtoTcp && gso_size > 0) {
+  if (l->proto == kProtoTcp && mtu > 0) {
     size_t tcp_len = static_cast<size_t>(load8(frame, l->l4 + 12) >> 4) * 4;
+    size_t headers = l->ip_len + tcp_len;
     o.hdr_len = static_cast<uint16_t>(l->l4 + tcp_len);
-    if (tcp_len >= kTcpMinHeader && l->l4 + tcp_len <= l->end && l->end - l->l4 - tcp_len > gso_size) {
+    if (tcp_len >= kTcpMinHeader && l->l4 + tcp_len <= l->end && l->end - kL3 > mtu && mtu > headers) {
       o.gso = l->v6 ? Offload::Gso::kTcpV6 : Offload::Gso::kTcpV4;
-      o.gso_size = gso_size;
+      o.gso_size = static_cast<uint16_t>(mtu - headers);
     }
   }
   return o;

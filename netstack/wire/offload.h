@@ -92,9 +92,11 @@ OffloadError segment_tcp(Bytes frame, const Offload& o, std::vector<std::byte>& 
 
 // Makes a frame whose TCP or UDP checksum is still to be computed: stores
 // the pseudo-header sum in the checksum field and returns the Offload that
-// says so (NEEDS_CSUM with csum_start/offset); with gso_size set and a TCP
-// payload longer than it, also the GSO type. Frames that are neither TCP
-// nor UDP over IPv4/IPv6 (or IPv4 fragments) are returned plain, untouched.
-Offload prepare_partial(MutBytes frame, uint16_t gso_size);
+// says so (NEEDS_CSUM with csum_start/offset). With `mtu` (the link's IP
+// MTU; 0: no GSO) and a TCP segment whose IP packet is longer than it, also
+// the GSO type and gso_size = mtu - IP header - TCP header. Frames that are
+// neither TCP nor UDP over IPv4/IPv6 (or IPv4 fragments) are returned plain,
+// untouched.
+Offload prepare_partial(MutBytes frame, uint16_t mtu);
 
 }  // namespace slipway::wire

@@ -96,7 +96,7 @@ std::chrono::system_clock::time_point at_us(int64_t us) {
 // plays a frame arriving from the wire.
 class MemoryPort : public Port {
  public:
-  bool send(Frame frame) override {
+  bool transmit(Frame frame, const slipway::link::Offload&) override {
     if (refuse) return false;
     sent.emplace_back(frame.begin(), frame.end());
     return true;

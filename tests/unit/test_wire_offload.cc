@@ -152,7 +152,7 @@ TEST_CASE("complete_checksum refuses offsets outside the frame and leaves it alo
 TEST_CASE("a TCP/IPv4 GSO frame is cut into MSS-sized segments with complete headers", "[wire][offload]") {
   const size_t mss = 1448, payload = 10 * 1448 + 100;
   auto frame = tcp4_frame(payload, tcpflag::kAck | tcpflag::kPsh | tcpflag::kFin | 0x80 /* CWR */, 0xfffff000);
-  auto o = prepare_partial(frame, static_cast<uint16_t>(mss));
+  auto o = prepare_partial(frame, static_cast<uint16_t>(mss + 40));  // the IP MTU
   REQUIRE(o.gso == Offload::Gso::kTcpV4);
   REQUIRE(o.gso_size == mss);
   std::vector<std::byte> scratch, joined;
@@ -185,8 +185,9 @@ TEST_CASE("a TCP/IPv4 GSO frame is cut into MSS-sized segments with complete hea
 TEST_CASE("a TCP/IPv6 GSO frame is cut the same way", "[wire][offload]") {
   const size_t mss = 1220, payload = 3 * 1220;
   auto frame = tcp6_frame(payload, tcpflag::kAck);
-  auto o = prepare_partial(frame, static_cast<uint16_t>(mss));
+  auto o = prepare_partial(frame, 1280);  // IPv6's minimum MTU: 1280 - 40 - 20 = 1220
   REQUIRE(o.gso == Offload::Gso::kTcpV6);
+  CHECK(o.gso_size == mss);
   std::vector<std::byte> scratch, joined;
   int n = 0;
   REQUIRE(segment_tcp(frame, o, scratch, [&](Bytes seg) {

@@ -106,9 +106,13 @@
 #define LWIP_EVENT_API 0
 #define TCP_CALCULATE_EFF_SEND_MSS 1
 
-/* Checksums: generated for everything we send; guest input checked for the
- * IP header only. A guest that sends bad TCP/UDP checksums only corrupts its
- * own data; skipping the check saves a pass over every byte. */
+/* Checksums: generated for everything we send, but the TCP and UDP ones
+ * only when the guest's link cannot take them partial (the engine switches
+ * them per netif, LwipEngine::set_link_offloads); guest input checked for
+ * the IP header only. A guest that sends bad TCP/UDP checksums only corrupts
+ * its own data; skipping the check saves a pass over every byte. No
+ * checksum-on-copy: with offload there is no checksum to compute at all. */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF 1
 #define CHECKSUM_GEN_IP 1
 #define CHECKSUM_GEN_UDP 1
 #define CHECKSUM_GEN_TCP 1
@@ -117,7 +121,7 @@
 #define CHECKSUM_CHECK_UDP 0
 #define CHECKSUM_CHECK_TCP 0
 #define CHECKSUM_CHECK_ICMP 0
-#define LWIP_CHECKSUM_ON_COPY 1
+#define LWIP_CHECKSUM_ON_COPY 0
 
 /* Statistics: kept in debug builds only. */
 #ifdef NDEBUG
