@@ -420,7 +420,7 @@ TEST_CASE("engine: data the guest lost is retransmitted when the test's clock pa
   CHECK(g.out_of_order == 0);
 }
 
-TEST_CASE("engine: guest FIN half-closes; the host still sends; host close ends the flow", "[engine][tcp]") {
+TEST_CASE("engine: a guest FIN half-closes, the host still sends, host close ends the flow", "[engine][tcp]") {
   EngineRig rig;
   HostListener listener;
   GuestTcp g(rig, kGuest4, 40020, kGateway4, listener.port());
@@ -475,7 +475,7 @@ TEST_CASE("engine: guest FIN half-closes; the host still sends; host close ends 
   CHECK(rig.out.size() == before);
 }
 
-TEST_CASE("engine: host half-close sends FIN; the guest still sends; guest FIN ends the flow", "[engine][tcp]") {
+TEST_CASE("engine: host half-close sends FIN, the guest still sends, guest FIN ends the flow", "[engine][tcp]") {
   EngineRig rig;
   HostListener listener;
   GuestTcp g(rig, kGuest4, 40030, kGateway4, listener.port());

@@ -28,7 +28,7 @@ uint16_t free_port6() {
 
 }  // namespace
 
-TEST_CASE("engine over IPv6: SYN-ACK only after the host connect to ::1; data both ways intact",
+TEST_CASE("engine over IPv6: SYN-ACK only after the host connect to ::1, then data both ways intact",
           "[engine][tcp][ipv6]") {
   if (!have_ipv6_loopback()) {
     WARN("skipping: no IPv6 loopback here");
