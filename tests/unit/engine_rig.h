@@ -40,6 +40,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 extern "C" {
@@ -111,8 +112,9 @@ struct GuestPacket {
 // The TCP or UDP checksum of a segment, as carried over src -> dst: true if
 // it is valid.
 inline bool l4_checksum_ok(const IpAddr& src, const IpAddr& dst, uint8_t protocol, wire::Bytes l4) {
-  uint32_t pseudo = src.v6 ? wire::pseudo_header_sum_v6(src.v6addr, dst.v6addr, protocol, static_cast<uint32_t>(l4.size()))
-                           : wire::pseudo_header_sum_v4(src.v4, dst.v4, protocol, static_cast<uint16_t>(l4.size()));
+  uint32_t pseudo = src.v6
+                        ? wire::pseudo_header_sum_v6(src.v6addr, dst.v6addr, protocol, static_cast<uint32_t>(l4.size()))
+                        : wire::pseudo_header_sum_v4(src.v4, dst.v4, protocol, static_cast<uint16_t>(l4.size()));
   return wire::checksum_fold(wire::checksum_add(l4, pseudo)) == 0;
 }
 
@@ -121,27 +123,19 @@ inline bool l4_checksum_ok(const IpAddr& src, const IpAddr& dst, uint8_t protoco
 inline std::vector<std::byte> guest_ip_packet(const IpAddr& src, const IpAddr& dst, uint8_t protocol,
                                               std::vector<std::byte> l4, size_t checksum_offset) {
   wire::store16(l4, checksum_offset, 0);
-  uint32_t pseudo = src.v6 ? wire::pseudo_header_sum_v6(src.v6addr, dst.v6addr, protocol, static_cast<uint32_t>(l4.size()))
-                           : wire::pseudo_header_sum_v4(src.v4, dst.v4, protocol, static_cast<uint16_t>(l4.size()));
+  uint32_t pseudo = src.v6
+                        ? wire::pseudo_header_sum_v6(src.v6addr, dst.v6addr, protocol, static_cast<uint32_t>(l4.size()))
+                        : wire::pseudo_header_sum_v4(src.v4, dst.v4, protocol, static_cast<uint16_t>(l4.size()));
   uint16_t sum = wire::checksum_fold(wire::checksum_add(l4, pseudo));
   if (protocol == wire::ipproto::kUdp && sum == 0) sum = 0xffff;
   wire::store16(l4, checksum_offset, sum);
   size_t hlen = src.v6 ? wire::Ipv6Header::kLen : wire::Ipv4Header::kLen;
   std::vector<std::byte> packet(hlen + l4.size());
+  const auto len = static_cast<uint16_t>(l4.size());
   if (src.v6) {
-    wire::Ipv6Header h;
-    h.src = src.v6addr;
-    h.dst = dst.v6addr;
-    h.next_header = protocol;
-    h.payload_len = static_cast<uint16_t>(l4.size());
-    h.emit(packet);
+    wire::Ipv6Header{.src = src.v6addr, .dst = dst.v6addr, .next_header = protocol, .payload_len = len}.emit(packet);
   } else {
-    wire::Ipv4Header h;
-    h.src = src.v4;
-    h.dst = dst.v4;
-    h.protocol = protocol;
-    h.payload_len = static_cast<uint16_t>(l4.size());
-    h.emit(packet);
+    wire::Ipv4Header{.src = src.v4, .dst = dst.v4, .protocol = protocol, .payload_len = len}.emit(packet);
   }
   std::copy(l4.begin(), l4.end(), packet.begin() + static_cast<std::ptrdiff_t>(hlen));
   return packet;
@@ -279,6 +273,16 @@ inline uint16_t local_port(int fd) {
   return port;
 }
 
+// The address and port of the connected socket's peer.
+inline std::pair<IpAddr, uint16_t> peer_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t l = sizeof ss;
+  std::pair<IpAddr, uint16_t> r{};
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &l) == 0)
+    engine::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), &r.first, &r.second);
+  return r;
+}
+
 // The engine's own host socket for the TCP connection whose other end is
 // `host_fd`, or -1. The engine runs in this process, so its socket is one
 // of our fds: the one whose local address is host_fd's peer.
@@ -307,6 +311,14 @@ inline int bind_loopback(bool v6, int type, uint16_t port = 0) {
     return -1;
   }
   return s;
+}
+
+// A TCP port on the loopback that was free a moment ago.
+inline uint16_t free_loopback_port(bool v6) {
+  int s = bind_loopback(v6, SOCK_STREAM);
+  uint16_t port = local_port(s);
+  close(s);
+  return port;
 }
 
 // An fd closed with the object.

@@ -44,14 +44,14 @@ class GuestTcp {
   };
 
   // Knobs, set before use.
-  uint8_t wscale = 7;                     // window scale offered in the SYN
-  uint16_t mss = 65000;                   // MSS offered in the SYN
-  size_t segment_size = 32 * 1024;        // largest data segment sent
-  uint64_t rcv_capacity = 4 << 20;        // the guest's receive buffer
-  bool app_reading = true;                // false: received bytes stay unread
-  bool complete_handshake = true;         // false: never ACK the SYN-ACK
-  bool auto_ack = true;                   // ACK what arrives
-  size_t drop_data_segments = 0;          // the next N data segments are lost on the way
+  uint8_t wscale = 7;               // window scale offered in the SYN
+  uint16_t mss = 65000;             // MSS offered in the SYN
+  size_t segment_size = 32 * 1024;  // largest data segment sent
+  uint64_t rcv_capacity = 4 << 20;  // the guest's receive buffer
+  bool app_reading = true;          // false: received bytes stay unread
+  bool complete_handshake = true;   // false: never ACK the SYN-ACK
+  bool auto_ack = true;             // ACK what arrives
+  size_t drop_data_segments = 0;    // the next N data segments are lost on the way
 
   // State.
   uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
@@ -64,7 +64,7 @@ class GuestTcp {
   size_t unread = 0;                // of received, not yet read by the application
   std::vector<Segment> segments;    // everything the engine sent on this connection
   size_t bad_checksums = 0, beyond_window = 0, out_of_order = 0, lost = 0;
-  uint32_t last_ack_sent = 0;       // the acknowledgment number of the guest's latest segment
+  uint32_t last_ack_sent = 0;  // the acknowledgment number of the guest's latest segment
 
   GuestTcp(EngineRig& rig, IpAddr guest, uint16_t guest_port, IpAddr remote, uint16_t remote_port)
       : rig_(rig), guest_(guest), guest_port_(guest_port), remote_(remote), remote_port_(remote_port) {}
@@ -238,8 +238,8 @@ class GuestTcp {
     while (sent_ < to_send_.size()) {
       uint64_t in_flight = static_cast<uint32_t>(snd_nxt - snd_una);
       if (in_flight >= peer_window) break;
-      size_t n = std::min({to_send_.size() - sent_, segment_size, size_t{peer_mss},
-                           static_cast<size_t>(peer_window - in_flight)});
+      size_t n = std::min(
+          {to_send_.size() - sent_, segment_size, size_t{peer_mss}, static_cast<size_t>(peer_window - in_flight)});
       wire::Bytes chunk = wire::Bytes(to_send_).subspan(sent_, n);
       transmit(snd_nxt, rcv_nxt, wire::tcpflag::kAck | wire::tcpflag::kPsh, window_field(), {}, chunk);
       snd_nxt += static_cast<uint32_t>(n);
@@ -282,19 +282,75 @@ class GuestTcp {
   bool sent_data_this_poll_ = false;
 };
 
+// Pumps the loop, letting the guest answer and (given one) the host peer
+// read, until pred() holds; false after max_ms.
+template <class Pred>
+bool converse(EngineRig& rig, GuestTcp& g, HostConn* host, Pred pred, int max_ms = 3000) {
+  return rig.run_until(
+      [&] {
+        g.poll();
+        if (host != nullptr) host->read_some();
+        return pred();
+      },
+      max_ms);
+}
+
+// Waits for `g`'s handshake to complete and accepts the host side of the
+// connection from `listener`.
+inline HostConn await_established(EngineRig& rig, GuestTcp& g, HostListener& listener, int max_ms = 3000) {
+  HostConn host;
+  bool ok = rig.run_until(
+      [&] {
+        g.poll();
+        if (!host.fd) host.fd = listener.accept();
+        return g.established && static_cast<bool>(host.fd);
+      },
+      max_ms);
+  REQUIRE(ok);
+  return host;
+}
+
 // Opens `g` to `listener` (the guest's SYN, the engine's SYN-ACK, the
 // guest's ACK) and accepts the host side of the connection.
 inline HostConn establish(EngineRig& rig, GuestTcp& g, HostListener& listener, uint32_t iss = 1000) {
   g.syn(iss);
-  HostConn host;
-  bool ok = rig.run_until([&] {
-    g.poll();
-    if (!host.fd) host.fd = listener.accept();
-    return g.established && static_cast<bool>(host.fd);
-  });
-  REQUIRE(ok);
-  return host;
+  return await_established(rig, g, listener);
 }
+
+// Sends `up` from the guest and `down` from the host at the same time and
+// checks that each arrives intact, in order, with valid checksums.
+inline void exchange(EngineRig& rig, GuestTcp& g, HostConn& host, wire::Bytes up, wire::Bytes down) {
+  const size_t host_had = host.received.size(), guest_had = g.received.size();
+  g.send(up);
+  size_t off = 0;
+  bool done = rig.run_until(
+      [&] {
+        g.poll();
+        host.read_some();
+        host.write_some(down, &off);
+        return host.received.size() >= host_had + up.size() && g.received.size() >= guest_had + down.size();
+      },
+      5000);
+  REQUIRE(done);
+  CHECK(first_difference(wire::Bytes(host.received).subspan(host_had), up) == kSame);
+  CHECK(first_difference(wire::Bytes(g.received).subspan(guest_had), down) == kSame);
+  CHECK(g.bad_checksums == 0);
+  CHECK(g.out_of_order == 0);
+  CHECK(g.beyond_window == 0);
+}
+
+// A fixture (TEST_CASE_METHOD): an engine and one guest connection, from
+// the guest's port 40000 through the gateway address to a host listener on
+// 127.0.0.1. Set the guest's knobs, then open() completes the handshake and
+// accepts the host side.
+struct GuestConnection {
+  EngineRig rig;
+  HostListener listener;
+  GuestTcp g{rig, kGuest4, 40000, kGateway4, listener.port()};
+  HostConn host;
+
+  void open() { host = establish(rig, g, listener); }
+};
 
 // `p` is the engine's refusal of a guest SYN: a valid RST|ACK from
 // src:src_port to guest:guest_port acknowledging `ack` (the SYN's seq + 1).

@@ -33,7 +33,6 @@ namespace tcpflag = wire::tcpflag;
 namespace {
 
 constexpr uint8_t kSynAck = tcpflag::kSyn | tcpflag::kAck;
-constexpr uint8_t kRstAck = tcpflag::kRst | tcpflag::kAck;
 
 // A client connection to `listener` that completes at once and sits in its
 // accept queue: with a backlog of 0 the queue is then full and the kernel
@@ -90,14 +89,7 @@ TEST_CASE("engine: a guest SYN gets its SYN-ACK only once the host accepted the 
   // host connect completes and only then does the guest get its SYN-ACK.
   Fd first = listener.accept();
   REQUIRE(first);
-  HostConn host;
-  REQUIRE(rig.run_until(
-      [&] {
-        g.poll();
-        if (!host.fd) host.fd = listener.accept();
-        return g.established && static_cast<bool>(host.fd);
-      },
-      5000));
+  HostConn host = await_established(rig, g, listener, 5000);
   CHECK(g.count(0xff, kSynAck) == 1);
   auto packets = rig.packets();
   REQUIRE(!packets.empty());
@@ -113,41 +105,27 @@ TEST_CASE("engine: a guest SYN gets its SYN-ACK only once the host accepted the 
   CHECK(rig.stats().tcp_connects == 1);
 
   // The host sees the connection from its loopback, and it carries data.
-  sockaddr_storage peer{};
-  socklen_t pl = sizeof peer;
-  REQUIRE(getpeername(host.fd.get(), reinterpret_cast<sockaddr*>(&peer), &pl) == 0);
-  IpAddr peer_addr;
-  uint16_t peer_port = 0;
-  REQUIRE(engine::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), &peer_addr, &peer_port));
-  CHECK(peer_addr == IpAddr(engine::NatPolicy::kHostLoopback));
-  auto hello = bytes_of("hello, host");
-  g.send(hello);
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    host.read_some();
-    return host.received.size() >= hello.size();
-  }));
-  CHECK(host.received == hello);
+  CHECK(peer_of(host.fd.get()).first == IpAddr(engine::NatPolicy::kHostLoopback));
+  exchange(rig, g, host, bytes_of("hello, host"), bytes_of("hello, guest"));
 }
 
-TEST_CASE("engine: a SYN to a closed host port gets RST|ACK from the address the guest tried", "[engine][tcp]") {
-  EngineRig rig;
-  uint16_t port = free_port();
-  GuestTcp g(rig, kGuest4, 40001, kGateway4, port);
+TEST_CASE("engine: a SYN to a closed host port gets RST|ACK from the address the guest tried", "[engine][tcp][ipv6]") {
+  bool v6 = false;
+  SECTION("IPv4: 10.0.2.2 -> 127.0.0.1") {}
+  SECTION("IPv6: fd00::2 -> ::1") { v6 = true; }
+  if (v6 && !have_ipv6_loopback()) {
+    WARN("skipping: no IPv6 loopback here");
+    return;
+  }
+  const IpAddr guest = v6 ? IpAddr(kGuest6) : IpAddr(kGuest4);
+  const IpAddr gateway = v6 ? IpAddr(kGateway6) : IpAddr(kGateway4);
+  EngineRig rig(engine_config(v6));
+  uint16_t port = free_loopback_port(v6);
+  GuestTcp g(rig, guest, 40001, gateway, port);
   g.syn(5000);
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    return g.got_rst;
-  }));
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.got_rst; }));
   REQUIRE(rig.out.size() == 1);  // the RST and nothing else
-  auto p = rig.packets();
-  REQUIRE(p.size() == 1);
-  CHECK(p[0].src == IpAddr(kGateway4));
-  CHECK(p[0].dst == IpAddr(kGuest4));
-  REQUIRE(g.segments.size() == 1);
-  CHECK(g.segments[0].flags == kRstAck);
-  CHECK(g.segments[0].ack == 5001);
-  CHECK(g.bad_checksums == 0);
+  check_refusal(rig.packets()[0], gateway, port, guest, 40001, 5001);
   CHECK(rig.stats().tcp_connects == 1);
   CHECK(rig.stats().tcp_refused == 1);
   CHECK(rig.run_until([&] { return rig.engine().tcp_flow_count() == 0; }));
@@ -201,10 +179,7 @@ TEST_CASE("engine: destinations the NAT policy refuses get RST at once and no ho
     GuestTcp g(rig, kGuest4, 41100, kGateway4, port);
     g.syn(900);
     REQUIRE(rig.out.size() == 1);
-    g.poll();
-    REQUIRE(g.segments.size() == 1);
-    CHECK(g.segments[0].flags == kRstAck);
-    CHECK(g.segments[0].ack == 901);
+    check_refusal(rig.packets()[0], kGateway4, port, kGuest4, 41100, 901);
     CHECK(rig.stats().tcp_refused == 1);
     CHECK(rig.stats().tcp_connects == 0);
     rig.run_for(100, [] {});
@@ -282,24 +257,34 @@ UnreachableRun syn_without_routes(const IpAddr& guest, const IpAddr& dst) {
   return r;
 }
 
+// The one packet the engine answered a SYN to `dst` with, where the host
+// has no route, after checking that it comes from `gateway`, that the flow
+// is gone and counted as unreachable; nullopt (with a warning) when the
+// namespace cannot be made.
+std::optional<GuestPacket> unreachable_answer(const IpAddr& guest, const IpAddr& dst, const IpAddr& gateway) {
+  auto r = syn_without_routes(guest, dst);
+  if (!r.skip.empty()) {
+    WARN("skipping: " << r.skip);
+    return std::nullopt;
+  }
+  CHECK(r.loop_closed);
+  CHECK(r.flows_after == 0);
+  CHECK(r.stats.tcp_unreachable == 1);
+  CHECK(r.stats.tcp_refused == 0);
+  REQUIRE(r.packets.size() == 1);
+  CHECK(r.packets[0].src == gateway);
+  CHECK(r.packets[0].dst == guest);
+  return r.packets[0];
+}
+
 }  // namespace
 
 TEST_CASE("engine: a destination the host has no route to gets ICMP unreachable", "[engine][tcp]") {
   SECTION("IPv4: net unreachable from the gateway, quoting the SYN") {
     const Ipv4Addr dst{203, 0, 113, 7};
-    auto r = syn_without_routes(kGuest4, dst);
-    if (!r.skip.empty()) {
-      WARN("skipping: " << r.skip);
-      return;
-    }
-    CHECK(r.loop_closed);
-    CHECK(r.flows_after == 0);
-    CHECK(r.stats.tcp_unreachable == 1);
-    CHECK(r.stats.tcp_refused == 0);
-    REQUIRE(r.packets.size() == 1);
-    const auto& p = r.packets[0];
-    CHECK(p.src == IpAddr(kGateway4));
-    CHECK(p.dst == IpAddr(kGuest4));
+    auto answer = unreachable_answer(kGuest4, dst, kGateway4);
+    if (!answer) return;
+    const GuestPacket& p = *answer;
     REQUIRE(p.protocol == wire::ipproto::kIcmp);
     auto icmp = wire::IcmpMessage::parse(p.l4());
     REQUIRE(icmp);
@@ -319,18 +304,9 @@ TEST_CASE("engine: a destination the host has no route to gets ICMP unreachable"
   }
   SECTION("IPv6: no route, from the IPv6 gateway") {
     const auto dst = wire::Ipv6Addr::from_groups({0x2001, 0xdb8, 0, 0, 0, 0, 0, 7});
-    auto r = syn_without_routes(kGuest6, dst);
-    if (!r.skip.empty()) {
-      WARN("skipping: " << r.skip);
-      return;
-    }
-    CHECK(r.loop_closed);
-    CHECK(r.flows_after == 0);
-    CHECK(r.stats.tcp_unreachable == 1);
-    REQUIRE(r.packets.size() == 1);
-    const auto& p = r.packets[0];
-    CHECK(p.src == IpAddr(kGateway6));
-    CHECK(p.dst == IpAddr(kGuest6));
+    auto answer = unreachable_answer(kGuest6, dst, kGateway6);
+    if (!answer) return;
+    const GuestPacket& p = *answer;
     REQUIRE(p.protocol == wire::ipproto::kIcmpv6);
     auto icmp = wire::Icmpv6Message::parse(p.l4());
     REQUIRE(icmp);
@@ -344,32 +320,15 @@ TEST_CASE("engine: a destination the host has no route to gets ICMP unreachable"
   }
 }
 
-TEST_CASE("engine: 1 MiB each way at once arrives intact", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40010, kGateway4, listener.port());
-  HostConn host = establish(rig, g, listener);
+TEST_CASE_METHOD(GuestConnection, "engine: 1 MiB each way at once arrives intact", "[engine][tcp]") {
+  open();
   const auto up = pattern(1 << 20, 1);
   const auto down = pattern(1 << 20, 2);
-  g.send(up);
-  size_t down_off = 0;
-  REQUIRE(rig.run_until(
-      [&] {
-        g.poll();
-        host.read_some();
-        host.write_some(down, &down_off);
-        return host.received.size() >= up.size() && g.received.size() >= down.size();
-      },
-      5000));
-  CHECK(first_difference(host.received, up) == kSame);
-  CHECK(first_difference(g.received, down) == kSame);
+  exchange(rig, g, host, up, down);
   // lwIP acknowledges the last segment after its delayed-ACK timer.
   rig.advance(250);
   g.poll();
   CHECK(g.bytes_acked() == up.size());
-  CHECK(g.bad_checksums == 0);
-  CHECK(g.out_of_order == 0);
-  CHECK(g.beyond_window == 0);
   CHECK(g.count(tcpflag::kRst, tcpflag::kRst) == 0);
   auto flows = rig.engine().flows();
   REQUIRE(flows.size() == 1);
@@ -379,20 +338,16 @@ TEST_CASE("engine: 1 MiB each way at once arrives intact", "[engine][tcp]") {
   CHECK(host.error == 0);
 }
 
-TEST_CASE("engine: data the guest lost is retransmitted when the test's clock passes lwIP's RTO", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40015, kGateway4, listener.port());
-  HostConn host = establish(rig, g, listener);
+TEST_CASE_METHOD(GuestConnection,
+                 "engine: data the guest lost is retransmitted when the test's clock passes lwIP's RTO",
+                 "[engine][tcp]") {
+  open();
   g.drop_data_segments = 1;
   const auto msg = pattern(1000, 7);
   size_t off = 0;
   host.write_some(msg, &off);
   REQUIRE(off == msg.size());
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    return g.lost == 1;
-  }));
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.lost == 1; }));
   auto data_segments = [&] {
     return std::count_if(g.segments.begin(), g.segments.end(), [](const auto& s) { return s.len > 0; });
   };
@@ -420,20 +375,14 @@ TEST_CASE("engine: data the guest lost is retransmitted when the test's clock pa
   CHECK(g.out_of_order == 0);
 }
 
-TEST_CASE("engine: a guest FIN half-closes, the host still sends, host close ends the flow", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40020, kGateway4, listener.port());
-  HostConn host = establish(rig, g, listener);
+TEST_CASE_METHOD(GuestConnection, "engine: a guest FIN half-closes, the host still sends, host close ends the flow",
+                 "[engine][tcp]") {
+  open();
 
   const auto request = bytes_of("GET /big HTTP/1.0\r\n\r\n");
   g.send(request);
   g.fin();
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    host.read_some();
-    return host.eof;
-  }));
+  REQUIRE(converse(rig, g, &host, [&] { return host.eof; }));
   CHECK(host.received == request);
   CHECK(host.error == 0);
 
@@ -452,20 +401,14 @@ TEST_CASE("engine: a guest FIN half-closes, the host still sends, host close end
   // Host close: FIN to the guest after the last byte, acknowledging the
   // guest's FIN; the guest's ACK of it ends the flow.
   host.fd.reset();
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    return g.got_fin;
-  }));
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.got_fin; }));
   const GuestTcp::Segment* fin = nullptr;
   for (const auto& s : g.segments)
     if (s.flags & tcpflag::kFin) fin = &s;
   REQUIRE(fin != nullptr);
   CHECK(fin->seq + fin->len == g.irs + 1 + reply.size());
   CHECK(fin->ack == g.snd_nxt);  // the guest's FIN is acknowledged
-  CHECK(rig.run_until([&] {
-    g.poll();
-    return rig.engine().tcp_flow_count() == 0;
-  }));
+  CHECK(converse(rig, g, nullptr, [&] { return rig.engine().tcp_flow_count() == 0; }));
   CHECK(g.all_acked());
   CHECK(g.count(tcpflag::kRst, tcpflag::kRst) == 0);
   CHECK(g.bad_checksums == 0);
@@ -475,58 +418,35 @@ TEST_CASE("engine: a guest FIN half-closes, the host still sends, host close end
   CHECK(rig.out.size() == before);
 }
 
-TEST_CASE("engine: host half-close sends FIN, the guest still sends, guest FIN ends the flow", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40030, kGateway4, listener.port());
-  HostConn host = establish(rig, g, listener);
+TEST_CASE_METHOD(GuestConnection, "engine: host half-close sends FIN, the guest still sends, guest FIN ends the flow",
+                 "[engine][tcp]") {
+  open();
 
   const auto banner = bytes_of("220 ready\r\n");
   size_t off = 0;
   host.write_some(banner, &off);
   REQUIRE(shutdown(host.fd.get(), SHUT_WR) == 0);
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    return g.got_fin;
-  }));
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.got_fin; }));
   CHECK(g.received == banner);
 
   const auto upload = pattern(300 * 1024, 4);
   g.send(upload);
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    host.read_some();
-    return host.received.size() >= upload.size();
-  }));
+  REQUIRE(converse(rig, g, &host, [&] { return host.received.size() >= upload.size(); }));
   CHECK(first_difference(host.received, upload) == kSame);
   CHECK_FALSE(host.eof);
   CHECK(rig.engine().tcp_flow_count() == 1);
 
   g.fin();
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    host.read_some();
-    return host.eof;
-  }));
+  REQUIRE(converse(rig, g, &host, [&] { return host.eof; }));
   CHECK(host.error == 0);
-  CHECK(rig.run_until([&] {
-    g.poll();
-    return rig.engine().tcp_flow_count() == 0 && g.all_acked();
-  }));
+  CHECK(converse(rig, g, nullptr, [&] { return rig.engine().tcp_flow_count() == 0 && g.all_acked(); }));
   CHECK(g.count(tcpflag::kRst, tcpflag::kRst) == 0);
 }
 
-TEST_CASE("engine: a guest RST resets the host socket", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40040, kGateway4, listener.port());
-  HostConn host = establish(rig, g, listener);
+TEST_CASE_METHOD(GuestConnection, "engine: a guest RST resets the host socket", "[engine][tcp]") {
+  open();
   g.send(bytes_of("partial"));
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    host.read_some();
-    return host.received.size() == 7;
-  }));
+  REQUIRE(converse(rig, g, &host, [&] { return host.received.size() == 7; }));
   size_t before = rig.out.size();
   g.rst();
   REQUIRE(rig.run_until([&] {
@@ -540,25 +460,16 @@ TEST_CASE("engine: a guest RST resets the host socket", "[engine][tcp]") {
   CHECK(rig.out.size() == before);  // nothing back to the guest for its RST
 }
 
-TEST_CASE("engine: a host reset sends RST to the guest", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40050, kGateway4, listener.port());
-  HostConn host = establish(rig, g, listener);
+TEST_CASE_METHOD(GuestConnection, "engine: a host reset sends RST to the guest", "[engine][tcp]") {
+  open();
   const auto data = bytes_of("some data first");
   size_t off = 0;
   host.write_some(data, &off);
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    return g.received.size() == data.size();
-  }));
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.received.size() == data.size(); }));
   linger lg{1, 0};
   REQUIRE(setsockopt(host.fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
   host.fd.reset();  // RST, not FIN
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    return g.got_rst;
-  }));
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.got_rst; }));
   CHECK_FALSE(g.got_fin);
   const auto* rst = g.last_segment();
   REQUIRE(rst != nullptr);
@@ -568,16 +479,15 @@ TEST_CASE("engine: a host reset sends RST to the guest", "[engine][tcp]") {
   CHECK(rig.run_until([&] { return rig.engine().tcp_flow_count() == 0; }));
 }
 
-TEST_CASE("engine: backpressure guest->host: a host that does not read closes the guest's window", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
+TEST_CASE_METHOD(GuestConnection,
+                 "engine: backpressure guest->host: a host that does not read closes the guest's window",
+                 "[engine][tcp]") {
   // A fixed receive buffer (no autotuning) on the host peer, inherited by
   // the accepted socket.
   int rcvbuf = 128 * 1024;
   REQUIRE(setsockopt(listener.fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0);
-  GuestTcp g(rig, kGuest4, 40060, kGateway4, listener.port());
   g.segment_size = 60000;
-  HostConn host = establish(rig, g, listener);
+  open();
   const uint64_t host_rcvbuf = static_cast<uint64_t>(int_sockopt(host.fd.get(), SOL_SOCKET, SO_RCVBUF));
 
   // Enough data that the engine cannot take it all: more than lwIP's
@@ -640,20 +550,16 @@ TEST_CASE("engine: backpressure guest->host: a host that does not read closes th
   CHECK(g.bad_checksums == 0);
 }
 
-TEST_CASE("engine: backpressure host->guest: a guest that takes nothing more stops the host writer",
-          "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40070, kGateway4, listener.port());
+TEST_CASE_METHOD(GuestConnection,
+                 "engine: backpressure host->guest: a guest that takes nothing more stops the host writer",
+                 "[engine][tcp]") {
   bool window_closes = true;
   SECTION("the guest application stops reading: the guest's window closes") {
     g.rcv_capacity = 256 * 1024;
     g.app_reading = false;
   }
-  SECTION("the guest stops acknowledging") {
-    window_closes = false;
-  }
-  HostConn host = establish(rig, g, listener);
+  SECTION("the guest stops acknowledging") { window_closes = false; }
+  open();
   g.auto_ack = window_closes;
   int sndbuf = 128 * 1024;
   REQUIRE(setsockopt(host.fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
@@ -741,10 +647,7 @@ TEST_CASE("engine: max_tcp_flows: a SYN beyond the limit gets RST", "[engine][tc
   size_t before = rig.out.size();
   c.syn(3000);
   REQUIRE(rig.out.size() == before + 1);  // at once, without a host connect
-  c.poll();
-  REQUIRE(c.segments.size() == 1);
-  CHECK(c.segments[0].flags == kRstAck);
-  CHECK(c.segments[0].ack == 3001);
+  check_refusal(rig.packets(before)[0], kGateway4, listener.port(), kGuest4, 40103, 3001);
   CHECK(rig.stats().tcp_limit == 1);
   CHECK(rig.stats().tcp_connects == 2);
   CHECK(rig.engine().tcp_flow_count() == 2);
@@ -760,14 +663,12 @@ TEST_CASE("engine: max_tcp_flows: a SYN beyond the limit gets RST", "[engine][tc
   CHECK(rig.engine().tcp_flow_count() == 2);
 }
 
-TEST_CASE("engine: a handshake the guest never completes is closed after tcp_connect_timeout_ms", "[engine][tcp]") {
-  EngineRig rig;
+TEST_CASE_METHOD(GuestConnection,
+                 "engine: a handshake the guest never completes is closed after tcp_connect_timeout_ms",
+                 "[engine][tcp]") {
   const uint64_t timeout = rig.engine().config().tcp_connect_timeout_ms;
-  HostListener listener;
-  GuestTcp g(rig, kGuest4, 40080, kGateway4, listener.port());
   g.complete_handshake = false;
   g.syn(1000);
-  HostConn host;
   REQUIRE(rig.run_until([&] {
     g.poll();
     if (!host.fd) host.fd = listener.accept();
@@ -784,21 +685,14 @@ TEST_CASE("engine: a handshake the guest never completes is closed after tcp_con
   rig.advance(2000);
   REQUIRE(rig.clock.now_ms() - start > timeout);
   rig.engine().housekeeping(rig.clock.now_ms());
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    host.read_some();
-    return rig.engine().tcp_flow_count() == 0 && (host.eof || host.error != 0);
-  }));
+  REQUIRE(converse(rig, g, &host, [&] { return rig.engine().tcp_flow_count() == 0 && (host.eof || host.error != 0); }));
   CHECK(host.eof);  // the host connection is closed (FIN)
   CHECK(host.received.empty());
 
   // A late ACK from the guest finds no connection: RST.
   g.complete_handshake = true;
   g.ack();
-  REQUIRE(rig.run_until([&] {
-    g.poll();
-    return g.got_rst;
-  }));
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.got_rst; }));
   CHECK(rig.engine().tcp_flow_count() == 0);
 }
 

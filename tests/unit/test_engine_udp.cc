@@ -32,7 +32,11 @@ std::vector<ToGuest> udp_to_guest(const EngineRig& rig) {
     if (p.protocol != wire::ipproto::kUdp) continue;
     auto udp = wire::UdpDatagram::parse(p.l4());
     if (!udp) continue;
-    ToGuest d{p.src, p.dst, udp->src_port(), udp->dst_port(), {udp->payload().begin(), udp->payload().end()},
+    ToGuest d{p.src,
+              p.dst,
+              udp->src_port(),
+              udp->dst_port(),
+              {udp->payload().begin(), udp->payload().end()},
               l4_checksum_ok(p.src, p.dst, wire::ipproto::kUdp, udp->bytes())};
     r.push_back(std::move(d));
   }
@@ -115,8 +119,7 @@ TEST_CASE("engine: UDP maps a guest source port to one host port for every desti
   CHECK(rig.stats().udp_filtered == 1);
 }
 
-TEST_CASE("engine: an idle UDP mapping expires after udp_idle_timeout_ms and its host socket closes",
-          "[engine][udp]") {
+TEST_CASE("engine: an idle UDP mapping expires after udp_idle_timeout_ms and its host socket closes", "[engine][udp]") {
   EngineRig rig;
   const uint64_t timeout = rig.engine().config().udp_idle_timeout_ms;
   HostUdp server;
@@ -183,7 +186,8 @@ TEST_CASE("engine: max_udp_flows: a datagram needing a mapping beyond the limit 
   CHECK(got[1] == bytes_of("third"));
 }
 
-TEST_CASE("engine: UDP over IPv6 reaches ::1 through the IPv6 gateway and the reply comes back", "[engine][udp][ipv6]") {
+TEST_CASE("engine: UDP over IPv6 reaches ::1 through the IPv6 gateway and the reply comes back",
+          "[engine][udp][ipv6]") {
   if (!have_ipv6_loopback()) {
     WARN("skipping: no IPv6 loopback here");
     return;
