@@ -8,6 +8,9 @@
 // runs when the test pumps it (uv_run NOWAIT), in loops bounded in
 // iterations and in wall time.
 //
+// The loop is kept alive by a handle of the rig's own, as a transport keeps
+// a stack's loop alive: the engine's timers are unreferenced.
+//
 // Time: the engine and lwIP's sys_now() read the ManualClock, so lwIP's
 // timers (delayed ACKs, retransmissions, persist probes) only fire when the
 // test calls advance(). lwIP's timeouts are global and keep absolute times
@@ -161,6 +164,10 @@ class EngineRig {
 
   explicit EngineRig(engine::EngineConfig config = engine_config()) {
     uv_loop_init(&loop);
+    // The engine's own handles do not keep the loop alive (uv_unref: in a
+    // stack the transport does), and uv_run does nothing on a loop that is
+    // not alive; this handle stands in for the transport.
+    uv_async_init(&loop, &alive_, nullptr);
     engine_ = std::make_unique<engine::LwipEngine>(&loop, clock, config, [this](wire::MutBytes frame) {
       out.emplace_back(frame.begin() + wire::kEthernetHeaderLen, frame.end());
     });
@@ -197,6 +204,13 @@ class EngineRig {
   void advance(uint64_t ms) {
     clock.advance(ms);
     for (int i = 0; i < 3; ++i) pump();
+  }
+
+  // Advances the clock by `ms` in steps of lwIP's timer interval, as real
+  // time would pass: lwIP's TCP timers count ticks, and one large jump is
+  // one tick to them.
+  void advance_in_steps(uint64_t ms, uint64_t step = 250) {
+    for (uint64_t done = 0; done < ms; done += step) advance(std::min(step, ms - done));
   }
 
   // Pumps the loop until step() (called before every iteration, where the
@@ -237,6 +251,7 @@ class EngineRig {
   bool shutdown() {
     if (closed_) return true;
     engine_.reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&alive_), nullptr);
     bool ok = false;
     for (int i = 0; i < 1000 && !ok; ++i) {
       uv_run(&loop, UV_RUN_NOWAIT);
@@ -248,6 +263,7 @@ class EngineRig {
   }
 
  private:
+  uv_async_t alive_;
   std::unique_ptr<engine::LwipEngine> engine_;
   bool closed_ = false;
 };
