@@ -93,6 +93,11 @@ class GuestTcp {
   void fin() { fin_wanted_ = true; }
   void rst() { transmit(snd_nxt, rcv_nxt, wire::tcpflag::kRst | wire::tcpflag::kAck, 0, {}, {}); }
   void ack() { transmit(snd_nxt, rcv_nxt, wire::tcpflag::kAck, window_field(), {}, {}); }
+  // Completes a handshake held back with complete_handshake = false.
+  void complete() {
+    complete_handshake = established = true;
+    ack();
+  }
   // The application reads everything received (and goes on reading, or
   // not): the window opens and the guest says so.
   void read_all(bool keep_reading = true) {

@@ -602,9 +602,11 @@ TEST_CASE_METHOD(GuestConnection,
     CHECK(g.received.size() <= TCP_SND_BUF);  // sent, never acknowledged: all still in lwIP's buffer
   }
 
-  // The guest takes data again: the host writes the rest and closes, and
-  // everything arrives in order.
-  const size_t total = std::min(data.size(), off + (4u << 20));
+  // The guest takes data again and everything arrives in order, then the
+  // host's FIN. With the window variant the host writes 4 MiB more once it
+  // can and closes; with the other it closes at once, its EOF reaching the
+  // engine while its bytes still wait in lwIP and the kernel.
+  const size_t total = window_closes ? std::min(data.size(), off + (4u << 20)) : off;
   const wire::Bytes want = wire::Bytes(data).first(total);
   g.auto_ack = true;
   if (window_closes) {
@@ -630,6 +632,118 @@ TEST_CASE_METHOD(GuestConnection,
   CHECK(g.out_of_order == 0);
   CHECK(g.beyond_window == 0);
   CHECK(g.bad_checksums == 0);
+}
+
+// Opens the fixture's connection to a host that reads nothing yet (its
+// receive buffer fixed at 128 KiB) and has the guest send `n` bytes of
+// pattern `seed` (then FIN if `fin`), until the engine acknowledged it all.
+// `n` is 1 MiB more than the kernel can hold (the engine socket's largest
+// send buffer, tcp_wmem's max, and the host's receive buffer) but within
+// lwIP's window beyond that: the flow then holds about 1 MiB in write
+// requests. Returns the data; `window` gets the engine's last advertised
+// window.
+std::vector<std::byte> send_to_slow_host(GuestConnection& c, uint64_t seed, bool fin, uint64_t* window) {
+  int rcvbuf = 64 * 1024;
+  REQUIRE(setsockopt(c.listener.fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0);
+  c.open();
+  const uint64_t host_rcvbuf = static_cast<uint64_t>(int_sockopt(c.host.fd.get(), SOL_SOCKET, SO_RCVBUF));
+  auto data = pattern(sysctl_max("net/ipv4/tcp_wmem", 4 << 20) + host_rcvbuf + (1 << 20), seed);
+  c.g.send(data);
+  if (fin) c.g.fin();
+  int idle = 0;
+  bool acked = c.rig.run_until(
+      [&] {
+        if (c.g.poll()) {
+          idle = 0;
+        } else if (++idle % 20 == 0) {
+          c.rig.advance(250);  // lwIP's delayed ACK
+        }
+        return c.g.all_acked();
+      },
+      5000);
+  REQUIRE(acked);
+  *window = c.g.peer_window;
+  return data;
+}
+
+TEST_CASE_METHOD(GuestConnection, "engine: a guest FIN behind data queued for a slow host reaches it after every byte",
+                 "[engine][tcp]") {
+  uint64_t window = 0;
+  const auto data = send_to_slow_host(*this, 8, true, &window);
+  // The FIN arrived while writes were queued: lwIP's window was still
+  // short of the bytes not yet written to the host.
+  INFO("window after the FIN: " << window);
+  CHECK(window < TCP_WND - 256 * 1024);
+  CHECK(host.received.empty());
+
+  REQUIRE(rig.run_until([&] {
+    g.poll();
+    host.read_some();
+    return host.eof || host.error != 0;
+  }));
+  CHECK(host.eof);
+  CHECK(first_difference(host.received, data) == kSame);
+
+  host.fd.reset();
+  CHECK(converse(rig, g, nullptr, [&] { return g.got_fin && rig.engine().tcp_flow_count() == 0; }));
+  CHECK(g.count(tcpflag::kRst, tcpflag::kRst) == 0);
+}
+
+TEST_CASE_METHOD(GuestConnection, "engine: a guest RST while writes to a slow host are queued resets the host",
+                 "[engine][tcp]") {
+  uint64_t window = 0;
+  const auto data = send_to_slow_host(*this, 9, false, &window);
+  INFO("window before the RST: " << window);
+  CHECK(window < TCP_WND - 256 * 1024);  // writes are queued
+  g.rst();
+  REQUIRE(rig.run_until([&] {
+    host.read_some();
+    return host.eof || host.error != 0;
+  }));
+  CHECK(host.error == ECONNRESET);
+  CHECK_FALSE(host.eof);
+  // Whatever the host read before the reset is the guest's data, in order.
+  CHECK(first_difference(host.received, wire::Bytes(data).first(std::min(host.received.size(), data.size()))) == kSame);
+  CHECK(rig.run_until([&] { return rig.engine().tcp_flow_count() == 0; }));
+}
+
+TEST_CASE_METHOD(GuestConnection, "engine: a SYN retransmitted after the SYN-ACK gets the SYN-ACK again",
+                 "[engine][tcp]") {
+  g.complete_handshake = false;
+  g.syn(2000);
+  REQUIRE(rig.run_until([&] {
+    g.poll();
+    if (!host.fd) host.fd = listener.accept();
+    return g.got_syn_ack && static_cast<bool>(host.fd);
+  }));
+  // The SYN-ACK was lost: the guest sends its SYN again and lwIP answers
+  // at once, in the same flow.
+  g.syn(2000);
+  g.poll();
+  CHECK(g.count(0xff, kSynAck) == 2);
+  CHECK(g.segments.back().ack == 2001);
+  CHECK(rig.stats().tcp_connects == 1);
+  CHECK(rig.engine().tcp_flow_count() == 1);
+  g.complete();
+  exchange(rig, g, host, bytes_of("after all"), bytes_of("welcome"));
+  CHECK(tcp_flow_state(rig) == "established");
+}
+
+TEST_CASE("engine: a guest RST while the host connect is under way cancels the flow", "[engine][tcp]") {
+  EngineRig rig;
+  HostListener listener(false, 0);
+  Fd filler = fill_accept_queue(listener);
+  GuestTcp g(rig, kGuest4, 40095, kGateway4, listener.port());
+  g.syn(1000);
+  rig.run_for(20, [&] { g.poll(); });
+  REQUIRE(tcp_flow_state(rig) == "connecting");
+  g.rst();
+  CHECK(rig.run_until([&] { return rig.engine().tcp_flow_count() == 0; }));
+  CHECK(rig.out.empty());
+  // A new SYN from the same port is a new flow.
+  g.syn(5000);
+  CHECK(rig.stats().tcp_connects == 2);
+  CHECK(tcp_flow_state(rig) == "connecting");
 }
 
 TEST_CASE("engine: max_tcp_flows: a SYN beyond the limit gets RST", "[engine][tcp]") {
@@ -694,8 +808,7 @@ TEST_CASE_METHOD(GuestConnection,
   CHECK(host.received.empty());
 
   // A late ACK from the guest finds no connection: RST.
-  g.complete_handshake = true;
-  g.ack();
+  g.complete();
   REQUIRE(converse(rig, g, nullptr, [&] { return g.got_rst; }));
   CHECK(rig.engine().tcp_flow_count() == 0);
 }
