@@ -16,9 +16,10 @@
 // test calls advance(). lwIP's timeouts are global and keep absolute times
 // from whichever clock was current when they were armed; the rig rebases
 // them to its own clock when the engine is built and back to the real
-// monotonic clock (what sys_now() reads with no engine) once it is gone, so
-// that neither this test's clock nor an earlier test's leaves lwIP's timers
-// stalled for the next engine in the process.
+// monotonic clock (what sys_now() reads with no engine) once it is gone,
+// after letting lwIP's TCP timer stop (it outlives the pcbs that armed it),
+// so that neither this test's clock nor an earlier test's leaves lwIP's
+// timers stalled or out of phase for the next engine in the process.
 //
 // Host peers use plain non-blocking sockets on 127.0.0.1 / ::1, serviced by
 // the test between loop iterations (everything runs on one thread).
@@ -251,6 +252,16 @@ class EngineRig {
   bool shutdown() {
     if (closed_) return true;
     engine_.reset();
+    {
+      // lwIP's TCP timer outlives the pcbs that armed it; let it run once
+      // with none left, so that it stops as in a fresh process, instead of
+      // firing at a phase of this test's clock in the next engine's life.
+      // sys_now() needs an engine's clock: a short-lived one.
+      sys::ManualClock flush_clock(clock.now_ms());
+      engine::LwipEngine flush(&loop, flush_clock, engine_config(), [](wire::MutBytes) {});
+      flush_clock.advance(2000);
+      sys_check_timeouts();
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&alive_), nullptr);
     bool ok = false;
     for (int i = 0; i < 1000 && !ok; ++i) {
