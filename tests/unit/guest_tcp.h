@@ -112,9 +112,10 @@ class GuestTcp {
   size_t bytes_sent() const { return sent_; }
   // Data bytes the guest has acknowledged.
   size_t bytes_acknowledged_by_guest() const {
+    if (!established) return 0;
     uint32_t n = last_ack_sent - (irs + 1);
-    if (got_fin && last_ack_sent == rcv_nxt) n--;
-    return got_syn_ack ? n : 0;
+    if (got_fin && last_ack_sent == rcv_nxt) n--;  // the FIN's sequence number
+    return n;
   }
   // Data bytes the engine has acknowledged.
   size_t bytes_acked() const {
