@@ -45,6 +45,28 @@ Fd fill_accept_queue(HostListener& listener) {
   return c;
 }
 
+// A fixture (TEST_CASE_METHOD): a guest about to connect to a host
+// listener whose accept queue is full, so that the engine's host connect
+// stays under way until the test accepts `filler`.
+struct StalledConnect {
+  EngineRig rig;
+  HostListener listener{false, 0};
+  Fd filler = fill_accept_queue(listener);
+  GuestTcp g{rig, kGuest4, 40000, kGateway4, listener.port()};
+};
+
+// After a guest RST: the host's read fails with ECONNRESET (not EOF) and
+// the flow is gone.
+void expect_host_reset(GuestConnection& c) {
+  REQUIRE(c.rig.run_until([&] {
+    c.host.read_some();
+    return c.host.eof || c.host.error != 0;
+  }));
+  CHECK(c.host.error == ECONNRESET);
+  CHECK_FALSE(c.host.eof);
+  CHECK(c.rig.run_until([&] { return c.rig.engine().tcp_flow_count() == 0; }));
+}
+
 int int_sockopt(int fd, int level, int name) {
   int v = 0;
   socklen_t l = sizeof v;
@@ -60,12 +82,8 @@ uint64_t sysctl_max(const char* path, uint64_t fallback) {
 
 }  // namespace
 
-TEST_CASE("engine: a guest SYN gets its SYN-ACK only once the host accepted the connection", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener(false, 0);
-  Fd filler = fill_accept_queue(listener);
-  GuestTcp g(rig, kGuest4, 40000, kGateway4, listener.port());
-
+TEST_CASE_METHOD(StalledConnect, "engine: a guest SYN gets its SYN-ACK only once the host accepted the connection",
+                 "[engine][tcp]") {
   g.syn(7000);
   CHECK(rig.out.empty());  // nothing before the host connect completes
   CHECK(rig.stats().tcp_connects == 1);
@@ -449,13 +467,7 @@ TEST_CASE_METHOD(GuestConnection, "engine: a guest RST resets the host socket", 
   REQUIRE(converse(rig, g, &host, [&] { return host.received.size() == 7; }));
   size_t before = rig.out.size();
   g.rst();
-  REQUIRE(rig.run_until([&] {
-    host.read_some();
-    return host.eof || host.error != 0;
-  }));
-  CHECK(host.error == ECONNRESET);
-  CHECK_FALSE(host.eof);
-  CHECK(rig.run_until([&] { return rig.engine().tcp_flow_count() == 0; }));
+  expect_host_reset(*this);
   rig.run_for(50, [] {});
   CHECK(rig.out.size() == before);  // nothing back to the guest for its RST
 }
@@ -696,15 +708,9 @@ TEST_CASE_METHOD(GuestConnection, "engine: a guest RST while writes to a slow ho
   INFO("window before the RST: " << window);
   CHECK(window < TCP_WND - 256 * 1024);  // writes are queued
   g.rst();
-  REQUIRE(rig.run_until([&] {
-    host.read_some();
-    return host.eof || host.error != 0;
-  }));
-  CHECK(host.error == ECONNRESET);
-  CHECK_FALSE(host.eof);
+  expect_host_reset(*this);
   // Whatever the host read before the reset is the guest's data, in order.
   CHECK(first_difference(host.received, wire::Bytes(data).first(std::min(host.received.size(), data.size()))) == kSame);
-  CHECK(rig.run_until([&] { return rig.engine().tcp_flow_count() == 0; }));
 }
 
 TEST_CASE_METHOD(GuestConnection, "engine: a SYN retransmitted after the SYN-ACK gets the SYN-ACK again",
@@ -729,11 +735,8 @@ TEST_CASE_METHOD(GuestConnection, "engine: a SYN retransmitted after the SYN-ACK
   CHECK(tcp_flow_state(rig) == "established");
 }
 
-TEST_CASE("engine: a guest RST while the host connect is under way cancels the flow", "[engine][tcp]") {
-  EngineRig rig;
-  HostListener listener(false, 0);
-  Fd filler = fill_accept_queue(listener);
-  GuestTcp g(rig, kGuest4, 40095, kGateway4, listener.port());
+TEST_CASE_METHOD(StalledConnect, "engine: a guest RST while the host connect is under way cancels the flow",
+                 "[engine][tcp]") {
   g.syn(1000);
   rig.run_for(20, [&] { g.poll(); });
   REQUIRE(tcp_flow_state(rig) == "connecting");
@@ -813,12 +816,9 @@ TEST_CASE_METHOD(GuestConnection,
   CHECK(rig.engine().tcp_flow_count() == 0);
 }
 
-TEST_CASE("engine: a host connect that never completes is closed after tcp_connect_timeout_ms", "[engine][tcp]") {
-  EngineRig rig;
+TEST_CASE_METHOD(StalledConnect, "engine: a host connect that never completes is closed after tcp_connect_timeout_ms",
+                 "[engine][tcp]") {
   const uint64_t timeout = rig.engine().config().tcp_connect_timeout_ms;
-  HostListener listener(false, 0);
-  Fd filler = fill_accept_queue(listener);
-  GuestTcp g(rig, kGuest4, 40090, kGateway4, listener.port());
   g.syn(1000);
   rig.run_for(50, [&] { g.poll(); });
   CHECK(tcp_flow_state(rig) == "connecting");
