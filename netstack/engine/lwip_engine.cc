@@ -209,6 +209,9 @@ LwipEngine::LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig co
     lwip_init();
     g_lwip_initialised = true;
   }
+  // lwIP's timeouts are global and may have been armed on an earlier
+  // engine's clock: count them from this one.
+  sys_restart_timeouts();
   read_buffer_.resize(256 * 1024);
 
   ip4_addr_t addr = to_lwip4(config_.nat.gateway);
@@ -499,7 +502,13 @@ void LwipEngine::forget_inbound_udp(uv_udp_t* listener) {
 }
 
 void LwipEngine::refuse_syn(const FlowKey& key, uint32_t syn_seq) {
-  // RST|ACK from the address the guest tried, acknowledging its SYN.
+  // RST|ACK from the address the guest tried, acknowledging its SYN. No
+  // packet can come from the unspecified address (lwIP would put its own in
+  // the header under a checksum for 0.0.0.0): such a SYN is dropped.
+  if (key.remote.v6 ? key.remote.v6addr.is_unspecified() : key.remote.v4.is_unspecified()) {
+    stats_.packets_dropped++;
+    return;
+  }
   ip_addr_t local = to_lwip(key.remote);
   ip_addr_t remote = to_lwip(key.guest);
   tcp_rst(nullptr, 0, syn_seq + 1, &local, &remote, key.remote_port, key.guest_port);

@@ -42,6 +42,10 @@
 //   from the stack's Clock, read where an event enters and passed down;
 //   lwIP's own sys_now() reads the same clock.
 //
+// Handles: the engine's own timers and check handle are unreferenced
+// (uv_unref): they never keep a loop alive by themselves; in a Stack the
+// transport does.
+//
 // Limits: lwIP keeps global state, so there is one engine per process (a
 // second constructor throws std::logic_error). Flow counts are bounded
 // (EngineConfig); a SYN beyond the limit gets a RST and a datagram beyond it

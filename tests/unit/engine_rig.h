@@ -169,10 +169,12 @@ class EngineRig {
     // stack the transport does), and uv_run does nothing on a loop that is
     // not alive; this handle stands in for the transport.
     uv_async_init(&loop, &alive_, nullptr);
-    engine_ = std::make_unique<engine::LwipEngine>(&loop, clock, config, [this](wire::MutBytes frame) {
-      out.emplace_back(frame.begin() + wire::kEthernetHeaderLen, frame.end());
-    });
-    sys_restart_timeouts();  // lwIP's timers now count from this clock
+    // Plain frames only (no link offloads are set): whole checksums.
+    engine_ = std::make_unique<engine::LwipEngine>(&loop, clock, config,
+                                                   [this](wire::MutBytes frame, const wire::Offload&) {
+                                                     out.emplace_back(frame.begin() + wire::kEthernetHeaderLen,
+                                                                      frame.end());
+                                                   });
   }
   ~EngineRig() {
     if (!closed_) CHECK(shutdown());
@@ -258,7 +260,7 @@ class EngineRig {
       // firing at a phase of this test's clock in the next engine's life.
       // sys_now() needs an engine's clock: a short-lived one.
       sys::ManualClock flush_clock(clock.now_ms());
-      engine::LwipEngine flush(&loop, flush_clock, engine_config(), [](wire::MutBytes) {});
+      engine::LwipEngine flush(&loop, flush_clock, engine_config(), [](wire::MutBytes, const wire::Offload&) {});
       flush_clock.advance(2000);
       sys_check_timeouts();
     }

@@ -193,7 +193,8 @@ TEST_CASE("guest connections to host loopback addresses directly are refused", "
   Rig r;
   r.send(syn_to(Ipv4Addr{127, 0, 0, 1}, 22, r.gw_mac()));
   r.send(syn_to(Ipv4Addr{0, 0, 0, 0}, 22, r.gw_mac()));
-  REQUIRE(r.received.size() == 2);
+  // 127.0.0.1 gets an RST; 0.0.0.0 nothing (no packet can come from it).
+  REQUIRE(r.received.size() == 1);
   CHECK(r.stack->engine().stats().tcp_refused == 2);
   CHECK(r.stack->engine().stats().tcp_connects == 0);
 }
