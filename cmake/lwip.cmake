@@ -16,7 +16,7 @@ if(NOT _lwip_ver MATCHES "MAJOR[ \t]+2" OR NOT _lwip_ver MATCHES "MINOR[ \t]+1")
 endif()
 
 set(_lwip_dir "${CMAKE_BINARY_DIR}/lwip")
-file(GLOB _lwip_patches "${CMAKE_SOURCE_DIR}/netstack/engine/lwip/patches/*.patch")
+file(GLOB _lwip_patches CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/netstack/engine/lwip/patches/*.patch")
 list(SORT _lwip_patches)
 set(_stamp_content "${_lwip_src}")
 foreach(_p IN LISTS _lwip_patches)

@@ -312,10 +312,11 @@ int main(int argc, char** argv) {
       spdlog::info("running '{}' (pid {}) in a new network namespace", command.front(), child.pid);
       int fd = child.tap_fd;
       size_t mtu = iface.mtu;
+      bool vnet = iface.offload;
       AutoForwardSource forward;
       if (net.forward_auto) forward.sock_diag_fd = open_sock_diag(std::to_string(child.pid), child.pid);
-      return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); }, net,
-                   child.pid, forward);
+      return serve([fd, mtu, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14, vnet); },
+                   net, child.pid, forward);
     }
     if (attach->parsed()) {
       attach_net.apply_config_file(*attach);
@@ -325,9 +326,10 @@ int main(int argc, char** argv) {
       int fd = ns::open_tap_in_namespace(netns, iface);
       spdlog::info("serving namespace {} on {}", netns, iface.name);
       size_t mtu = iface.mtu;
+      bool vnet = iface.offload;
       AutoForwardSource forward;
       if (attach_net.forward_auto) forward.sock_diag_fd = open_sock_diag(netns);
-      return serve([fd, mtu](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14); },
+      return serve([fd, mtu, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14, vnet); },
                    attach_net, -1, forward);
     }
     serve_net.apply_config_file(*serve_cmd);

@@ -62,6 +62,8 @@ void NetworkOptions::add_to(CLI::App& app) {
                "Refuse connections to the gateway address instead of relaying them to the host's loopback");
   app.add_flag("--no-configure", no_configure,
                "Only create the interface and bring it up (for a DHCP client in the guest)");
+  app.add_flag("--no-offload", no_offload,
+               "run/attach: plain frames on the TAP, without checksum and segmentation offload (IFF_VNET_HDR)");
   app.add_option("--search", search, "DNS search domain for the guest (repeatable)");
   app.add_option("--pcap", pcap, "Record every frame on the guest link to FILE (pcap format)");
   app.add_option("--max-tcp-flows", max_tcp_flows, "Most TCP connections at once")->capture_default_str();
@@ -294,6 +296,7 @@ ns::GuestInterface NetworkOptions::guest_interface() const {
   i.mtu = g.mtu;
   i.mac = m->octets;
   i.configure = !no_configure;
+  i.offload = !no_offload;
   i.address = g.nat.guest.value;
   i.prefix = g.nat.prefix;
   i.gateway = g.nat.gateway.value;

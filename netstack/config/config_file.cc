@@ -387,6 +387,9 @@ const std::vector<KeyDef>& schema() {
       def<&S::no_configure>(
           "network", "configure", "--no-configure", [](auto& n, auto& c, S& s) { s.no_configure = !bool_of(n, c); },
           [](const S& s) { return bool_toml(!s.no_configure); }),
+      def<&S::no_offload>(
+          "network", "offload", "--no-offload", [](auto& n, auto& c, S& s) { s.no_offload = !bool_of(n, c); },
+          [](const S& s) { return bool_toml(!s.no_offload); }),
       def<&S::search>(
           "network", "search", "--search",
           [](auto& n, auto& c, S& s) { s.search = strings_of(n, c, check_domain, "domain names"); },

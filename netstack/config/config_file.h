@@ -59,6 +59,7 @@ struct Settings {
   std::string interface = "eth0";
   bool no_host_loopback = false;
   bool no_configure = false;
+  bool no_offload = false;
   std::vector<std::string> search;
   // [ipv6]
   bool ipv6 = true;

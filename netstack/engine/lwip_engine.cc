@@ -719,6 +719,11 @@ uint32_t slipway_lwip_rand(void) {
   return v;
 }
 
+int slipway_link_segments(const struct netif*, unsigned char proto) {
+  using slipway::engine::g_engine;
+  return g_engine != nullptr && proto == IP_PROTO_TCP && g_engine->link_segments() ? 1 : 0;
+}
+
 void slipway_lwip_assert(const char* msg, const char* file, int line) {
   spdlog::critical("lwIP assertion failed: {} at {}:{}", msg, file, line);
   abort();

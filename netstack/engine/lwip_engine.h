@@ -115,6 +115,8 @@ class LwipEngine final : public Engine, private FlowHost {
   std::vector<FlowInfo> flows() const override;
 
   uv_loop_t* loop() const override { return loop_; }
+  // TCP segments longer than the MTU go to the link whole (TSO).
+  bool link_segments() const { return link_tso_; }
   // Runs the periodic work now (tests drive it with a manual clock).
   void housekeeping(uint64_t now);
 

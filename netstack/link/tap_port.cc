@@ -1,6 +1,7 @@
 #include "netstack/link/tap_port.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,7 +16,11 @@ struct TapPort::Handle {
   TapPort* owner;  // null once the TapPort is gone
 };
 
-TapPort::TapPort(uv_loop_t* loop, int fd, size_t mtu) : handle_(new Handle), rx_buffer_(mtu + 64) {
+TapPort::TapPort(uv_loop_t* loop, int fd, size_t max_frame, bool vnet_header)
+    : handle_(new Handle),
+      vnet_header_(vnet_header),
+      rx_buffer_(vnet_header ? kVnetHeaderLen + std::max(max_frame, kMaxGsoFrame) : max_frame + 50) {
+  if (vnet_header_) set_capabilities(Capabilities{.csum = true, .tso = true});
   handle_->fd = fd;
   handle_->owner = this;
   int rc = uv_poll_init(loop, &handle_->poll, fd);
@@ -59,14 +64,34 @@ void TapPort::on_poll(int status, int events) {
         break;
       }
       if (n == 0) break;
-      deliver(Frame(rx_buffer_.data(), static_cast<size_t>(n)));
+      Frame frame(rx_buffer_.data(), static_cast<size_t>(n));
+      if (!vnet_header_) {
+        deliver(frame);
+        continue;
+      }
+      wire::OffloadError err{};
+      auto offload = wire::parse_virtio_net_hdr(frame, &err);
+      if (!offload || frame.size() <= kVnetHeaderLen) {
+        stats_.rx_dropped++;
+        spdlog::trace("TAP: dropping a frame with a bad virtio-net header: {}", wire::to_string(err));
+        continue;
+      }
+      deliver(frame.subspan(kVnetHeaderLen), *offload);
     }
   }
 }
 
-bool TapPort::transmit(Frame frame, const Offload&) {
+ssize_t TapPort::write_frame(Frame frame, const Offload& offload) {
+  if (!vnet_header_) return ::write(handle_->fd, frame.data(), frame.size());
+  std::byte header[kVnetHeaderLen];
+  wire::emit_virtio_net_hdr(header, offload);
+  iovec iov[2] = {{header, sizeof header}, {const_cast<std::byte*>(frame.data()), frame.size()}};
+  return ::writev(handle_->fd, iov, 2);
+}
+
+bool TapPort::transmit(Frame frame, const Offload& offload) {
   if (tx_queue_.empty()) {
-    ssize_t n = ::write(handle_->fd, frame.data(), frame.size());
+    ssize_t n = write_frame(frame, offload);
     if (n >= 0) {
       stats_.tx_frames++;
       stats_.tx_bytes += frame.size();
@@ -82,8 +107,14 @@ bool TapPort::transmit(Frame frame, const Offload&) {
     stats_.tx_dropped++;
     return false;
   }
-  tx_queue_.emplace_back(frame.begin(), frame.end());
-  tx_queued_bytes_ += frame.size();
+  // Queued whole: with the header, as write() takes it.
+  auto& q = tx_queue_.emplace_back();
+  if (vnet_header_) {
+    q.resize(kVnetHeaderLen);
+    wire::emit_virtio_net_hdr(q, offload);
+  }
+  q.insert(q.end(), frame.begin(), frame.end());
+  tx_queued_bytes_ += q.size();
   if (!want_write_) {
     want_write_ = true;
     update_poll();

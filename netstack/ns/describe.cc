@@ -24,6 +24,7 @@ std::string describe(Step step, int error, const GuestInterface& iface, uint32_t
     case Step::kMakeMountsPrivate: what = "cannot make mounts private in the new mount namespace"; break;
     case Step::kOpenTun: what = "cannot open /dev/net/tun"; break;
     case Step::kCreateTap: what = "cannot create TAP device " + iface.name; break;
+    case Step::kTapOffload: what = "cannot turn on checksum and segmentation offload on " + iface.name + " (try --no-offload)"; break;
     case Step::kControlSocket: what = "cannot create a socket to configure " + iface.name; break;
     case Step::kSetMac: what = "cannot set the MAC address of " + iface.name; break;
     case Step::kSetMtu: what = "cannot set the MTU of " + iface.name + " to " + std::to_string(iface.mtu); break;

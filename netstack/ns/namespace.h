@@ -29,11 +29,20 @@
 
 namespace slipway::ns {
 
+// The virtio-net header a TAP with offload carries before each frame.
+inline constexpr int kTapVnetHeaderLen = 10;
+
 // What the guest's interface looks like inside the namespace.
 struct GuestInterface {
   std::string name = "eth0";
   uint32_t mtu = 65520;
   std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, 0x56};  // guest MAC
+  // Checksum and segmentation offload between the guest's kernel and
+  // slipway: the TAP is created with IFF_VNET_HDR (a kTapVnetHeaderLen-byte
+  // virtio-net header before every frame, both ways) and TUNSETOFFLOAD
+  // (partial checksums, TSO over IPv4 and IPv6), so TCP crosses the TAP in
+  // segments of up to 64 KiB whatever the MTU. false: plain frames.
+  bool offload = true;
   // false: only create the TAP and bring it (and lo) up; no address, route or
   // resolv.conf (for guests that run a DHCP client).
   bool configure = true;

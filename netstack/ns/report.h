@@ -48,6 +48,7 @@ enum class Step : uint32_t {
   kInterfaceIndex,
   kSetIpv6Address,  // Report::index: which of iface.ipv6_addresses
   kIpv6DefaultRoute,
+  kTapOffload,      // IFF_VNET_HDR's header size or TUNSETOFFLOAD
 };
 
 struct Report {

@@ -182,8 +182,11 @@ require_slipway() {
 
 # slipway_run ARGS...: `slipway run ARGS...` bounded by
 # SW_TIMEOUT (default 60 s).
+# SLIPWAY_RUN_ARGS: extra options for every `slipway run` of a test (e.g.
+# "--no-offload --mtu 1500"; test_offload_variants.sh runs tests so).
 slipway_run() {
-  timeout -k 5 "${SW_TIMEOUT:-60}" "$SLIPWAY" run "$@"
+  # shellcheck disable=SC2086
+  timeout -k 5 "${SW_TIMEOUT:-60}" "$SLIPWAY" run ${SLIPWAY_RUN_ARGS:-} "$@"
 }
 
 # ---------------------------------------------------------------- servers

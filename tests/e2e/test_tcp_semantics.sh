@@ -54,7 +54,8 @@ except OSError as e:
 "
 EOS
 # The guest reads slipway's memory use from /proc (the host's pid namespace is visible).
-bg sw timeout -k 5 150 "$SLIPWAY" run -- sh -c 'sleep 0.2; SLIPWAY_PID=$PPID bash '"$E2E_TMP/guest.sh"
+# shellcheck disable=SC2086
+bg sw timeout -k 5 150 "$SLIPWAY" run ${SLIPWAY_RUN_ARGS:-} -- sh -c 'sleep 0.2; SLIPWAY_PID=$PPID bash '"$E2E_TMP/guest.sh"
 wait "$BG_PID" || true
 out=$(cat "$E2E_TMP/sw.log")
 echo "$out" | sed "s/^/[$E2E_NAME]   guest: /"

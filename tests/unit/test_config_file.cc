@@ -45,6 +45,7 @@ mtu = 9000
 interface = "tap7"
 host_loopback = false
 configure = false
+offload = false
 search = ["example.com", "corp.example"]
 [ipv6]
 enabled = true
@@ -93,6 +94,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.interface == "tap7");
   CHECK(s.no_host_loopback);
   CHECK(s.no_configure);
+  CHECK(s.no_offload);
   CHECK(s.search == std::vector<std::string>{"example.com", "corp.example"});
   CHECK(s.ipv6);
   CHECK(s.ipv6_prefix == "fd42:1::/64");
@@ -173,7 +175,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
     auto e = must_fail("[network]\nmtu = 1500\nadress = \"10.0.2.15/24\"\n");
     CHECK(std::string(e.what()) ==
           "t.toml:3:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, "
-          "host_loopback, configure, search");
+          "host_loopback, configure, offload, search");
     CHECK(e.line() == 3);
     CHECK(e.column() == 1);
     CHECK(e.key() == "network.adress");

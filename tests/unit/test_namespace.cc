@@ -10,6 +10,7 @@
 // PREFIXLEN SCOPE FLAGS NAME", hex) and `ip -6 route`; the SLAAC test plays
 // the gateway with gateway::NdpResponder on a thread that reads the TAP fd.
 // The SLAAC wait's /proc/net/if_inet6 line parser is also tested on text.
+#include <algorithm>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -94,17 +95,23 @@ int wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds
 }
 
 // Reads frames from the TAP fd until an ARP request from `mac`/`sender` for
-// `target` arrives or `limit` passes.
+// `target` arrives or `limit` passes. With `vnet_header` (the TAP was made
+// with offload), each frame follows a kTapVnetHeaderLen-byte virtio-net
+// header, which for an ARP request must say "nothing to do" (all zero).
 bool saw_arp_request(int fd, const std::array<uint8_t, 6>& mac, uint32_t sender, uint32_t target,
-                     std::chrono::milliseconds limit) {
+                     std::chrono::milliseconds limit, bool vnet_header) {
   auto deadline = Clock::now() + limit;
-  uint8_t frame[65536];
+  uint8_t buffer[65536 + slipway::ns::kTapVnetHeaderLen];
+  const size_t header = vnet_header ? slipway::ns::kTapVnetHeaderLen : 0;
+  uint8_t* frame = buffer + header;
   while (Clock::now() < deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count()) + 1) <= 0) continue;
-    ssize_t n = read(fd, frame, sizeof frame);
+    ssize_t got = read(fd, buffer, sizeof buffer);
+    ssize_t n = got - static_cast<ssize_t>(header);
     if (n < 42) continue;
+    if (std::any_of(buffer, buffer + header, [](uint8_t b) { return b != 0; })) continue;
     auto be16 = [&](size_t off) { return static_cast<unsigned>(frame[off] << 8 | frame[off + 1]); };
     auto be32 = [&](size_t off) {
       return static_cast<uint32_t>(frame[off]) << 24 | static_cast<uint32_t>(frame[off + 1]) << 16 |
@@ -255,12 +262,17 @@ TEST_CASE("spawn: the command sees the configured interface, route and resolv.co
 
 TEST_CASE("spawn: the TAP fd receives the guest's ARP request for the gateway", "[namespace]") {
   SKIP_UNLESS_NAMESPACES_WORK();
-  GuestInterface iface;
-  auto child = slipway::ns::spawn_in_new_namespace(iface, {"/bin/sh", "-c", kPath + provoke_arp("10.0.2.2")});
-  bool seen = saw_arp_request(child.tap_fd, iface.mac, iface.address, iface.gateway, std::chrono::seconds(2));
-  CHECK(seen);
-  wait_child(child.pid);
-  close(child.tap_fd);
+  for (bool offload : {true, false}) {
+    INFO("offload " << offload);
+    GuestInterface iface;
+    iface.offload = offload;
+    auto child = slipway::ns::spawn_in_new_namespace(iface, {"/bin/sh", "-c", kPath + provoke_arp("10.0.2.2")});
+    bool seen =
+        saw_arp_request(child.tap_fd, iface.mac, iface.address, iface.gateway, std::chrono::seconds(2), offload);
+    CHECK(seen);
+    wait_child(child.pid);
+    close(child.tap_fd);
+  }
 }
 
 TEST_CASE("spawn: a command that cannot be run exits 127", "[namespace]") {
@@ -302,7 +314,7 @@ TEST_CASE("attach: a TAP added to an existing namespace carries its frames", "[n
   }
   if (fd >= 0) {
     CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
-    CHECK(saw_arp_request(fd, second.mac, second.address, 0x0a000302, std::chrono::seconds(4)));
+    CHECK(saw_arp_request(fd, second.mac, second.address, 0x0a000302, std::chrono::seconds(4), second.offload));
   }
   wait_child(child.pid);
   std::string text = out.read();
@@ -343,6 +355,7 @@ TEST_CASE("spawn: with IPv6 off the interface has no IPv6 address and sends no I
   SKIP_UNLESS_NAMESPACES_WORK();
   TempFile out;
   GuestInterface iface;  // ipv6 = false
+  iface.offload = false;  // RouterOnTap reads plain frames
   auto child = slipway::ns::spawn_in_new_namespace(
       iface, {"/bin/sh", "-c", "cat /proc/net/if_inet6 >" + out.path + "; sleep 0.5"});
   RouterOnTap router(child.tap_fd);
@@ -362,6 +375,7 @@ TEST_CASE("spawn: SLAAC from the gateway's RA before the command starts", "[name
   TempFile out;
   GuestInterface iface;
   iface.ipv6 = true;  // ipv6_slaac is on by default
+  iface.offload = false;  // RouterOnTap reads and writes plain frames
   iface.slaac_wait = std::chrono::milliseconds(8000);
   // The command's first action is to read the addresses: they must be there
   // already.

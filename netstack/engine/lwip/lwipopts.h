@@ -133,10 +133,21 @@
 #define LWIP_NOASSERT_ON_ERROR 1
 
 /* slipway's hooks and patches: transparent termination
- * (patches/0001-transparent-termination.patch), and a new SYN recycling a
- * TIME-WAIT 4-tuple (patches/0002-timewait-recycle.patch). */
+ * (patches/0001-transparent-termination.patch), a new SYN recycling a
+ * TIME-WAIT 4-tuple (patches/0002-timewait-recycle.patch), TSO (0003). */
 #define SLIPWAY_TRANSPARENT 1
 #define SLIPWAY_TIMEWAIT_RECYCLE 1
+/* patches/0003-tso-no-fragment.patch: a TCP segment longer than the MTU is
+ * left whole when the guest's link cuts segments itself (TSO). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+struct netif;
+int slipway_link_segments(const struct netif* netif, unsigned char proto);
+#ifdef __cplusplus
+}
+#endif
+#define SLIPWAY_LINK_SEGMENTS(netif, proto) slipway_link_segments((netif), (proto))
 #define LWIP_RAND() slipway_lwip_rand()
 
 #endif
