@@ -269,6 +269,15 @@ bool VhostUserPort::handle_unchecked(const vu::Header& h, vu::Bytes p, std::vect
       if ((*v & ~kFeatures) != 0) return bad("features we did not offer");
       c.features = *v;
       device_.set_mergeable_rx((*v & vu::kFeatureMrgRxbuf) != 0);
+      device_.set_large_tx((*v & (vu::kFeatureHostTso4 | vu::kFeatureHostTso6)) != 0);
+      set_capabilities(Capabilities{
+          .csum = (*v & vu::kFeatureGuestCsum) != 0,
+          .tso = (*v & vu::kFeatureGuestCsum) != 0 && (*v & vu::kFeatureGuestTso4) != 0 &&
+                 (*v & vu::kFeatureGuestTso6) != 0});
+      spdlog::info("vhost-user: features {:#x}: to the guest checksum offload {}, TSO {}; from it {}, {}", *v,
+                   capabilities().csum ? "on" : "off", capabilities().tso ? "on" : "off",
+                   (*v & vu::kFeatureCsum) != 0 ? "on" : "off",
+                   (*v & (vu::kFeatureHostTso4 | vu::kFeatureHostTso6)) != 0 ? "on" : "off");
       for (int q = 0; q < VirtioNetDevice::kNumQueues; ++q)
         device_.queue(q).set_event_idx((*v & vu::kFeatureEventIdx) != 0);
       return true;
@@ -287,6 +296,7 @@ bool VhostUserPort::handle_unchecked(const vu::Header& h, vu::Bytes p, std::vect
       for (int q = 0; q < VirtioNetDevice::kNumQueues; ++q) stop_queue(q);
       device_.reset();
       c.features = 0;
+      set_capabilities({});
       return true;
     }
     case vu::kSetMemTable: {
@@ -409,7 +419,7 @@ void VhostUserPort::signal(int q) {
 
 void VhostUserPort::run_tx() {
   if (conn_ == nullptr) return;
-  auto r = device_.transmit([this](Frame f) { deliver(f); });
+  auto r = device_.transmit([this](Frame f, const Offload& o) { deliver(f, o); });
   if (conn_ == nullptr) return;
   if (r == VirtioNetDevice::TxResult::kBroken) {
     spdlog::warn("vhost-user: closing the frontend's connection: {}", device_.error());
@@ -433,12 +443,12 @@ void VhostUserPort::on_idle() {
   run_tx();
 }
 
-bool VhostUserPort::transmit(Frame frame, const Offload&) {
+bool VhostUserPort::transmit(Frame frame, const Offload& offload) {
   if (conn_ == nullptr) {
     stats_.tx_dropped++;
     return false;
   }
-  switch (device_.receive(frame)) {
+  switch (device_.receive(frame, offload)) {
     case VirtioNetDevice::RxResult::kDelivered:
       stats_.tx_frames++;
       stats_.tx_bytes += frame.size();

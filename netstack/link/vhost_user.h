@@ -9,9 +9,14 @@
 // eventfd (us -> guest). The device logic is VirtioNetDevice.
 //
 // Offered: VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_RING_F_EVENT_IDX,
-// VIRTIO_RING_F_INDIRECT_DESC, VHOST_USER_F_PROTOCOL_FEATURES; protocol
-// feature REPLY_ACK only (no MQ, no CONFIG, no LOG_ALL: SET_LOG_BASE/FD are
-// refused). No checksum or segmentation offload.
+// VIRTIO_RING_F_INDIRECT_DESC, VHOST_USER_F_PROTOCOL_FEATURES, and the
+// offloads both ways: CSUM, HOST_TSO4/6, HOST_ECN (the guest may send
+// partial checksums and TCP segments of up to 64 KiB, which go to the
+// gateway as they are), GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN (the guest takes
+// them: capabilities() follow what the frontend negotiated, so the engine
+// sends large segments only to a guest that takes them, and send() finishes
+// them in software for one that does not); protocol feature REPLY_ACK only
+// (no MQ, no CONFIG, no LOG_ALL: SET_LOG_BASE/FD are refused).
 //
 // Connection states: listening (no frontend: send() drops and counts) ->
 // connected (messages handled; a queue runs once it has memory, rings, a
@@ -43,9 +48,13 @@ namespace slipway::link {
 class VhostUserPort : public Port {
  public:
   static constexpr int kMaxMessagesPerWake = 32;
+  static constexpr uint64_t kOffloadFeatures =
+      vhost_user::kFeatureCsum | vhost_user::kFeatureGuestCsum | vhost_user::kFeatureGuestTso4 |
+      vhost_user::kFeatureGuestTso6 | vhost_user::kFeatureGuestEcn | vhost_user::kFeatureHostTso4 |
+      vhost_user::kFeatureHostTso6 | vhost_user::kFeatureHostEcn;
   static constexpr uint64_t kFeatures = vhost_user::kFeatureVersion1 | vhost_user::kFeatureMrgRxbuf |
                                         vhost_user::kFeatureEventIdx | vhost_user::kFeatureIndirectDesc |
-                                        vhost_user::kFeatureProtocolFeatures;
+                                        vhost_user::kFeatureProtocolFeatures | kOffloadFeatures;
   static constexpr uint64_t kProtocolFeatures = vhost_user::kProtocolReplyAck;
 
   struct Stats {

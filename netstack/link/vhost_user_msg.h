@@ -55,6 +55,14 @@ enum Request : uint32_t {
 };
 
 // Feature bits (virtio and vhost-user).
+constexpr uint64_t kFeatureCsum = 1ull << 0;             // VIRTIO_NET_F_CSUM: we take partial checksums
+constexpr uint64_t kFeatureGuestCsum = 1ull << 1;        // VIRTIO_NET_F_GUEST_CSUM: the guest takes them
+constexpr uint64_t kFeatureGuestTso4 = 1ull << 7;        // VIRTIO_NET_F_GUEST_TSO4
+constexpr uint64_t kFeatureGuestTso6 = 1ull << 8;        // VIRTIO_NET_F_GUEST_TSO6
+constexpr uint64_t kFeatureGuestEcn = 1ull << 9;         // VIRTIO_NET_F_GUEST_ECN
+constexpr uint64_t kFeatureHostTso4 = 1ull << 11;        // VIRTIO_NET_F_HOST_TSO4
+constexpr uint64_t kFeatureHostTso6 = 1ull << 12;        // VIRTIO_NET_F_HOST_TSO6
+constexpr uint64_t kFeatureHostEcn = 1ull << 13;         // VIRTIO_NET_F_HOST_ECN
 constexpr uint64_t kFeatureMrgRxbuf = 1ull << 15;        // VIRTIO_NET_F_MRG_RXBUF
 constexpr uint64_t kFeatureIndirectDesc = 1ull << 28;    // VIRTIO_RING_F_INDIRECT_DESC
 constexpr uint64_t kFeatureEventIdx = 1ull << 29;        // VIRTIO_RING_F_EVENT_IDX

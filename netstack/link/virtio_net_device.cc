@@ -21,9 +21,10 @@ void VirtioNetDevice::reset() {
   broken_ = false;
   error_.clear();
   mergeable_rx_ = false;
+  large_tx_ = false;
 }
 
-VirtioNetDevice::TxResult VirtioNetDevice::transmit(const std::function<void(Frame)>& deliver) {
+VirtioNetDevice::TxResult VirtioNetDevice::transmit(const std::function<void(Frame, const Offload&)>& deliver) {
   if (!running(kTxQueue)) return broken_ ? TxResult::kBroken : TxResult::kDone;
   Virtqueue& q = queues_[kTxQueue];
   std::string why;
@@ -40,9 +41,10 @@ VirtioNetDevice::TxResult VirtioNetDevice::transmit(const std::function<void(Fra
     // Copy out before handing on: the guest may rewrite its buffers at any
     // time, and the frame may be scattered over several segments.
     bool deliverable = false;
+    const size_t max_frame = large_tx_ ? std::max(max_frame_, kMaxGsoFrame) : max_frame_;
     if (tx_chain_.readable_bytes < kHeaderSize) {
       stats_.tx_runt++;
-    } else if (tx_chain_.readable_bytes - kHeaderSize > max_frame_) {
+    } else if (tx_chain_.readable_bytes - kHeaderSize > max_frame) {
       stats_.tx_oversize++;
     } else {
       tx_buf_.resize(static_cast<size_t>(tx_chain_.readable_bytes));
@@ -59,7 +61,11 @@ VirtioNetDevice::TxResult VirtioNetDevice::transmit(const std::function<void(Fra
       stats_.tx_frames++;
       // Publish first: deliver() may answer at once on the receive queue.
       q.publish();
-      deliver(Frame(tx_buf_.data() + kHeaderSize, tx_buf_.size() - kHeaderSize));
+      if (auto offload = wire::parse_virtio_net_hdr(Frame(tx_buf_))) {
+        deliver(Frame(tx_buf_.data() + kHeaderSize, tx_buf_.size() - kHeaderSize), *offload);
+      } else {
+        stats_.tx_bad_header++;
+      }
       if (broken_) return TxResult::kBroken;
     }
   }
@@ -67,7 +73,7 @@ VirtioNetDevice::TxResult VirtioNetDevice::transmit(const std::function<void(Fra
   return q.has_available() ? TxResult::kMore : TxResult::kDone;
 }
 
-VirtioNetDevice::RxResult VirtioNetDevice::receive(Frame frame) {
+VirtioNetDevice::RxResult VirtioNetDevice::receive(Frame frame, const Offload& offload) {
   if (broken_) return RxResult::kBroken;
   if (!running(kRxQueue)) return RxResult::kNotReady;
   Virtqueue& q = queues_[kRxQueue];
@@ -117,6 +123,7 @@ VirtioNetDevice::RxResult VirtioNetDevice::receive(Frame frame) {
   }
   // The header goes into the first chain's first bytes.
   uint16_t nbufs = static_cast<uint16_t>(rx_used_.size());
+  wire::emit_virtio_net_hdr(hdr, offload);
   wire::store_le16(hdr, 10, nbufs);  // virtio_net_hdr.num_buffers
   size_t h = 0;
   for (const auto& s : rx_first_) {

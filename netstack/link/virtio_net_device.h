@@ -4,15 +4,19 @@
 // rings in its own memory).
 //
 // Every frame on a queue is preceded by the 12-byte virtio_net_hdr (virtio
-// 1.x, VIRTIO_F_VERSION_1). We offer no checksum or segmentation offload, so
-// the device writes an all-zero header (num_buffers aside) and ignores the
-// guest's flags. With VIRTIO_NET_F_MRG_RXBUF a received frame may fill
-// several chains (num_buffers says how many); without it, one chain.
+// 1.x, VIRTIO_F_VERSION_1), which carries the frame's offload (a partial
+// checksum, GSO; wire/offload.h) both ways: transmit() hands each frame on
+// with the Offload its header says (a header that does not parse drops the
+// frame, counted in tx_bad_header), and receive() writes the Offload it is
+// given (the transport gives only what the guest negotiated). With
+// VIRTIO_NET_F_MRG_RXBUF a received frame may fill several chains
+// (num_buffers says how many); without it, one chain.
 //
 // Limits: transmit() handles at most kMaxFramesPerKick chains per call (the
 // caller re-runs it from the loop when it reports more); a transmitted frame
-// longer than max_frame is dropped and counted (its chain is still returned
-// to the guest). receive() with no (or too few) guest buffers drops the frame
+// longer than max_frame (kMaxGsoFrame, 64 KiB and an Ethernet header, once
+// the guest may send TSO segments: set_large_tx) is dropped and counted (its
+// chain is still returned to the guest). receive() with no (or too few) guest buffers drops the frame
 // and counts it; partially taken chains are given back. A ring error (see
 // Virtqueue) sets broken(): the transport closes the connection and nothing
 // is read or written through the queues until reset().
@@ -34,11 +38,13 @@ class VirtioNetDevice {
   static constexpr int kMaxFramesPerKick = 64;
   static constexpr size_t kHeaderSize = 12;
   static constexpr int kRxQueue = 0, kTxQueue = 1, kNumQueues = 2;
+  static constexpr size_t kMaxGsoFrame = 65535 + 14;
 
   struct Stats {
     uint64_t tx_frames = 0, rx_frames = 0;
     uint64_t tx_oversize = 0;     // guest frames longer than max_frame (dropped)
     uint64_t tx_runt = 0;         // guest chains shorter than the header
+    uint64_t tx_bad_header = 0;   // guest headers with an unknown GSO type
     uint64_t rx_no_buffers = 0;   // frames for the guest dropped: ring empty
     uint64_t ring_errors = 0;     // misbehaving frontends (connection closed)
   };
@@ -50,15 +56,17 @@ class VirtioNetDevice {
   GuestMemory& memory() { return memory_; }
   Virtqueue& queue(int i) { return queues_[i]; }
   void set_mergeable_rx(bool on) { mergeable_rx_ = on; }
+  // The guest may transmit TCP segments of up to 64 KiB (HOST_TSO4/6).
+  void set_large_tx(bool on) { large_tx_ = on; }
 
   // A queue runs when attached and enabled (vhost-user's SET_VRING_ENABLE).
   void set_enabled(int q, bool on) { enabled_[q] = on; }
   bool running(int q) const { return enabled_[q] && queues_[q].attached() && !broken_; }
 
-  // Guest -> host: delivers each frame (without the header) to deliver.
-  TxResult transmit(const std::function<void(Frame)>& deliver);
+  // Guest -> host: delivers each frame (without the header) and its offload.
+  TxResult transmit(const std::function<void(Frame, const Offload&)>& deliver);
   // Host -> guest.
-  RxResult receive(Frame frame);
+  RxResult receive(Frame frame, const Offload& offload = {});
   // After transmit()/receive(): should queue q's call fd be signalled now?
   bool should_notify(int q) { return queues_[q].should_notify(); }
 
@@ -76,6 +84,7 @@ class VirtioNetDevice {
   Virtqueue queues_[kNumQueues];
   bool enabled_[kNumQueues] = {false, false};
   bool mergeable_rx_ = false;
+  bool large_tx_ = false;
   bool broken_ = false;
   std::string error_;
   Stats stats_;

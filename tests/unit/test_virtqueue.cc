@@ -85,8 +85,12 @@ std::vector<std::byte> pattern(size_t n, int seed) {
 
 struct Collect {
   std::vector<std::vector<std::byte>> frames;
-  std::function<void(Frame)> fn() {
-    return [this](Frame f) { frames.emplace_back(f.begin(), f.end()); };
+  std::vector<wire::Offload> offloads;
+  std::function<void(Frame, const wire::Offload&)> fn() {
+    return [this](Frame f, const wire::Offload& o) {
+      frames.emplace_back(f.begin(), f.end());
+      offloads.push_back(o);
+    };
   }
 };
 
@@ -153,7 +157,7 @@ TEST_CASE("virtqueue: at most kMaxFramesPerKick frames per kick", "[vhost]") {
   VirtioNetDevice::TxResult r = VirtioNetDevice::TxResult::kMore;
   int calls = 0;
   while (r == VirtioNetDevice::TxResult::kMore || posted < 100) {
-    r = dev.transmit([&](Frame f) {
+    r = dev.transmit([&](Frame f, const wire::Offload&) {
       c.frames.emplace_back(f.begin(), f.end());
       if (posted < 100) post(static_cast<uint16_t>(g.used_id(TX, static_cast<uint16_t>(g.used_idx(TX) - 1))));
     });
@@ -366,7 +370,7 @@ TEST_CASE("virtqueue: stopping at the per-kick bound still asks for the next kic
   };
   for (uint16_t i = 0; i < kQueueSize; ++i) post(i);
   int got = 0;
-  auto r = dev.transmit([&](Frame) {
+  auto r = dev.transmit([&](Frame, const wire::Offload&) {
     got++;
     uint16_t last = static_cast<uint16_t>(g.used_idx(TX) - 1);
     if (posted < VirtioNetDevice::kMaxFramesPerKick) post(static_cast<uint16_t>(g.used_id(TX, last)));
@@ -375,4 +379,55 @@ TEST_CASE("virtqueue: stopping at the per-kick bound still asks for the next kic
   CHECK(r == VirtioNetDevice::TxResult::kDone);
   const uint16_t avail_event = wire::load_le16(g.mem, Guest::used_off(TX) + 4 + 8 * kQueueSize);
   CHECK(avail_event == VirtioNetDevice::kMaxFramesPerKick);
+}
+
+TEST_CASE("virtqueue: the virtio-net header's offload travels with the frame both ways", "[vhost][offload]") {
+  Guest g;
+  VirtioNetDevice dev(1514);
+  g.attach(dev);
+  wire::Offload tso;
+  tso.flags = wire::Offload::kNeedsCsum;
+  tso.gso = wire::Offload::Gso::kTcpV4;
+  tso.hdr_len = 54;
+  tso.gso_size = 1448;
+  tso.csum_start = 34;
+  tso.csum_offset = 16;
+
+  // Guest -> host: a 30000-byte TSO frame is too long for a 1514-byte MTU
+  // until the guest may send large segments (HOST_TSO).
+  auto big = pattern(30000, 9);
+  size_t off = Guest::kBuffers;
+  g.write_packet(off, big);
+  wire::emit_virtio_net_hdr(std::span(g.mem).subspan(off, 12), tso);
+  g.desc(TX, 0, g.gpa(off), static_cast<uint32_t>(12 + big.size()), 0);
+  g.make_available(TX, 0);
+  Collect c;
+  dev.transmit(c.fn());
+  CHECK(c.frames.empty());
+  CHECK(dev.stats().tx_oversize == 1);
+  dev.set_large_tx(true);
+  g.make_available(TX, 0);
+  dev.transmit(c.fn());
+  REQUIRE(c.frames.size() == 1);
+  CHECK(c.frames[0] == big);
+  CHECK(c.offloads[0] == tso);
+
+  // A header naming an unknown GSO type: dropped, counted, chain returned.
+  std::span(g.mem)[off + 1] = std::byte{2};
+  g.make_available(TX, 0);
+  dev.transmit(c.fn());
+  CHECK(c.frames.size() == 1);
+  CHECK(dev.stats().tx_bad_header == 1);
+  CHECK(g.used_idx(TX) == 3);
+
+  // Host -> guest: the header the guest reads says what the frame needs.
+  g.desc(RX, 0, g.gpa(Guest::kBuffers + 0x20000), 0x10000, Virtqueue::kDescWrite);
+  g.make_available(RX, 0);
+  auto down = pattern(20000, 5);
+  REQUIRE(dev.receive(down, tso) == VirtioNetDevice::RxResult::kDelivered);
+  auto header = wire::parse_virtio_net_hdr(std::span(g.mem).subspan(Guest::kBuffers + 0x20000, 12));
+  REQUIRE(header);
+  CHECK(*header == tso);
+  CHECK(wire::load_le16(g.mem, Guest::kBuffers + 0x20000 + 10) == 1);  // num_buffers
+  CHECK(std::equal(down.begin(), down.end(), g.mem.begin() + Guest::kBuffers + 0x20000 + 12));
 }
