@@ -48,6 +48,10 @@ class FlowHost {
   virtual void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                                  wire::Bytes payload) = 0;
 
+  // Asks for flush() to be called once the current loop iteration's events
+  // are handled (the engine batches guest-bound output per iteration).
+  virtual void flush_later(TcpFlow* flow) = 0;
+
   // The flow is gone from the host side; the host forgets it (the flow
   // deletes itself right after).
   virtual void closed(TcpFlow* flow) = 0;

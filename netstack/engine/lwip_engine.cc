@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -180,6 +181,16 @@ struct EngineCallbacks {
   // After every loop iteration: lwIP may have armed new timeouts.
   static void on_check(uv_check_t* c) {
     auto* e = static_cast<LwipEngine*>(c->data);
+    e->take_time_wait();
+    // Guest-bound output of this iteration's host reads, one tcp_output per
+    // flow. A flush may close flows (closed() nulls their entries); the list
+    // is taken first so that new registrations go to the next round.
+    std::vector<TcpFlow*> flows;
+    flows.swap(e->to_flush_);
+    for (TcpFlow* f : flows)
+      if (f != nullptr) f->flush();
+    flows.clear();
+    if (e->to_flush_.empty()) e->to_flush_.swap(flows);  // keep the capacity
     e->dead_dns_sessions_.clear();
     e->dead_line_sessions_.clear();
     u32_t sleep = sys_timeouts_sleeptime();
@@ -276,6 +287,7 @@ LwipEngine::~LwipEngine() {
   }
   tcp_flows_.clear();
   udp_flows_.clear();
+  to_flush_.clear();
   std::vector<std::shared_ptr<DnsTcpSession>> dns;
   for (auto& [k, s] : dns_sessions_) dns.push_back(s);
   for (auto& s : dns) s->close();
@@ -363,6 +375,19 @@ void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
   }
   FlowKey key{src, seg->src_port(), dst, seg->dst_port()};
   uint8_t flags = seg->flags();
+  if (time_wait_.size() > 0) {
+    TimeWaitTable::Entry tw;
+    switch (time_wait_.check(key, flags, seg->seq(), !seg->payload().empty(), clock_.now_ms(), &tw)) {
+      case TimeWaitTable::Verdict::kNotFound:
+      case TimeWaitTable::Verdict::kRecycle:
+        break;
+      case TimeWaitTable::Verdict::kDrop:
+        return;
+      case TimeWaitTable::Verdict::kAck:
+        ack_time_wait(key, tw);
+        return;
+    }
+  }
   bool syn_only = (flags & (wire::tcpflag::kSyn | wire::tcpflag::kAck | wire::tcpflag::kRst)) == wire::tcpflag::kSyn;
   auto it = tcp_flows_.find(key);
   if (syn_only) {
@@ -380,6 +405,29 @@ void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
     return;
   }
   feed(packet);
+}
+
+void LwipEngine::take_time_wait() {
+  // New TIME-WAIT pcbs are at the head of lwIP's list; this runs every loop
+  // iteration, so the list is short and each removal O(1).
+  const uint64_t now = clock_.now_ms();
+  while (tcp_tw_pcbs != nullptr) {
+    struct tcp_pcb* pcb = tcp_tw_pcbs;
+    FlowKey key{from_lwip(&pcb->remote_ip), pcb->remote_port, from_lwip(&pcb->local_ip), pcb->local_port};
+    time_wait_.insert(key, pcb->snd_nxt, pcb->rcv_nxt, now);
+    tcp_abort(pcb);  // a TIME-WAIT pcb is freed without a RST
+  }
+}
+
+void LwipEngine::ack_time_wait(const FlowKey& key, const TimeWaitTable::Entry& tw) {
+  wire::TcpHeaderFields f;
+  f.src_port = key.remote_port;
+  f.dst_port = key.guest_port;
+  f.seq = tw.snd_nxt;
+  f.ack = tw.rcv_nxt;
+  f.flags = wire::tcpflag::kAck;
+  send_frame(key.guest.v6 ? wire::build_ipv6_tcp_frame({}, {}, key.remote.v6addr, key.guest.v6addr, f, {})
+                          : wire::build_ipv4_tcp_frame({}, {}, key.remote.v4, key.guest.v4, f, {}));
 }
 
 void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq) {
@@ -653,6 +701,7 @@ std::vector<FlowInfo> LwipEngine::flows() const {
 }
 
 void LwipEngine::closed(TcpFlow* flow) {
+  std::replace(to_flush_.begin(), to_flush_.end(), flow, static_cast<TcpFlow*>(nullptr));
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
 }
@@ -663,16 +712,7 @@ void LwipEngine::closed(UdpFlow* flow) {
 }
 
 void LwipEngine::housekeeping(uint64_t now) {
-  // TIME-WAIT pcbs outlive their flows (they answer a retransmitted FIN for
-  // 2 * TCP_MSL); bound them like flows, dropping the oldest (at the tail:
-  // lwIP registers new ones at the head).
-  if (config_.max_tcp_flows > 0) {
-    struct tcp_pcb* keep = tcp_tw_pcbs;
-    for (size_t i = 1; keep != nullptr && i < config_.max_tcp_flows; ++i) keep = keep->next;
-    if (keep != nullptr) {
-      while (keep->next != nullptr) tcp_abort(keep->next);
-    }
-  }
+  time_wait_.expire(now);
   std::vector<UdpFlow*> idle;
   for (auto& [k, f] : udp_flows_)
     if (now - f->last_active() > config_.udp_idle_timeout_ms) idle.push_back(f);

@@ -23,12 +23,16 @@
 //   independent mapping (RFC 4787), with replies accepted only from addresses
 //   the guest has sent to through it (udp_flow.h). Mappings expire when idle.
 //
-//   TIME-WAIT: when lwIP's side closed first, lwIP keeps the 4-tuple for
-//   2 * TCP_MSL (20 s) after the flow is gone, to answer a retransmitted
-//   FIN. A guest that reuses the port sooner (a busy HTTP client walks its
-//   whole port range in seconds) sends a SYN with a higher sequence number,
-//   which ends the TIME-WAIT and opens the new connection, as Linux does
-//   (lwip/patches/0002-timewait-recycle.patch).
+//   TIME-WAIT: when lwIP's side closed first, the 4-tuple stays in TIME-WAIT
+//   for 2 * TCP_MSL (20 s) after the flow is gone, to answer a retransmitted
+//   FIN. The engine takes such pcbs out of lwIP at the end of each loop
+//   iteration into a hash table (time_wait.h), so that thousands of
+//   connections a second cost nothing per packet; a guest that reuses the
+//   port sooner (a busy HTTP client walks its port range in seconds) sends
+//   a SYN with a higher sequence number, which ends the TIME-WAIT and opens
+//   the new connection, as Linux does (lwIP itself does the same with
+//   lwip/patches/0002-timewait-recycle.patch, for the rare segment that
+//   meets a TIME-WAIT pcb before the engine took it).
 //
 //   Offloads: when the guest's link carries them (set_link_offloads), lwIP
 //   computes no TCP/UDP checksum (its netif's checksum flags) and the engine
@@ -52,8 +56,9 @@
 // is dropped. Timers: lwIP's timeouts run from a libuv timer re-armed after
 // every loop iteration; housekeeping (idle UDP mappings after
 // udp_idle_timeout_ms, handshakes stuck for tcp_connect_timeout_ms, idle
-// DNS and line sessions, TIME-WAIT pcbs beyond max_tcp_flows, oldest first)
-// runs every kHousekeepingMs (1 s).
+// DNS and line sessions, TIME-WAIT entries whose 20 s are up) runs every
+// kHousekeepingMs (1 s). At most max_tcp_flows TIME-WAIT entries, the
+// oldest dropped first.
 #pragma once
 
 #include <uv.h>
@@ -70,6 +75,7 @@
 #include "netstack/engine/flow_key.h"
 #include "netstack/engine/line_session.h"
 #include "netstack/engine/nat.h"
+#include "netstack/engine/time_wait.h"
 #include "netstack/sys/clock.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ipv4.h"
@@ -133,10 +139,14 @@ class LwipEngine final : public Engine, private FlowHost {
   void report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6) override;
   void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                          wire::Bytes payload) override;
+  void flush_later(TcpFlow* flow) override { to_flush_.push_back(flow); }
   void closed(TcpFlow* flow) override;
   void closed(UdpFlow* flow) override;
 
   void send_frame(std::vector<std::byte> frame);  // a whole frame built outside lwIP
+  // Moves the pcbs that entered TIME-WAIT out of lwIP (time_wait.h).
+  void take_time_wait();
+  void ack_time_wait(const FlowKey& key, const TimeWaitTable::Entry& entry);
   void input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet);
   void start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq);
   void handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port);
@@ -164,6 +174,8 @@ class LwipEngine final : public Engine, private FlowHost {
   bool link_tso_ = false;
   std::vector<std::byte> read_buffer_;
   std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
+  std::vector<TcpFlow*> to_flush_;  // flush() at the end of the loop iteration; null: closed since
+  TimeWaitTable time_wait_{config_.max_tcp_flows};
   struct UdpKey {
     IpAddr guest;
     uint16_t port;

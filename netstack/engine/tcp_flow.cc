@@ -1,6 +1,7 @@
 #include "netstack/engine/tcp_flow.h"
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -68,7 +69,9 @@ struct TcpFlowCallbacks {
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     TcpFlow* f = of(reinterpret_cast<uv_handle_t*>(s));
     if (nread > 0) {
-      f->host_data(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread));
+      // Sent at the end of this loop iteration (flush()), with the FIN if
+      // the host closes right behind these bytes.
+      f->host_data(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread), false);
     } else if (nread == UV_EOF) {
       f->host_eof();
     } else if (nread < 0) {
@@ -324,10 +327,14 @@ void TcpFlow::maybe_shutdown_host() {
 
 // Host -> guest. lwIP copies what fits in its send buffer; the rest waits in
 // to_guest_ and reading pauses until the guest acknowledges data.
-void TcpFlow::host_data(const std::byte* data, size_t len) {
+void TcpFlow::host_data(const std::byte* data, size_t len, bool flush) {
   bytes_to_guest_ += len;
   if (pcb_ == nullptr) return;
-  size_t taken = to_guest_.empty() ? write_to_lwip(data, len) : 0;
+  size_t taken = to_guest_.empty() ? write_to_lwip(data, len, flush) : 0;
+  if (!flush && !flush_pending_ && host_ != nullptr) {
+    flush_pending_ = true;
+    host_->flush_later(this);
+  }
   to_guest_.insert(to_guest_.end(), data + taken, data + len);
   after_push();
 }
@@ -339,7 +346,30 @@ void TcpFlow::push_to_guest() {
   after_push();
 }
 
-size_t TcpFlow::write_to_lwip(const std::byte* data, size_t len) {
+void TcpFlow::flush() {
+  flush_pending_ = false;
+  if (pcb_ == nullptr || closing_) return;
+  // The host's EOF may already wait behind the bytes read this iteration
+  // (an HTTP server answering "Connection: close" writes and closes at
+  // once): then the guest gets them and the FIN in one segment, as it would
+  // from the server's own kernel, and closes passively. Otherwise it could
+  // close first and keep its port in TIME-WAIT for 60 s, and a busy client
+  // runs out of ports.
+  if (reading_ && !host_eof_ && eof_queued()) {
+    host_eof();  // queues the FIN behind the data and sends both
+    return;
+  }
+  if (pcb_->unsent != nullptr) tcp_output(pcb_);
+}
+
+bool TcpFlow::eof_queued() const {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&sock_), &fd) != 0) return false;
+  char c;
+  return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+size_t TcpFlow::write_to_lwip(const std::byte* data, size_t len, bool flush) {
   size_t off = 0;
   while (off < len) {
     size_t room = tcp_sndbuf(pcb_);
@@ -350,7 +380,8 @@ size_t TcpFlow::write_to_lwip(const std::byte* data, size_t len) {
     if (tcp_write(pcb_, data + off, static_cast<u16_t>(n), flags) != ERR_OK) break;
     off += n;
   }
-  if (off > 0) tcp_output(pcb_);
+  // Also what an earlier call left unsent (flush = false: a FIN follows).
+  if (flush && (off > 0 || pcb_->unsent != nullptr)) tcp_output(pcb_);
   return off;
 }
 
@@ -375,7 +406,14 @@ void TcpFlow::guest_acked() {
 void TcpFlow::host_eof() {
   host_eof_ = true;
   stop_reading();
-  push_to_guest();
+  if (pcb_ == nullptr) return;
+  // Queue everything first, so that the FIN (queued by after_push() once
+  // every byte is in lwIP) rides on the last data segment; tcp_shutdown
+  // sends both. If lwIP could not take all, send what it has now.
+  size_t taken = write_to_lwip(to_guest_.data(), to_guest_.size(), false);
+  to_guest_.erase(to_guest_.begin(), to_guest_.begin() + static_cast<std::ptrdiff_t>(taken));
+  after_push();
+  if (pcb_ != nullptr && !fin_to_guest_ && pcb_->unsent != nullptr) tcp_output(pcb_);
 }
 
 void TcpFlow::maybe_finish() {

@@ -69,6 +69,10 @@ class TcpFlow {
   void connect(const IpAddr& host, uint16_t port);
   // lwIP accepted the guest's connection for this flow.
   void attach(struct tcp_pcb* pcb);
+  // Sends what host reads queued in lwIP during this loop iteration; if the
+  // host socket has meanwhile closed behind them, with the FIN in the same
+  // segment (see flush_later()).
+  void flush();
   // Closes without telling anyone (engine shutdown, timeouts).
   void close();
   // The engine is going away: from now on the flow only finishes closing
@@ -92,12 +96,15 @@ class TcpFlow {
   void connect_failed(int status);
   void guest_data(struct pbuf* p);
   void guest_fin();
-  void host_data(const std::byte* data, size_t len);
+  // flush: send now (false when a FIN follows at once, to go with the data).
+  void host_data(const std::byte* data, size_t len, bool flush = true);
+  // The host socket holds an EOF behind what was read (a non-blocking peek).
+  bool eof_queued() const;
   void host_eof();
   void host_written(size_t len, int status);
   void guest_acked();
   void push_to_guest();
-  size_t write_to_lwip(const std::byte* data, size_t len);  // bytes lwIP took
+  size_t write_to_lwip(const std::byte* data, size_t len, bool flush = true);  // bytes lwIP took
   void after_push();
   void maybe_shutdown_host();
   void maybe_finish();
@@ -127,6 +134,7 @@ class TcpFlow {
   bool fin_to_guest_ = false;         // FIN queued in lwIP
   bool closing_ = false;
   bool inbound_ = false;
+  bool flush_pending_ = false;        // registered with FlowHost::flush_later()
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
 };
 

@@ -84,6 +84,13 @@ std::vector<std::byte> build_ipv4_tcp_frame(MacAddr eth_dst, MacAddr eth_src, Ip
   return frame;
 }
 
+std::vector<std::byte> build_ipv6_tcp_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
+                                            const Ipv6Addr& dst, const TcpHeaderFields& fields, Bytes payload) {
+  auto frame = ipv6_frame(eth_dst, eth_src, src, dst, ipproto::kTcp, TcpSegment::kMinHeaderLen + payload.size(), 64);
+  emit_tcp(MutBytes{frame}.subspan(kIpv6L4Offset), src, dst, fields, payload);
+  return frame;
+}
+
 std::vector<std::byte> build_ipv4_icmp_error_frame(MacAddr eth_dst, MacAddr eth_src, Ipv4Addr from, uint8_t type,
                                                    uint8_t code, const Ipv4Packet& offending, uint32_t rest) {
   constexpr size_t kMaxQuote = kIcmpErrorMaxDatagram - Ipv4Header::kLen - IcmpMessage::kHeaderLen;

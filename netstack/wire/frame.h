@@ -40,6 +40,8 @@ std::vector<std::byte> build_ipv4_icmp_frame(MacAddr eth_dst, MacAddr eth_src, I
 
 std::vector<std::byte> build_ipv4_tcp_frame(MacAddr eth_dst, MacAddr eth_src, Ipv4Addr src, Ipv4Addr dst,
                                             const TcpHeaderFields& fields, Bytes payload);
+std::vector<std::byte> build_ipv6_tcp_frame(MacAddr eth_dst, MacAddr eth_src, const Ipv6Addr& src,
+                                            const Ipv6Addr& dst, const TcpHeaderFields& fields, Bytes payload);
 
 // The largest IPv4 datagram an ICMP error may be (RFC 1812 §4.3.2.3).
 constexpr size_t kIcmpErrorMaxDatagram = 576;

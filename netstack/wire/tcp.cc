@@ -1,6 +1,8 @@
 // TCP view, emitter and checksum check; see tcp.h.
 #include "netstack/wire/tcp.h"
 
+#include "netstack/wire/ipv6.h"
+
 #include <algorithm>
 #include <cassert>
 
@@ -16,7 +18,10 @@ std::optional<TcpSegment> TcpSegment::parse(Bytes l4) {
   return TcpSegment{l4};
 }
 
-size_t emit_tcp(MutBytes out, Ipv4Addr src, Ipv4Addr dst, const TcpHeaderFields& fields, Bytes payload) {
+namespace {
+
+// The header and payload with a zero checksum; returns their length.
+size_t emit_tcp_fields(MutBytes out, const TcpHeaderFields& fields, Bytes payload) {
   size_t len = TcpSegment::kMinHeaderLen + payload.size();
   assert(out.size() >= len);
   assert(len <= 0xffff);
@@ -30,7 +35,22 @@ size_t emit_tcp(MutBytes out, Ipv4Addr src, Ipv4Addr dst, const TcpHeaderFields&
   store16(out, 16, 0);
   store16(out, 18, 0);
   std::copy(payload.begin(), payload.end(), out.begin() + TcpSegment::kMinHeaderLen);
+  return len;
+}
+
+}  // namespace
+
+size_t emit_tcp(MutBytes out, Ipv4Addr src, Ipv4Addr dst, const TcpHeaderFields& fields, Bytes payload) {
+  size_t len = emit_tcp_fields(out, fields, payload);
   uint32_t sum = pseudo_header_sum_v4(src, dst, ipproto::kTcp, static_cast<uint16_t>(len));
+  store16(out, 16, checksum_fold(checksum_add(Bytes{out.first(len)}, sum)));
+  return len;
+}
+
+size_t emit_tcp(MutBytes out, const Ipv6Addr& src, const Ipv6Addr& dst, const TcpHeaderFields& fields,
+                Bytes payload) {
+  size_t len = emit_tcp_fields(out, fields, payload);
+  uint32_t sum = pseudo_header_sum_v6(src, dst, ipproto::kTcp, static_cast<uint32_t>(len));
   store16(out, 16, checksum_fold(checksum_add(Bytes{out.first(len)}, sum)));
   return len;
 }

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "netstack/wire/bytes.h"
+#include "netstack/wire/ipv6.h"
 
 namespace slipway::wire {
 
@@ -56,6 +57,9 @@ struct TcpHeaderFields {
 // of `out`; returns 20 + payload.size(). Needs out.size() >= that and a total
 // of at most 65535 bytes.
 size_t emit_tcp(MutBytes out, Ipv4Addr src, Ipv4Addr dst, const TcpHeaderFields& fields, Bytes payload);
+// The same over IPv6 (the checksum covers IPv6's pseudo-header).
+size_t emit_tcp(MutBytes out, const Ipv6Addr& src, const Ipv6Addr& dst, const TcpHeaderFields& fields,
+                Bytes payload);
 
 // True if `l4` (a whole TCP segment, as delimited by the IP total length) has
 // a valid checksum.

@@ -21,6 +21,7 @@ extern "C" {
 
 #include "engine_rig.h"
 #include "guest_tcp.h"
+#include "netstack/wire/frame.h"
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/icmpv6.h"
 #include "sockets.h"
@@ -459,6 +460,60 @@ TEST_CASE_METHOD(GuestConnection, "engine: host half-close sends FIN, the guest 
   CHECK(host.error == 0);
   CHECK(converse(rig, g, nullptr, [&] { return rig.engine().tcp_flow_count() == 0 && g.all_acked(); }));
   CHECK(g.count(tcpflag::kRst, tcpflag::kRst) == 0);
+}
+
+// An HTTP server answering "Connection: close" writes and closes at once:
+// the guest gets the last bytes and the FIN in one segment (so that it
+// closes passively and keeps no TIME-WAIT). The engine's side then holds
+// the TIME-WAIT: a retransmitted guest FIN is acknowledged again, and a new
+// SYN on the same 4-tuple with a higher sequence number is a new connection
+// at once (a busy client walks its port range in seconds).
+TEST_CASE_METHOD(GuestConnection, "engine: after the host closes first, TIME-WAIT answers a FIN and yields to a new SYN",
+                 "[engine][tcp][timewait]") {
+  open();
+  const auto reply = bytes_of("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye");
+  size_t off = 0;
+  host.write_some(reply, &off);
+  REQUIRE(off == reply.size());
+  host.fd.reset();  // close right behind the reply
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.got_fin; }));
+  CHECK(g.received == reply);
+  const auto* last = g.last_segment();
+  REQUIRE(last != nullptr);
+  CHECK((last->flags & tcpflag::kFin) != 0);
+  CHECK(last->len == reply.size());  // the data rode with the FIN
+
+  g.fin();
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.all_acked() && rig.engine().tcp_flow_count() == 0; }));
+  rig.run_for(20, [] {});  // the loop iteration's end: the TIME-WAIT leaves lwIP
+
+  // The guest's FIN again (its ACK was "lost"): acknowledged with the same numbers.
+  const size_t before = rig.out.size();
+  wire::TcpHeaderFields f;
+  f.src_port = 40000;
+  f.dst_port = listener.port();
+  f.seq = g.snd_nxt - 1;
+  f.ack = g.rcv_nxt;
+  f.flags = tcpflag::kFin | tcpflag::kAck;
+  auto frame = wire::build_ipv4_tcp_frame({}, {}, kGuest4, kGateway4, f, {});
+  rig.engine().input(*wire::Ipv4Packet::parse(wire::Bytes(frame).subspan(wire::kEthernetHeaderLen)));
+  REQUIRE(rig.out.size() == before + 1);
+  auto p = GuestPacket::parse(rig.out.back());
+  REQUIRE(p);
+  auto seg = wire::TcpSegment::parse(p->l4());
+  REQUIRE(seg);
+  CHECK(l4_checksum_ok(p->src, p->dst, wire::ipproto::kTcp, p->l4()));
+  CHECK(seg->flags() == tcpflag::kAck);
+  CHECK(seg->seq() == g.rcv_nxt - 1 + 1);  // after the engine's FIN
+  CHECK(seg->ack() == g.snd_nxt);
+  CHECK(rig.stats().tcp_connects == 1);
+
+  // The same 4-tuple at once, with a newer initial sequence number: a new
+  // connection, to a new host socket.
+  GuestTcp again{rig, kGuest4, 40000, kGateway4, listener.port()};
+  auto host2 = establish(rig, again, listener, g.snd_nxt + 100000);
+  CHECK(rig.stats().tcp_connects == 2);
+  exchange(rig, again, host2, bytes_of("second"), bytes_of("connection"));
 }
 
 TEST_CASE_METHOD(GuestConnection, "engine: a guest RST resets the host socket", "[engine][tcp]") {

@@ -84,20 +84,7 @@ int bind_loopback6(int type, uint16_t* port) {
 
 std::vector<std::byte> tcp6_frame(MacAddr dst_mac, const Ipv6Addr& src, const Ipv6Addr& dst,
                                   const wire::TcpHeaderFields& f) {
-  std::vector<std::byte> frame(wire::kEthernetHeaderLen + wire::Ipv6Header::kLen + 20);
-  wire::emit_ethernet_header(frame, dst_mac, kGuestMac, wire::ethertype::kIpv6);
-  wire::Ipv6Header h;
-  h.src = src;
-  h.dst = dst;
-  h.next_header = wire::ipproto::kTcp;
-  h.payload_len = 20;
-  h.emit(wire::MutBytes(frame).subspan(wire::kEthernetHeaderLen));
-  auto l4 = wire::MutBytes(frame).subspan(wire::kEthernetHeaderLen + wire::Ipv6Header::kLen);
-  wire::emit_tcp(l4, {}, {}, f, {});
-  wire::store16(l4, 16, 0);
-  uint32_t sum = wire::pseudo_header_sum_v6(src, dst, wire::ipproto::kTcp, 20);
-  wire::store16(l4, 16, static_cast<uint16_t>(~wire::checksum_fold(wire::checksum_add(l4, sum))));
-  return frame;
+  return wire::build_ipv6_tcp_frame(dst_mac, kGuestMac, src, dst, f, {});
 }
 
 // The ICMPv6 message of a received frame (which must be IPv6/ICMPv6).
