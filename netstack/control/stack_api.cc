@@ -90,6 +90,10 @@ ControlServer::Handler stack_handler(stack::Stack& stack) {
                 {"udp_dropped", e.udp_dropped},
                 {"dns_udp_queries", e.dns_udp_queries},
                 {"dns_tcp_sessions", e.dns_tcp_sessions}};
+      const auto& t = stack.transport().stats();
+      s["link"] = {{"rx_frames", t.rx_frames},     {"tx_frames", t.tx_frames},
+                   {"rx_dropped", t.rx_dropped},   {"tx_dropped", t.tx_dropped},
+                   {"tx_finished", t.tx_finished}, {"tx_bad_offload", t.tx_bad_offload}};
       if (const auto* d = stack.dns()) {
         const auto& ds = d->stats();
         s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},
