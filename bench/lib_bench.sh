@@ -275,7 +275,15 @@ declare -A PREPARED
 guest_up() {
   local key=$1@$2
   case ${G_STATE[$key]:-} in
-    up) return 0 ;;
+    up)
+      # A guest (or its tool) that died since is a failure from here on.
+      if [ -z "${G_NS[$key]}" ] || { kill -0 "${G_NS[$key]}" 2>/dev/null &&
+          { [ -z "${G_TOOL[$key]}" ] || kill -0 "${G_TOOL[$key]}" 2>/dev/null; }; }; then
+        return 0
+      fi
+      G_STATE[$key]=fail; G_NOTE[$key]="$2 guest exited during the run"
+      guest_down "$1" "$2" keep
+      return 1 ;;
     skip | fail) return 1 ;;
   esac
   if [ -z "${PREPARED[$1]:-}" ]; then
