@@ -374,7 +374,10 @@ def cmd_report(raw, meta_path, out_dir):
     systems = [s for s in SYSTEMS if s in meta.get("systems", SYSTEMS)]
     rows = build_rows(recs, systems)
     lines = table(rows, systems, meta) + notes(recs, meta)
-    chart_error = chart(rows, systems, os.path.join(out_dir, "chart.png"))
+    try:
+        chart_error = chart(rows, systems, os.path.join(out_dir, "chart.png"))
+    except Exception as e:  # the table and the JSON matter more than the picture
+        chart_error = f"no chart: {type(e).__name__}: {e}"
     if chart_error:
         lines.append(f"  {chart_error}")
     lines.append(f"  results: {os.path.join(out_dir, 'results.json')}, "
