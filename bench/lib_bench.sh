@@ -362,11 +362,15 @@ wait_listen_guest() {
 }
 
 # -------------------------------------------------------------- servers
-# nginx_conf FILE PORT DIR: a one-worker nginx serving DIR on PORT (IPv4
-# and IPv6), pid and temporary files next to FILE.
+# nginx_conf FILE DIR PORT...: a one-worker nginx serving DIR on each PORT
+# (IPv4 and IPv6), pid and temporary files next to FILE.
 nginx_conf() {
-  local base=${1%.conf}
-  cat >"$1" <<EOF
+  local base=${1%.conf} dir=$2 port listen=''
+  shift 2
+  for port in "$@"; do
+    listen+="    listen 0.0.0.0:$port backlog=4096; listen [::]:$port ipv6only=on backlog=4096;"$'\n'
+  done
+  cat >"$base.conf" <<EOF
 worker_processes 1;
 worker_rlimit_nofile 65536;
 pid $base.pid;
@@ -379,7 +383,9 @@ http {
   fastcgi_temp_path $base-fastcgi;
   uwsgi_temp_path $base-uwsgi;
   scgi_temp_path $base-scgi;
-  server { listen 0.0.0.0:$2 backlog=4096; listen [::]:$2 ipv6only=on backlog=4096; root $3; }
+  server {
+$listen    root $dir;
+  }
 }
 EOF
 }

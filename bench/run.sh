@@ -195,7 +195,9 @@ udp() {
 
 # Connection rate: wrk -t1 -cN with "Connection: close" (a connection per
 # request) against nginx on the test host, WINDOWS whole seconds counted
-# one by one (bench/wrk_windows.lua).
+# one by one (bench/wrk_windows.lua). Each figure dials its own server port:
+# the TIME-WAIT sockets one figure leaves in a guest (60 s) belong to other
+# 4-tuples and do not slow the next figure down.
 conn() {
   local fig=$1 sys=$2 family=$3 conns=$4 host o=$E2E_TMP/$1-$2.out
   if [ "$family" = 6 ]; then
@@ -211,7 +213,7 @@ conn() {
     host=$GW4
   fi
   gx timeout -k 5 $((WINDOWS + 30)) wrk -t1 -c"$conns" -d"$((WINDOWS + 1))s" -H 'Connection: close' \
-    -s "$HERE/wrk_windows.lua" "http://$host:$HTTP_PORT/index.html" >"$o" 2>&1 || true
+    -s "$HERE/wrk_windows.lua" "http://$host:${HTTP_PORT[$fig]}/index.html" >"$o" 2>&1 || true
   rep add-wrk "$RAW" "$fig" "$sys" "wrk -t1 -c$conns -d$((WINDOWS + 1))s -H 'Connection: close' http://$host:PORT/index.html (nginx on the test host)" "$o" "$WINDOWS"
 }
 
@@ -229,7 +231,7 @@ in_bulk() {
 }
 in_conn() {
   local fig=$1 sys=$2 o=$E2E_TMP/$1-$2.out conf=$E2E_TMP/nginx-in-$2.conf
-  nginx_conf "$conf" "${SRV_PORT[http]}" "$E2E_TMP/www"
+  nginx_conf "$conf" "$E2E_TMP/www" "${SRV_PORT[http]}"
   bg "nginx-in-$sys" "${GX[@]}" timeout -k 5 $((IN_WINDOWS + 60)) nginx -c "$conf" -g 'daemon off;'
   local spid=$BG_PID
   wait_listen_guest "${SRV_PORT[http]}" 10
@@ -310,10 +312,11 @@ scale() {
 # per run.
 make_www
 if has_figure conn; then
-  HTTP_PORT=$(free_port)
-  nginx_conf "$E2E_TMP/nginx-host.conf" "$HTTP_PORT" "$E2E_TMP/www"
+  declare -A HTTP_PORT
+  for c in conn4 conn6 conn256; do HTTP_PORT[$c]=$(free_port); done
+  nginx_conf "$E2E_TMP/nginx-host.conf" "$E2E_TMP/www" "${HTTP_PORT[@]}"
   bg nginx-host timeout -k 5 "$BENCH_LIMIT" nginx -c "$E2E_TMP/nginx-host.conf" -g 'daemon off;'
-  wait_listen "$HTTP_PORT" tcp 10 || { show_log "$E2E_TMP/nginx-host.log"; fail "nginx did not start"; }
+  wait_listen "${HTTP_PORT[conn256]}" tcp 10 || { show_log "$E2E_TMP/nginx-host.log"; fail "nginx did not start"; }
 fi
 if has_figure rr; then
   SOCKPERF_TCP_PORT=$(free_port); SOCKPERF_UDP_PORT=$(free_port udp)
