@@ -17,6 +17,9 @@
 # Installs the Debian packages it needs when they are missing (as root).
 # Everything runs in a private network namespace (tests/e2e/lib.sh): no
 # packet leaves it.
+# The whole script is one { ... } block: bash reads it completely before it
+# runs, so editing this file during a run cannot derail that run.
+{
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BENCH_PY=/usr/bin/python3
@@ -65,12 +68,27 @@ if [ "${E2E_INNER:-}" != 1 ]; then
   mkdir -p "$RESULTS_DIR"
   RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
   BENCH_STARTED=$(date +%s)
-  export RESULTS_DIR BENCH_STARTED
+  # The run's temporary files live in a directory of its own, so a cleanup
+  # of stale /tmp/slipway-e2e.* directories by a test run elsewhere on the
+  # machine cannot pull them away mid-run.
+  BENCH_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/slipway-bench.XXXXXX")
+  chmod 755 "$BENCH_TMPDIR"
+  export RESULTS_DIR BENCH_STARTED BENCH_TMPDIR TMPDIR=$BENCH_TMPDIR
 fi
 
 . "$HERE/../tests/e2e/lib.sh"
 E2E_NAME=bench
 e2e_init "$@"
+# e2e_cleanup (stop every process, remove E2E_TMP) ends with exit, so it
+# runs in a subshell and the run's own directory goes after it.
+bench_cleanup() {
+  local rc=$?
+  set +e
+  (e2e_cleanup)
+  rm -rf "$BENCH_TMPDIR"
+  exit "$rc"
+}
+trap bench_cleanup EXIT
 . "$HERE/lib_bench.sh"
 : "${UDP_PPS:=$(dirname "$(dirname "$SLIPWAY")")/bench/udp_pps}"
 RAW=$RESULTS_DIR/results.jsonl
@@ -183,10 +201,10 @@ udp() {
   port=$(free_port udp)
   local srole=recv crole=send
   [ "$dir" = down ] && { srole=send; crole=recv; }
-  bg "udp-s-$fig-$sys" timeout -k 5 $((UDP_SECONDS + 30)) "$UDP_PPS" server --port "$port" --role $srole --seconds "$UDP_SECONDS"
+  bg "udp-s-$fig-$sys" timeout -k 5 $((UDP_SECONDS + 30)) "$UDP_PPS" server --port "$port" --role "$srole" --seconds "$UDP_SECONDS"
   local spid=$BG_PID
   wait_listen "$port" udp 10
-  gx timeout -k 5 $((UDP_SECONDS + 30)) "$UDP_PPS" client --to "$GW4:$port" --role $crole --seconds "$UDP_SECONDS" \
+  gx timeout -k 5 $((UDP_SECONDS + 30)) "$UDP_PPS" client --to "$GW4:$port" --role "$crole" --seconds "$UDP_SECONDS" \
     >"$o.client" 2>&1 || true
   wait "$spid" 2>/dev/null || true
   if [ "$dir" = up ]; then cp "$E2E_TMP/udp-s-$fig-$sys.log" "$o"; else cp "$o.client" "$o"; fi
@@ -405,3 +423,5 @@ EOF
 echo
 rep report "$RAW" "$RESULTS_DIR/meta.json" "$RESULTS_DIR"
 log "done in $(($(date +%s) - BENCH_STARTED)) s"
+exit
+}
