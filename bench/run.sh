@@ -5,7 +5,7 @@
 # describes each figure, how each system is set up and the targets).
 #
 # Usage: bench/run.sh
-# Env:   QUICK=1          a short pass (2-3 minutes instead of 8-10)
+# Env:   QUICK=1          a short pass (about 3.7 minutes instead of 8.5 here)
 #        SYSTEMS="..."    a subset of: loopback veth slirp4netns pasta slipway
 #        FIGURES="..."    a subset of: bulk rr udp conn inbound scale
 #                         (bulk also gives the CPU-per-GB figures)
