@@ -13,12 +13,18 @@
 //                 SYN-ACK -> kEstablished; its RST -> the host connection is
 //                 reset.
 //   kEstablished  data both ways. Guest -> host: lwIP's recv callback writes
-//                 to the host socket; the bytes are acknowledged to lwIP
+//                 to the host socket at once, straight from lwIP's pbufs (what
+//                 the socket does not take waits in a write request that
+//                 holds them: no copy); the bytes are acknowledged to lwIP
 //                 (tcp_recved, which reopens the guest's window) only once the
 //                 host socket has taken them, so a slow host reader closes
 //                 the guest's window. Host -> guest: reads go into lwIP's send
-//                 buffer; when it is full the host socket stops being read
-//                 until lwIP reports data acknowledged by the guest.
+//                 buffer and are sent at the end of the loop iteration
+//                 (flush(): one tcp_output for all of an iteration's reads,
+//                 and the FIN in the same segment when the host's EOF is
+//                 already queued behind them); when the buffer is full the
+//                 host socket stops being read until lwIP reports data
+//                 acknowledged by the guest.
 //   kClosed       both handles are being closed; the object is deleted in the
 //                 host socket's close callback.
 //
