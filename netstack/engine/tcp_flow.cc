@@ -71,6 +71,7 @@ struct TcpFlowCallbacks {
     if (nread > 0) {
       // Sent at the end of this loop iteration (flush()), with the FIN if
       // the host closes right behind these bytes.
+      f->host_reads_++;
       f->host_data(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread), false);
     } else if (nread == UV_EOF) {
       f->host_eof();
@@ -366,8 +367,10 @@ void TcpFlow::flush() {
   // once): then the guest gets them and the FIN in one segment, as it would
   // from the server's own kernel, and closes passively. Otherwise it could
   // close first and keep its port in TIME-WAIT for 60 s, and a busy client
-  // runs out of ports.
-  if (reading_ && !host_eof_ && eof_queued()) {
+  // runs out of ports. The peek is a system call: only during a flow's
+  // first kEofPeekReads reads (a short exchange, as such servers have), not
+  // for every answer of a long-lived connection.
+  if (reading_ && !host_eof_ && host_reads_ <= kEofPeekReads && eof_queued()) {
     host_eof();  // queues the FIN behind the data and sends both
     return;
   }

@@ -55,6 +55,8 @@ class FlowHost;
 
 class TcpFlow {
  public:
+  // flush() looks for a host EOF behind the data in the first this many reads.
+  static constexpr uint32_t kEofPeekReads = 8;
   enum class State { kConnecting, kAccepting, kConnectingGuest, kEstablished, kClosed };
 
   // Outbound: the guest's SYN, to be relayed to a host destination.
@@ -141,6 +143,7 @@ class TcpFlow {
   bool closing_ = false;
   bool inbound_ = false;
   bool flush_pending_ = false;        // registered with FlowHost::flush_later()
+  uint32_t host_reads_ = 0;           // reads from the host socket so far
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
 };
 
