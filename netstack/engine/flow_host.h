@@ -51,6 +51,7 @@ class FlowHost {
   // Asks for flush() to be called once the current loop iteration's events
   // are handled (the engine batches guest-bound output per iteration).
   virtual void flush_later(TcpFlow* flow) = 0;
+  virtual void flush_later(UdpFlow* flow) = 0;
 
   // The flow is gone from the host side; the host forgets it (the flow
   // deletes itself right after).

@@ -28,6 +28,7 @@ extern "C" {
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/tcp.h"
+#include "netstack/wire/checksum.h"
 #include "netstack/wire/udp.h"
 
 namespace slipway::engine {
@@ -191,6 +192,12 @@ struct EngineCallbacks {
       if (f != nullptr) f->flush();
     flows.clear();
     if (e->to_flush_.empty()) e->to_flush_.swap(flows);  // keep the capacity
+    std::vector<UdpFlow*> udp;
+    udp.swap(e->udp_to_flush_);
+    for (UdpFlow* f : udp)
+      if (f != nullptr) f->flush();
+    udp.clear();
+    if (e->udp_to_flush_.empty()) e->udp_to_flush_.swap(udp);
     e->dead_dns_sessions_.clear();
     e->dead_line_sessions_.clear();
     u32_t sleep = sys_timeouts_sleeptime();
@@ -288,6 +295,7 @@ LwipEngine::~LwipEngine() {
   tcp_flows_.clear();
   udp_flows_.clear();
   to_flush_.clear();
+  udp_to_flush_.clear();
   std::vector<std::shared_ptr<DnsTcpSession>> dns;
   for (auto& [k, s] : dns_sessions_) dns.push_back(s);
   for (auto& s : dns) s->close();
@@ -325,7 +333,11 @@ void LwipEngine::input(const wire::Ipv4Packet& packet) {
     input_tcp(packet.src(), packet.dst(), packet.payload(), packet.bytes());
     return;
   }
-  feed(packet.bytes());
+  if (proto == wire::ipproto::kUdp && !packet.is_fragment()) {
+    input_udp(packet.src(), packet.dst(), packet.payload());
+    return;
+  }
+  feed(packet.bytes());  // fragments: lwIP reassembles
 }
 
 void LwipEngine::input6(const wire::Ipv6Packet& packet) {
@@ -346,7 +358,16 @@ void LwipEngine::input6(const wire::Ipv6Packet& packet) {
     input_tcp(packet.src(), packet.dst(), ul->data, packet.bytes());
     return;
   }
-  feed(packet.bytes());
+  input_udp(packet.src(), packet.dst(), ul->data);
+}
+
+void LwipEngine::input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4) {
+  auto udp = wire::UdpDatagram::parse(l4);
+  if (!udp) {
+    stats_.packets_dropped++;
+    return;
+  }
+  udp_from_guest(src, udp->src_port(), dst, udp->dst_port(), udp->payload());
 }
 
 void LwipEngine::feed(wire::Bytes packet) {
@@ -577,8 +598,9 @@ void LwipEngine::report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t c
 }
 
 void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port) {
-  // lwIP removed the UDP header just before the payload: look back at it for
-  // the destination port.
+  // A datagram lwIP reassembled from fragments (whole ones go to input_udp()
+  // without lwIP). lwIP removed the UDP header just before the payload: look
+  // back at it for the destination port.
   IpAddr dst = from_lwip(ip_current_dest_addr());
   uint16_t dst_port = 0;
   if (pbuf_add_header(p, UDP_HLEN) == 0) {
@@ -586,18 +608,24 @@ void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port
     dst_port = static_cast<uint16_t>((h[2] << 8) | h[3]);
     pbuf_remove_header(p, UDP_HLEN);
   }
+  std::vector<std::byte> data(p->tot_len);
+  pbuf_copy_partial(p, data.data(), p->tot_len, 0);
+  pbuf_free(p);
+  udp_from_guest(src, src_port, dst, dst_port, data);
+}
+
+void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port,
+                                wire::Bytes payload) {
   uint64_t now = clock_.now_ms();
   if (config_.nat.is_dns(dst) && dst_port == kDnsPort && dns_resolver_) {
-    resolve_udp_dns(p, dst, src, src_port);
+    resolve_udp_dns(payload, dst, src, src_port);
     return;
   }
   if (auto in = udp_inbound_.find(FlowKey{src, src_port, dst, dst_port}); in != udp_inbound_.end()) {
     // A reply on a published UDP port: back to the client it came from.
     in->second.last_active = now;
-    std::vector<std::byte> data(p->tot_len);
-    pbuf_copy_partial(p, data.data(), p->tot_len, 0);
-    pbuf_free(p);
-    uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
+    uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(payload.data())),
+                             static_cast<unsigned>(payload.size()));
     if (uv_udp_try_send(in->second.listener, &b, 1, reinterpret_cast<const sockaddr*>(&in->second.client)) < 0)
       stats_.udp_dropped++;
     return;
@@ -605,7 +633,6 @@ void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port
   auto host = config_.nat.host_destination(dst);
   if (!host || dst_port == 0 || src_port == 0) {
     stats_.udp_dropped++;
-    pbuf_free(p);
     return;
   }
   UdpKey key{src, src_port};
@@ -616,29 +643,21 @@ void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port
   } else {
     if (udp_flows_.size() >= config_.max_udp_flows) {
       stats_.udp_dropped++;
-      pbuf_free(p);
       return;
     }
     flow = new UdpFlow(*this, src, src_port, now);
     if (!flow->open()) {
       stats_.udp_dropped++;
-      pbuf_free(p);
       return;
     }
     udp_flows_.emplace(key, flow);
   }
-  // Gather the (possibly reassembled, chained) payload.
-  std::vector<std::byte> data(p->tot_len);
-  pbuf_copy_partial(p, data.data(), p->tot_len, 0);
-  pbuf_free(p);
   stats_.udp_datagrams_out++;
-  flow->send(*host, dst_port, data, now);
+  flow->send(*host, dst_port, payload, now);
 }
 
-void LwipEngine::resolve_udp_dns(struct pbuf* p, const IpAddr& dns, const IpAddr& src, uint16_t src_port) {
-  std::vector<std::byte> query(p->tot_len);
-  pbuf_copy_partial(p, query.data(), p->tot_len, 0);
-  pbuf_free(p);
+void LwipEngine::resolve_udp_dns(wire::Bytes payload, const IpAddr& dns, const IpAddr& src, uint16_t src_port) {
+  std::vector<std::byte> query(payload.begin(), payload.end());
   stats_.dns_udp_queries++;
   // The resolver drops its pending callbacks when it is destroyed, which the
   // gateway does before destroying the engine.
@@ -666,6 +685,47 @@ void LwipEngine::send_udp_to_guest(const IpAddr& src, uint16_t src_port, const I
                                    wire::Bytes payload) {
   if (payload.size() > 0xffff - 48) {
     stats_.udp_dropped++;
+    return;
+  }
+  // A datagram that fits the link goes out as one frame built here; a larger
+  // one through lwIP, which fragments it.
+  const size_t ip_len = guest.v6 ? wire::Ipv6Header::kLen : wire::Ipv4Header::kLen;
+  const size_t l4_len = wire::UdpDatagram::kHeaderLen + payload.size();
+  if (ip_len + l4_len <= config_.mtu) {
+    auto& buf = out_buffer_;
+    buf.resize(wire::kEthernetHeaderLen + ip_len + l4_len);
+    wire::MutBytes frame(buf.data(), buf.size());
+    wire::MutBytes l4 = frame.subspan(wire::kEthernetHeaderLen + ip_len);
+    wire::emit_udp_unchecksummed(l4, src_port, guest_port, payload);
+    uint32_t pseudo = 0;
+    if (guest.v6) {
+      wire::store16(frame, 12, wire::ethertype::kIpv6);
+      wire::Ipv6Header h;
+      h.src = src.v6addr;
+      h.dst = guest.v6addr;
+      h.next_header = wire::ipproto::kUdp;
+      h.payload_len = static_cast<uint16_t>(l4_len);
+      h.emit(frame.subspan(wire::kEthernetHeaderLen));
+      pseudo = wire::pseudo_header_sum_v6(h.src, h.dst, wire::ipproto::kUdp, static_cast<uint32_t>(l4_len));
+    } else {
+      wire::store16(frame, 12, wire::ethertype::kIpv4);
+      wire::Ipv4Header h;
+      h.src = src.v4;
+      h.dst = guest.v4;
+      h.protocol = wire::ipproto::kUdp;
+      h.id = ++ip_id_;
+      h.payload_len = static_cast<uint16_t>(l4_len);
+      h.emit(frame.subspan(wire::kEthernetHeaderLen));
+      pseudo = wire::pseudo_header_sum_v4(h.src, h.dst, wire::ipproto::kUdp, static_cast<uint16_t>(l4_len));
+    }
+    wire::Offload offload;
+    if (link_csum_) {
+      offload = wire::prepare_partial(frame, 0);
+    } else {
+      wire::set_udp_checksum(l4, pseudo);
+    }
+    output_(frame, offload);
+    stats_.udp_datagrams_in++;
     return;
   }
   struct pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(payload.size()), PBUF_RAM);
@@ -707,6 +767,7 @@ void LwipEngine::closed(TcpFlow* flow) {
 }
 
 void LwipEngine::closed(UdpFlow* flow) {
+  std::replace(udp_to_flush_.begin(), udp_to_flush_.end(), flow, static_cast<UdpFlow*>(nullptr));
   auto it = udp_flows_.find(UdpKey{flow->guest(), flow->guest_port()});
   if (it != udp_flows_.end() && it->second == flow) udp_flows_.erase(it);
 }

@@ -22,6 +22,10 @@
 //   UDP: one host socket per guest (address, source port): an endpoint-
 //   independent mapping (RFC 4787), with replies accepted only from addresses
 //   the guest has sent to through it (udp_flow.h). Mappings expire when idle.
+//   UDP needs no connection state, so datagrams skip lwIP both ways: the
+//   engine parses them itself and builds the replies' frames, except for
+//   what needs IP fragments (lwIP reassembles the guest's, and fragments a
+//   reply larger than the MTU).
 //
 //   TIME-WAIT: when lwIP's side closed first, the 4-tuple stays in TIME-WAIT
 //   for 2 * TCP_MSL (20 s) after the flow is gone, to answer a retransmitted
@@ -140,6 +144,7 @@ class LwipEngine final : public Engine, private FlowHost {
   void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                          wire::Bytes payload) override;
   void flush_later(TcpFlow* flow) override { to_flush_.push_back(flow); }
+  void flush_later(UdpFlow* flow) override { udp_to_flush_.push_back(flow); }
   void closed(TcpFlow* flow) override;
   void closed(UdpFlow* flow) override;
 
@@ -149,8 +154,13 @@ class LwipEngine final : public Engine, private FlowHost {
   void ack_time_wait(const FlowKey& key, const TimeWaitTable::Entry& entry);
   void input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet);
   void start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq);
+  // UDP from the guest: whole datagrams bypass lwIP (input_udp); fragments
+  // come back from lwIP's reassembly (handle_udp); both end here.
+  void input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4);
   void handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port);
-  void resolve_udp_dns(struct pbuf* p, const IpAddr& dns, const IpAddr& src, uint16_t src_port);
+  void udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port,
+                      wire::Bytes payload);
+  void resolve_udp_dns(wire::Bytes query, const IpAddr& dns, const IpAddr& src, uint16_t src_port);
   void start_dns_session(struct tcp_pcb* pcb);
   bool is_line_service(const FlowKey& key) const {
     return line_handler_ && key.remote == config_.nat.gateway && key.remote_port == line_port_;
@@ -171,10 +181,12 @@ class LwipEngine final : public Engine, private FlowHost {
   uv_timer_t* housekeeping_timer_;
   std::vector<std::byte> out_buffer_;
   bool link_csum_ = false;  // set_link_offloads()
+  uint16_t ip_id_ = 0;      // IPv4 identification of the datagrams built here
   bool link_tso_ = false;
   std::vector<std::byte> read_buffer_;
   std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
   std::vector<TcpFlow*> to_flush_;  // flush() at the end of the loop iteration; null: closed since
+  std::vector<UdpFlow*> udp_to_flush_;
   TimeWaitTable time_wait_{config_.max_tcp_flows};
   struct UdpKey {
     IpAddr guest;

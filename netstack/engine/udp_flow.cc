@@ -1,6 +1,7 @@
 #include "netstack/engine/udp_flow.h"
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -39,7 +40,9 @@ UdpFlow::UdpFlow(FlowHost& host, const IpAddr& guest, uint16_t guest_port, uint6
 }
 
 bool UdpFlow::open() {
-  if (uv_udp_init(host_->loop(), &sock_) != 0) {
+  // recvmmsg: several datagrams per system call into the engine's read
+  // buffer (a multiple of 64 KiB, as libuv needs).
+  if (uv_udp_init_ex(host_->loop(), &sock_, AF_UNSPEC | UV_UDP_RECVMMSG) != 0) {
     delete this;
     return false;
   }
@@ -64,16 +67,60 @@ void UdpFlow::send(const IpAddr& host_dst, uint16_t port, wire::Bytes payload, u
     if (peers_.size() >= kMaxPeers) peers_.erase(peers_.begin());
     peers_.push_back(host_dst);
   }
-  sockaddr_storage sa = to_sockaddr(host_dst, port);
-  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(payload.data())),
-                           static_cast<unsigned>(payload.size()));
-  int rc = uv_udp_try_send(&sock_, &b, 1, reinterpret_cast<const sockaddr*>(&sa));
-  if (rc >= 0) bytes_to_host_ += payload.size();
-  if (rc < 0) {
-    // A full socket buffer drops the datagram, as a congested link would.
+  if (host_ == nullptr) return;
+  if (payload.size() > kMaxQueuedBytes) {
     host_->counters().udp_dropped++;
-    spdlog::trace("udp: send from {}:{}: {}", guest_.to_string(), guest_port_, uv_strerror(rc));
+    return;
   }
+  if (queued_.size() >= kMaxQueued || queued_bytes_.size() + payload.size() > kMaxQueuedBytes) send_queued();
+  queued_.push_back(Queued{to_sockaddr(host_dst, port), queued_bytes_.size(), payload.size()});
+  queued_bytes_.insert(queued_bytes_.end(), payload.begin(), payload.end());
+  if (!flush_pending_) {
+    flush_pending_ = true;
+    host_->flush_later(this);
+  }
+}
+
+void UdpFlow::flush() {
+  flush_pending_ = false;
+  send_queued();
+}
+
+void UdpFlow::send_queued() {
+  if (queued_.empty()) return;
+  uv_os_fd_t fd = -1;
+  size_t sent = 0;
+  if (!closing_ && uv_fileno(reinterpret_cast<const uv_handle_t*>(&sock_), &fd) == 0) {
+    std::vector<mmsghdr> msgs(queued_.size());
+    std::vector<iovec> iov(queued_.size());
+    for (size_t i = 0; i < queued_.size(); ++i) {
+      iov[i] = {queued_bytes_.data() + queued_[i].offset, queued_[i].len};
+      msghdr& h = msgs[i].msg_hdr;
+      h = {};
+      h.msg_name = &queued_[i].to;
+      h.msg_namelen = queued_[i].to.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+      h.msg_iov = &iov[i];
+      h.msg_iovlen = 1;
+    }
+    while (sent < queued_.size()) {
+      int n = ::sendmmsg(fd, msgs.data() + sent, static_cast<unsigned>(queued_.size() - sent), MSG_DONTWAIT);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        // A full socket buffer (or an error for one datagram) drops it, as
+        // a congested link would; the rest are tried.
+        if (n < 0) spdlog::trace("udp: send from {}:{}: {}", guest_.to_string(), guest_port_, std::strerror(errno));
+        if (n < 0 && errno == EAGAIN) break;
+        ++sent;
+        if (host_ != nullptr) host_->counters().udp_dropped++;
+        continue;
+      }
+      for (int i = 0; i < n; ++i) bytes_to_host_ += queued_[sent + static_cast<size_t>(i)].len;
+      sent += static_cast<size_t>(n);
+    }
+  }
+  if (sent < queued_.size() && host_ != nullptr) host_->counters().udp_dropped += queued_.size() - sent;
+  queued_.clear();
+  queued_bytes_.clear();
 }
 
 void UdpFlow::received(const struct sockaddr* from, const std::byte* data, size_t len) {
@@ -92,6 +139,7 @@ void UdpFlow::received(const struct sockaddr* from, const std::byte* data, size_
 
 void UdpFlow::close() {
   if (closing_) return;
+  send_queued();
   closing_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&sock_), UdpFlowCallbacks::on_close);
 }

@@ -10,6 +10,8 @@
 
 #include <uv.h>
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -22,6 +24,10 @@ class FlowHost;
 class UdpFlow {
  public:
   static constexpr size_t kMaxPeers = 64;
+  // Datagrams from the guest wait for the end of the loop iteration (one
+  // sendmmsg for all of them); at most this many, then they go at once.
+  static constexpr size_t kMaxQueued = 64;
+  static constexpr size_t kMaxQueuedBytes = 256 * 1024;
 
   UdpFlow(FlowHost& host, const IpAddr& guest, uint16_t guest_port, uint64_t now);
   UdpFlow(const UdpFlow&) = delete;
@@ -29,7 +35,10 @@ class UdpFlow {
 
   // Opens the host socket; false (and the flow deletes itself) on failure.
   bool open();
+  // Queues a datagram for the host (sent by flush() or when the queue is full).
   void send(const IpAddr& host_dst, uint16_t port, wire::Bytes payload, uint64_t now);
+  // Sends what send() queued (FlowHost::flush_later()).
+  void flush();
   void close();
   // The engine is going away: the flow never calls it back (before close()).
   void orphan() { host_ = nullptr; }
@@ -44,6 +53,7 @@ class UdpFlow {
   friend struct UdpFlowCallbacks;
   ~UdpFlow() = default;
   void received(const struct sockaddr* from, const std::byte* data, size_t len);
+  void send_queued();
 
   FlowHost* host_;  // null once the engine is gone (orphan())
   IpAddr guest_;
@@ -53,6 +63,13 @@ class UdpFlow {
   bool closing_ = false;
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
   std::vector<IpAddr> peers_;
+  struct Queued {
+    sockaddr_storage to;
+    size_t offset, len;  // in queued_bytes_
+  };
+  std::vector<Queued> queued_;
+  std::vector<std::byte> queued_bytes_;
+  bool flush_pending_ = false;
 };
 
 }  // namespace slipway::engine
