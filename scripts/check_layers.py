@@ -16,6 +16,7 @@ import sys
 # Part -> path prefixes (first match wins, most specific first).
 PARTS = [
     ("programs", ["dns-proxy/main.cc", "portfwd/main.cc"]),
+    ("frontends", ["vswitch/main.cc"]),
     ("wire", ["netstack/wire/"]),
     ("sys", ["netstack/sys/"]),
     ("link", ["netstack/link/"]),
@@ -29,6 +30,7 @@ PARTS = [
     ("capi", ["netstack/capi/", "include/"]),
     ("dns", ["dns-proxy/"]),
     ("portfwd", ["portfwd/"]),
+    ("vswitch", ["vswitch/"]),
 ]
 
 # Part -> the parts it may include (besides itself). Lower layers first.
@@ -41,13 +43,18 @@ ALLOWED = {
     "ns": {"wire", "sys"},
     "portfwd": {"engine-interface", "wire", "sys"},
     "gateway": {"engine-interface", "link", "wire", "sys"},
-    "stack": {"gateway", "engine", "link", "dns", "portfwd", "wire", "sys"},
-    "config": {"stack", "gateway", "engine", "link", "dns", "portfwd", "wire", "sys"},
-    "control": {"stack", "gateway", "engine", "link", "dns", "portfwd", "wire", "sys"},
-    "cli": {"config", "control", "stack", "gateway", "engine", "link", "ns", "dns", "portfwd", "wire", "sys"},
+    "vswitch": {"link", "wire", "sys"},
+    "stack": {"gateway", "engine", "link", "vswitch", "dns", "portfwd", "wire", "sys"},
+    "config": {"stack", "gateway", "engine", "link", "vswitch", "dns", "portfwd", "wire", "sys"},
+    "control": {"stack", "gateway", "engine", "link", "vswitch", "dns", "portfwd", "wire", "sys"},
+    "cli": {"config", "control", "stack", "gateway", "engine", "link", "vswitch", "ns", "dns", "portfwd", "wire",
+            "sys"},
+    # The vswitch program: like the slipway program, a front end.
+    "frontends": {"cli", "config", "control", "stack", "gateway", "engine", "link", "vswitch", "ns", "dns",
+                  "portfwd", "wire", "sys"},
     # The C library reuses the program's option checks (cli/options.h).
-    "capi": {"cli", "config", "control", "stack", "gateway", "engine", "link", "ns", "dns", "portfwd", "wire",
-             "sys"},
+    "capi": {"cli", "config", "control", "stack", "gateway", "engine", "link", "vswitch", "ns", "dns", "portfwd",
+             "wire", "sys"},
     "programs": {"dns", "portfwd", "wire", "sys"},
 }
 
@@ -61,7 +68,7 @@ ENGINE_INTERFACE = {
     "netstack/engine/icmp_relay.h",
 }
 
-SOURCE_DIRS = ["netstack", "dns-proxy", "portfwd", "include"]
+SOURCE_DIRS = ["netstack", "dns-proxy", "portfwd", "vswitch", "include"]
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
