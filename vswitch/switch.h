@@ -105,6 +105,8 @@ class Switch {
   // Detaches the port: its sink is cleared and its MACs forgotten.
   void detach(PortId id);
   std::optional<PortId> find(const std::string& name) const;
+  // The attached port (nullptr if none).
+  link::Port* port(PortId id) const { return id < slots_.size() ? slots_[id].port : nullptr; }
 
   std::vector<PortInfo> ports() const;
   size_t mac_count() const { return macs_.size(); }

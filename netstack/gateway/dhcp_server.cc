@@ -151,8 +151,14 @@ std::optional<Ipv4Addr> DhcpServer::bind(MacAddr mac, const std::string& name, C
     return std::nullopt;
   }
   hold(*lease, client.key, *addr, State::kBound, now + config_.lease_time);
-  lease->name = name_for(client);
+  set_name(*lease, name_for(client));
   return addr;
+}
+
+void DhcpServer::set_name(Lease& lease, std::string name) {
+  if (lease.name == name) return;
+  lease.name = std::move(name);
+  ++generation_;
 }
 
 std::vector<DhcpServer::LeaseInfo> DhcpServer::leases() const {
@@ -249,6 +255,7 @@ DhcpServer::Lease* DhcpServer::record_for(const Client& client, Clock::time_poin
 }
 
 void DhcpServer::hold(Lease& lease, const ClientKey& key, Ipv4Addr addr, State state, Clock::time_point until) {
+  if (state == State::kBound && !(lease.state == State::kBound && lease.addr == addr)) ++generation_;
   release(lease);
   lease.addr = addr;
   lease.state = state;
@@ -257,6 +264,7 @@ void DhcpServer::hold(Lease& lease, const ClientKey& key, Ipv4Addr addr, State s
 }
 
 void DhcpServer::release(Lease& lease) {
+  if (lease.state == State::kBound) ++generation_;
   if (lease.state != State::kFree) holders_.erase(lease.addr);
   lease.state = State::kFree;
 }
@@ -315,7 +323,7 @@ std::optional<DhcpServerReply> DhcpServer::on_request(const DhcpMessage& msg, co
     return std::nullopt;
   }
   hold(*lease, client.key, addr, State::kBound, now + config_.lease_time);
-  lease->name = name_for(client);
+  set_name(*lease, name_for(client));
   return ack(msg, client, addr);
 }
 

@@ -127,6 +127,8 @@ class DhcpServer {
   std::vector<LeaseInfo> leases() const;
   // The address of the active lease named `name` (case-insensitive).
   std::optional<wire::Ipv4Addr> address_of(std::string_view name) const;
+  // Changes whenever a lease is bound, renamed or let go.
+  uint64_t generation() const { return generation_; }
   const DhcpServerConfig& config() const { return config_; }
 
  private:
@@ -162,6 +164,7 @@ class DhcpServer {
   Lease* record_for(const Client& client, Clock::time_point now);
   void hold(Lease& lease, const ClientKey& key, wire::Ipv4Addr addr, State state, Clock::time_point until);
   void release(Lease& lease);
+  void set_name(Lease& lease, std::string name);
 
   std::optional<DhcpServerReply> on_discover(const wire::DhcpMessage& msg, const Client& client, Clock::time_point now);
   std::optional<DhcpServerReply> on_request(const wire::DhcpMessage& msg, const Client& client, Clock::time_point now);
@@ -182,6 +185,7 @@ class DhcpServer {
   std::map<wire::Ipv4Addr, ClientKey> holders_;  // address -> client, for kOffered and kBound records
   std::map<wire::Ipv4Addr, Clock::time_point> declined_;
   Clock::time_point last_now_{};
+  uint64_t generation_ = 0;
 };
 
 }  // namespace slipway::gateway
