@@ -38,9 +38,13 @@
 //   ends the relay; it then prints one line of counters ("up": TAP ->
 //   slipway, guest -> host; "down": slipway -> TAP):
 //
-//     relay transport=T offload=on|off up_frames= up_bytes= up_gso= up_csum=
-//       up_max= up_truncated= down_frames= down_bytes= down_gso= down_csum=
-//       down_max= down_bad_header= down_tap_errors= ring_bad= ring_partial=
+//     relay transport=T offload=on|off up_frames= up_bytes= up_gso= up_gso6=
+//       up_csum= up_max= up_truncated= down_frames= down_bytes= down_gso=
+//       down_gso6= down_csum= down_max= down_bad_header= down_tap_errors=
+//       ring_bad= ring_partial=
+//
+//   (gso: TCP segmentation frames, gso6 those over IPv6; csum: frames with
+//   a partial checksum; max: the largest frame in bytes.)
 //
 //   A line "relay: ready" on stdout says the TAP exists and the transport is
 //   connected.
@@ -103,11 +107,12 @@ std::string hex(std::span<const std::byte> b) {
 }
 
 struct Direction {
-  uint64_t frames = 0, bytes = 0, gso = 0, csum = 0, max = 0;
+  uint64_t frames = 0, bytes = 0, gso = 0, gso6 = 0, csum = 0, max = 0;
   void count(size_t size, const wire::Offload& o) {
     frames++;
     bytes += size;
     if (o.is_gso()) gso++;
+    if (o.gso == wire::Offload::Gso::kTcpV6) gso6++;
     if (o.needs_csum()) csum++;
     max = std::max<uint64_t>(max, size);
   }
@@ -157,11 +162,12 @@ class Relay {
   void print(const std::string& kind) const {
     const auto& e = link_->errors();
     std::printf(
-        "relay transport=%s offload=%s up_frames=%llu up_bytes=%llu up_gso=%llu up_csum=%llu up_max=%llu "
-        "up_truncated=%llu down_frames=%llu down_bytes=%llu down_gso=%llu down_csum=%llu down_max=%llu "
-        "down_bad_header=%llu down_tap_errors=%llu ring_bad=%llu ring_partial=%llu\n",
-        kind.c_str(), offload_ ? "on" : "off", u(up_.frames), u(up_.bytes), u(up_.gso), u(up_.csum), u(up_.max),
-        u(up_truncated_), u(down_.frames), u(down_.bytes), u(down_.gso), u(down_.csum), u(down_.max),
+        "relay transport=%s offload=%s up_frames=%llu up_bytes=%llu up_gso=%llu up_gso6=%llu up_csum=%llu "
+        "up_max=%llu up_truncated=%llu down_frames=%llu down_bytes=%llu down_gso=%llu down_gso6=%llu "
+        "down_csum=%llu down_max=%llu down_bad_header=%llu down_tap_errors=%llu ring_bad=%llu ring_partial=%llu\n",
+        kind.c_str(), offload_ ? "on" : "off", u(up_.frames), u(up_.bytes), u(up_.gso), u(up_.gso6), u(up_.csum),
+        u(up_.max), u(up_truncated_), u(down_.frames), u(down_.bytes), u(down_.gso), u(down_.gso6), u(down_.csum),
+        u(down_.max),
         u(down_bad_header_), u(down_tap_errors_), u(e.rx_bad_ring), u(e.rx_partial));
     std::fflush(stdout);
   }
