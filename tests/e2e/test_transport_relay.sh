@@ -9,7 +9,9 @@
 #                         and TSO segments of up to 64 KiB cross both ways
 #                         (the relay's counters must show both, so this
 #                         guards the vhost-user offload path with a kernel
-#                         stack at each end)
+#                         stack at each end); then BYTES6 (16 MiB) each way
+#                         over IPv6 (the guest's SLAAC address, fd00::2 to
+#                         the test host's ::1): TCPv6 segments
 #   vhost-user            no offloads: plain frames of at most 1514 bytes,
 #                         every header from slipway all zero
 #   stream, dgram         plain frames (these transports carry no header)
@@ -34,26 +36,31 @@ need_cmd python3 nsenter
 [ -x "$RELAY" ] || fail "relay not built: $RELAY"
 
 BYTES=${RELAY_BYTES:-$((64 * 1024 * 1024))}
+BYTES6=${RELAY_BYTES6:-$((16 * 1024 * 1024))}
 LIMIT=${RELAY_XFER_LIMIT:-60}
 : "${GUEST_RMEM:=262144}"
 BLOB=$E2E_TOOLS/blob.py
-expected=$(python3 "$BLOB" gen --bytes "$BYTES" --seed 11 | sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p')
+expected_of() { python3 "$BLOB" gen --bytes "$1" --seed 11 | sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p'; }
+declare -A EXPECTED=([$BYTES]=$(expected_of "$BYTES") [$BYTES6]=$(expected_of "$BYTES6"))
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" "$2" | head -n1; }
 
-# transfer NAME DIR (up: the guest sends; down: the host sends)
+# transfer NAME DIR [4|6] (up: the guest sends; down: the host sends; over
+# IPv4 to 127.0.0.1 through 10.0.2.2, or IPv6 to ::1 through fd00::2)
 transfer() {
-  local name=$1-$2 pf="$E2E_TMP/$1-$2.port" hmode=recv gmode=send
+  local name=$1-$2 hmode=recv gmode=send host=127.0.0.1 gw=$GATEWAY_IP
+  [ "${3:-4}" = 6 ] && { host=::1; gw=fd00::2; name=$1-$2-ipv6; }
+  local pf="$E2E_TMP/$name.port"
   [ "$2" = down ] && { hmode=send; gmode=recv; }
   local -a hargs=() gargs=()
   [ "$hmode" = send ] && hargs=(--bytes "$BYTES" --seed 11)
   [ "$gmode" = send ] && gargs=(--bytes "$BYTES" --seed 11)
-  bg "$name-host" timeout -k 5 $((LIMIT + 10)) python3 "$BLOB" "$hmode" --listen 127.0.0.1:0 \
+  bg "$name-host" timeout -k 5 $((LIMIT + 10)) python3 "$BLOB" "$hmode" --listen "$host:0" \
     --port-file "$pf" --io-timeout 20 "${hargs[@]}"
   local hpid=$BG_PID
   wait_file "$pf" 10 "$hpid" || { show_log "$E2E_TMP/$name-host.log"; fail "$name: host side did not start"; }
   local t0 rc=0
   t0=$(date +%s.%N)
-  in_ns "$RG_NS" timeout -k 5 "$LIMIT" python3 "$BLOB" "$gmode" --connect "$GATEWAY_IP:$(cat "$pf")" \
+  in_ns "$RG_NS" timeout -k 5 "$LIMIT" python3 "$BLOB" "$gmode" --connect "$gw:$(cat "$pf")" \
     --io-timeout 20 "${gargs[@]}" >"$E2E_TMP/$name-guest.log" 2>&1 || rc=$?
   if [ $rc != 0 ]; then
     show_log "$E2E_TMP/$name-guest.log"; show_log "$E2E_TMP/$name-host.log"
@@ -68,7 +75,7 @@ transfer() {
   [ "$(field bytes "$E2E_TMP/$name-host.log")" = "$BYTES" ] && [ "$(field bytes "$E2E_TMP/$name-guest.log")" = "$BYTES" ] ||
     fail "$name: byte counts differ: host $(field bytes "$E2E_TMP/$name-host.log"), guest $(field bytes "$E2E_TMP/$name-guest.log"), want $BYTES"
   [ "$hs" = "$gs" ] || fail "$name: sha256 differs: host $hs, guest $gs"
-  [ "$hs" = "$expected" ] || fail "$name: sha256 $hs is not the expected $expected"
+  [ "$hs" = "${EXPECTED[$BYTES]}" ] || fail "$name: sha256 $hs is not the expected ${EXPECTED[$BYTES]}"
   ok "$name: $BYTES bytes intact in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s ($(field MBps "$E2E_TMP/$name-host.log") MB/s at the host)"
 }
 
@@ -80,6 +87,12 @@ variant() {
   before=$(link_dropped "$RG_CTL")
   transfer "$name" up
   transfer "$name" down
+  if [ -n "$offload" ]; then
+    # TCPv6 segments both ways too (TSO6, GUEST_TSO6).
+    relay_guest_ipv6 >/dev/null || fail "$name: the guest got no SLAAC address"
+    BYTES=$BYTES6 transfer "$name" up 6
+    BYTES=$BYTES6 transfer "$name" down 6
+  fi
   after=$(link_dropped "$RG_CTL")
   relay_guest_down
   [ -n "$RG_RELAY" ] || { show_log "$E2E_TMP/$name-relay.log"; fail "$name: the relay printed no counters"; }
@@ -89,10 +102,10 @@ variant() {
     [ "$(relay_field $k)" = 0 ] || { show_log "$E2E_TMP/$name-relay.log"; fail "$name: relay counter $k=$(relay_field $k), want 0"; }
   done
   if [ -n "$offload" ]; then
-    for k in up_gso up_csum down_gso down_csum; do
+    for k in up_gso up_gso6 up_csum down_gso down_gso6 down_csum; do
       [ "$(relay_field $k)" -gt 0 ] || fail "$name: no offloaded frame crossed ($k=0): the offload path was not exercised"
     done
-    ok "$name: offloads both ways: guest -> slipway $(relay_field up_gso) TSO frames (largest $(relay_field up_max) bytes), slipway -> guest $(relay_field down_gso) (largest $(relay_field down_max))"
+    ok "$name: offloads both ways: guest -> slipway $(relay_field up_gso) TSO frames ($(relay_field up_gso6) IPv6, largest $(relay_field up_max) bytes), slipway -> guest $(relay_field down_gso) ($(relay_field down_gso6) IPv6, largest $(relay_field down_max))"
   else
     for k in up_gso up_csum down_gso down_csum; do
       [ "$(relay_field $k)" = 0 ] || fail "$name: $k=$(relay_field $k) without offloads"

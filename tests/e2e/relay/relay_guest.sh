@@ -20,6 +20,10 @@
 #   (run commands there with `in_ns "$RG_NS" CMD...`), RG_CTL slipway's
 #   control socket. On failure it returns 1 with the reason in RG_ERR.
 #
+#   relay_guest_ipv6 waits for (and prints) the guest's SLAAC address: IPv6
+#   is set up as `slipway run` sets it (accept_ra, autoconf, no DAD), and
+#   slipway's gateway fd00::2 reaches the test host's ::1.
+#
 #   relay_guest_down stops the relay (SIGTERM: it prints its counters, see
 #   bench/transport_relay.cc) and slipway, and sets RG_RELAY to the
 #   counters line ("" if it printed none); relay_field KEY reads one counter.
@@ -87,7 +91,11 @@ relay_guest_up() {
   for ((i = 0; i < 250; i++)); do grep -q '^relay: ready' "$E2E_TMP/$name-relay.log" 2>/dev/null && break; sleep 0.02; done
   grep -q '^relay: ready' "$E2E_TMP/$name-relay.log" ||
     { RG_ERR="relay did not start: $(tail -n1 "$E2E_TMP/$name-relay.log")"; return 1; }
+  # IPv6 as `slipway run` sets it: SLAAC from slipway's router
+  # advertisement, no duplicate address detection.
   in_ns "$RG_NS" sh -c "ip link set lo up && ip link set eth0 address $RG_MAC mtu 1500 &&
+    sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0 \
+      net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1 &&
     ip addr add $GUEST_IP/24 dev eth0 && ip link set eth0 up && ip route add default via $GATEWAY_IP" ||
     { RG_ERR="cannot configure the guest's eth0"; return 1; }
   if [ -n "${GUEST_RMEM:-}" ]; then
@@ -99,6 +107,18 @@ relay_guest_up() {
     in_ns "$RG_NS" $ping -c 1 -W 1 "$GATEWAY_IP" >/dev/null 2>&1 && return 0
   done
   RG_ERR="the guest cannot ping the gateway $GATEWAY_IP through the relay"
+  return 1
+}
+
+# relay_guest_ipv6: waits (at most 10 s) for the guest's SLAAC address in
+# fd00::/64 (slipway serve's prefix); prints it.
+relay_guest_ipv6() {
+  local i a
+  for ((i = 0; i < 500; i++)); do
+    a=$(in_ns "$RG_NS" ip -6 -o addr show dev eth0 scope global 2>/dev/null | awk '/fd00::/ { sub("/.*", "", $4); print $4; exit }')
+    [ -n "$a" ] && { echo "$a"; return 0; }
+    sleep 0.02
+  done
   return 1
 }
 
