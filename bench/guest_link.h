@@ -6,8 +6,9 @@
 //   Each link connects to slipway's socket and speaks the transport as a
 //   VMM would:
 //     - vhost-user: the frontend (what QEMU does, minus the guest): memfd
-//       "guest memory" shared with slipway, two split virtqueues of kQueueSize
-//       (256, QEMU's default) entries, eventfd kicks and calls with
+//       "guest memory" shared with slipway, two split virtqueues of
+//       queue_size entries (default kQueueSize, 256, QEMU's default; a
+//       power of two up to 32768), eventfd kicks and calls with
 //       VIRTIO_RING_F_EVENT_IDX as Linux's virtio-net uses them. Receive
 //       (queue 0): every buffer posted once, MRG_RXBUF (a frame may fill
 //       several buffers; its header's num_buffers says how many), an
@@ -18,7 +19,9 @@
 //       asked for only when the ring is full (used_event), else used_event is
 //       kept half the index space away. With offloads the frontend acks
 //       VIRTIO_NET_F_CSUM, GUEST_CSUM, HOST/GUEST_TSO4/6 and HOST/GUEST_ECN
-//       (those slipway offers), without them none.
+//       (those slipway offers), without them none. A frame that does not fit
+//       a buffer (rx_buffer, tx_buffer bytes with the 12-byte header) is
+//       the caller's to avoid: tx_slot() says how much room there is.
 //     - stream: QEMU -netdev stream framing (a 4-byte big-endian length,
 //       then the frame), non-blocking, at most kMaxStreamPending unsent
 //       bytes queued.

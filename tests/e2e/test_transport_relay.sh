@@ -83,7 +83,7 @@ transfer() {
 variant() {
   local name=$1 transport=$2 offload=${3:-} before after
   log "check: $transport ${offload:-(no offloads)}: a kernel behind the relay"
-  relay_guest_up "$name" "$transport" $offload || { show_log "$E2E_TMP/$name-slipway.log"; fail "$name: $RG_ERR"; }
+  relay_guest_up "$name" "$transport" ${offload:+"$offload"} || { show_log "$E2E_TMP/$name-slipway.log"; fail "$name: $RG_ERR"; }
   before=$(link_dropped "$RG_CTL")
   transfer "$name" up
   transfer "$name" down

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # RG_* are the caller's to read
 # A kernel as the guest of a slipway VM transport, shared by
 # tests/e2e/test_transport_relay.sh and bench/transports.sh (MODE=tcp).
 # Sourced after tests/e2e/lib.sh, inside the private test host (e2e_init).
@@ -64,7 +65,7 @@ PY
 
 relay_guest_up() {
   local name=$1 transport=$2 offload=${3:-} sock="$E2E_TMP/$1.sock" i
-  RG_NAME=$name RG_CTL="$E2E_TMP/$name.ctl" RG_ERR= RG_NS= RG_RELAY= RG_PIDS=()
+  RG_NAME=$name RG_CTL="$E2E_TMP/$name.ctl" RG_ERR='' RG_NS='' RG_RELAY='' RG_PIDS=()
   [ -x "$RELAY" ] || { RG_ERR="relay not built: $RELAY"; return 1; }
   bg "$name-slipway" timeout -k 5 "$RELAY_LIMIT" "$SLIPWAY" serve "--$transport" "$sock" --mtu 1500 \
     --control "$RG_CTL" --log-level info
@@ -83,10 +84,11 @@ relay_guest_up() {
     sleep 0.02
   done
   [ -n "$RG_NS" ] || { RG_ERR="guest namespace not created"; return 1; }
-  local -a ring=()
-  [ "$transport" = vhost-user ] && ring=(--queue-size "$RELAY_RING")
+  local -a opts=()
+  [ "$transport" = vhost-user ] && opts=(--queue-size "$RELAY_RING")
+  [ -n "$offload" ] && opts+=("$offload")
   bg "$name-relay" timeout -k 5 "$RELAY_LIMIT" nsenter --net="/proc/$RG_NS/ns/net" \
-    "$RELAY" "--$transport" "$sock" --tap eth0 "${ring[@]}" $offload
+    "$RELAY" "--$transport" "$sock" --tap eth0 "${opts[@]}"
   RG_PIDS+=("$BG_PID")
   for ((i = 0; i < 250; i++)); do grep -q '^relay: ready' "$E2E_TMP/$name-relay.log" 2>/dev/null && break; sleep 0.02; done
   grep -q '^relay: ready' "$E2E_TMP/$name-relay.log" ||
@@ -104,6 +106,7 @@ relay_guest_up() {
   fi
   local ping; ping=$(ping_cmd)
   for ((i = 0; i < 10; i++)); do
+    # shellcheck disable=SC2086 # "busybox ping" is two words
     in_ns "$RG_NS" $ping -c 1 -W 1 "$GATEWAY_IP" >/dev/null 2>&1 && return 0
   done
   RG_ERR="the guest cannot ping the gateway $GATEWAY_IP through the relay"
