@@ -329,6 +329,7 @@ class VhostUserLink : public GuestLink {
     rx_posted_at_ = avail_[0];
     for (uint32_t q = 0; q < 2; ++q) msg(vu::kSetVringEnable, vu::vring_state_payload({q, 1}));
     pieces_.reserve(num_);
+    tx_in_flight_.assign(num_, false);
   }
   ~VhostUserLink() override {
     ::close(sock_);
@@ -350,6 +351,7 @@ class VhostUserLink : public GuestLink {
   void tx_commit(size_t n) override {
     uint16_t i = tx_free_.back();
     tx_free_.pop_back();
+    tx_in_flight_[i] = true;
     std::byte* b = tx_buffer(i);
     if (!opt_.offloads) std::memset(b, 0, kVnetHdrLen);
     // A driver never sends DATA_VALID (virtio 1.2 5.1.6.2.1); a TAP may
@@ -387,14 +389,14 @@ class VhostUserLink : public GuestLink {
       uint32_t id = 0, len = 0;
       used_entry(0, rx_used_seen_, &id, &len);
       if (id >= num_ || len < kRingHdrLen || len > opt_.rx_buffer) {
-        errors_.rx_bad_ring++;
+        errors_.bad_used++;
         skip_rx(1, &reposted);
         continue;
       }
       const std::byte* first = rx_buffer(uint16_t(id));
       uint16_t nbufs = uint16_t(uint16_t(first[10]) | (uint16_t(first[11]) << 8));
       if (nbufs == 0 || nbufs > num_) {
-        errors_.rx_bad_ring++;
+        errors_.bad_used++;
         skip_rx(1, &reposted);
         continue;
       }
@@ -420,7 +422,7 @@ class VhostUserLink : public GuestLink {
         size += klen;
       }
       if (bad) {
-        errors_.rx_bad_ring++;
+        errors_.bad_used++;
       } else {
         on_frame(RxFrame{std::span(first, kVnetHdrLen), pieces_, size});
         frames++;
@@ -525,8 +527,12 @@ class VhostUserLink : public GuestLink {
       uint32_t id = 0, len = 0;
       used_entry(1, tx_used_seen_, &id, &len);
       tx_used_seen_++;
-      if (id < num_ && tx_free_.size() < num_) tx_free_.push_back(uint16_t(id));
-      else errors_.rx_bad_ring++;
+      if (id < num_ && tx_in_flight_[id]) {
+        tx_in_flight_[id] = false;
+        tx_free_.push_back(uint16_t(id));
+      } else {
+        errors_.bad_used++;
+      }
     }
     set_used_event(1, uint16_t(tx_used_seen_ + 0x8000));
   }
@@ -571,7 +577,8 @@ class VhostUserLink : public GuestLink {
   uint16_t avail_[2] = {0, 0};
   uint16_t rx_used_seen_ = 0, rx_posted_at_ = 0, tx_used_seen_ = 0, tx_kicked_at_ = 0;
   uint16_t rx_need_ = 1;  // used entries the next frame needs (more once it was seen in part)
-  std::vector<uint16_t> tx_free_;
+  std::vector<uint16_t> tx_free_;     // transmit buffers (= descriptors) not in flight
+  std::vector<bool> tx_in_flight_;   // by descriptor
   std::vector<iovec> pieces_;
   bool tx_pending_ = false, rx_armed_ = false, tx_armed_ = false;
 };

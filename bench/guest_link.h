@@ -45,8 +45,9 @@
 //   "there is work already, do not sleep". The link clears its own eventfds.
 //
 // Guest input checks. Slipway is the untrusted side here: a used entry
-// with a bad id or length, or a frame whose num_buffers is 0 or runs past
-// the ring, is dropped and counted in errors().rx_bad_ring; a frame whose
+// with a bad id or length (on the transmit queue: an id not in flight), or
+// a frame whose num_buffers is 0 or runs past the ring, is dropped and
+// counted in errors().bad_used; a frame whose
 // buffers are not all published yet is left for later and counted
 // (rx_partial). A broken stream, a refused socket or a failed vhost-user
 // message ends the program (die()).
@@ -91,7 +92,7 @@ struct RxFrame {
 using RxHandler = std::function<void(const RxFrame&)>;
 
 struct LinkErrors {
-  uint64_t rx_bad_ring = 0;  // used entries with a bad id, length or num_buffers (dropped)
+  uint64_t bad_used = 0;    // used entries with a bad or repeated id, length or num_buffers (dropped)
   uint64_t rx_partial = 0;   // times a frame's buffers were not all published together
 };
 

@@ -41,7 +41,7 @@
 //     relay transport=T offload=on|off up_frames= up_bytes= up_gso= up_gso6=
 //       up_csum= up_max= up_truncated= down_frames= down_bytes= down_gso=
 //       down_gso6= down_csum= down_max= down_bad_header= down_tap_errors=
-//       ring_bad= ring_partial=
+//       ring_bad_used= ring_partial=
 //
 //   (gso: TCP segmentation frames, gso6 those over IPv6; csum: frames with
 //   a partial checksum; max: the largest frame in bytes.)
@@ -164,11 +164,11 @@ class Relay {
     std::printf(
         "relay transport=%s offload=%s up_frames=%llu up_bytes=%llu up_gso=%llu up_gso6=%llu up_csum=%llu "
         "up_max=%llu up_truncated=%llu down_frames=%llu down_bytes=%llu down_gso=%llu down_gso6=%llu "
-        "down_csum=%llu down_max=%llu down_bad_header=%llu down_tap_errors=%llu ring_bad=%llu ring_partial=%llu\n",
+        "down_csum=%llu down_max=%llu down_bad_header=%llu down_tap_errors=%llu ring_bad_used=%llu ring_partial=%llu\n",
         kind.c_str(), offload_ ? "on" : "off", u(up_.frames), u(up_.bytes), u(up_.gso), u(up_.gso6), u(up_.csum),
         u(up_.max), u(up_truncated_), u(down_.frames), u(down_.bytes), u(down_.gso), u(down_.gso6), u(down_.csum),
         u(down_.max),
-        u(down_bad_header_), u(down_tap_errors_), u(e.rx_bad_ring), u(e.rx_partial));
+        u(down_bad_header_), u(down_tap_errors_), u(e.bad_used), u(e.rx_partial));
     std::fflush(stdout);
   }
 

@@ -179,7 +179,7 @@ tcp_table() {
     fi
     relay_guest_down
     if [ $ok = 1 ] && [ -n "$RG_RELAY" ] && { [ "$(relay_field down_tap_errors)" != 0 ] ||
-        [ "$(relay_field down_bad_header)" != 0 ] || [ "$(relay_field ring_bad)" != 0 ]; }; then
+        [ "$(relay_field down_bad_header)" != 0 ] || [ "$(relay_field ring_bad_used)" != 0 ]; }; then
       NOTE[$row]+="; relay refused frames from slipway: $RG_RELAY"
     fi
   done
