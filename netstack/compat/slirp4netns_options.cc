@@ -67,13 +67,10 @@ bool parse_long(const char* text, long& out) {
 
 // The name of the option getopt_long just refused, for the message.
 std::string refused_option(int argc, char* const argv[], int index_after) {
-  if (optopt != 0 && optopt < 256) return std::string("-") + static_cast<char>(optopt);
-  if (index_after > 0 && index_after <= argc) {
-    std::string text = argv[index_after - 1];
-    auto eq = text.find('=');
-    return eq == std::string::npos ? text : text.substr(0, eq);
-  }
-  return "?";
+  std::string text = index_after > 0 && index_after <= argc ? argv[index_after - 1] : "";
+  if (text.rfind("--", 0) == 0) return text.substr(0, text.find('='));  // a long option, without its value
+  if (optopt > 0 && optopt < 256) return std::string("-") + static_cast<char>(optopt);
+  return text.empty() ? "?" : text;
 }
 
 // "52:54:00:12:34:56" from slirp4netns's MAC syntax: six hex bytes (one or
