@@ -20,7 +20,8 @@ RL_TUN_MODE=
 
 # compat_binaries: "NAME=PATH" for each slirp4netns the tests run: slipway's
 # (SLIPWAY_SLIRP4NETNS, default next to $SLIPWAY; copied into $E2E_TMP so
-# that the unprivileged user may run it) and the real one.
+# that the unprivileged user may run it) and the real one (not with
+# COMPAT_ONLY=slipway, as test_deb_package.sh runs it).
 compat_binaries() {
   local ours=${SLIPWAY_SLIRP4NETNS:-$(dirname "$SLIPWAY")/slipway-slirp4netns}
   [ -x "$ours" ] || fail "slipway-slirp4netns not found at $ours (build it, or set SLIPWAY_SLIRP4NETNS)"
@@ -28,7 +29,9 @@ compat_binaries() {
   cp "$ours" "$E2E_TMP/bin/slipway-slirp4netns"
   chmod 755 "$E2E_TMP/bin" "$E2E_TMP/bin/slipway-slirp4netns"
   COMPAT_BINS=("slipway=$E2E_TMP/bin/slipway-slirp4netns")
-  if command -v slirp4netns >/dev/null 2>&1; then
+  if [ "${COMPAT_ONLY:-}" = slipway ]; then
+    log "COMPAT_ONLY=slipway: the real slirp4netns is not run this time"
+  elif command -v slirp4netns >/dev/null 2>&1; then
     COMPAT_BINS+=("slirp4netns=$(command -v slirp4netns)")
   else
     fail "slirp4netns is not installed (scripts/setup.sh installs it): the test compares against it"
