@@ -89,11 +89,12 @@ for f in /usr/bin/slipway /usr/bin/slipway-slirp4netns /usr/bin/portfwd /usr/bin
   /usr/share/bash-completion/completions/slipway /usr/share/bash-completion/completions/slipway-slirp4netns; do
   [ -e "$ROOT$f" ] || fail "$f was not installed"
 done
-in_root ldconfig -p | grep -q 'libslipway.so.0 ' || fail "libslipway.so.0 is not in the loader's cache"
+in_root ldconfig -p >"$E2E_TMP/ldconfig.txt"  # (grep -q on a pipe would cut ldconfig off: pipefail)
+grep -q 'libslipway.so.0 ' "$E2E_TMP/ldconfig.txt" || fail "libslipway.so.0 is not in the loader's cache"
 [ "$(in_root pkg-config --modversion slipway 2>&1)" = "$(dpkg-deb -f "$deb" Version)" ] ||
   fail "pkg-config --modversion slipway: $(in_root pkg-config --modversion slipway 2>&1)"
-in_root slipway --version >/dev/null && in_root slipway-slirp4netns --version | grep -q '^slirp4netns version' ||
-  fail "the installed programs do not run"
+in_root slipway --version >/dev/null && in_root slipway-slirp4netns --version >"$E2E_TMP/version.txt" &&
+  grep -q '^slirp4netns version' "$E2E_TMP/version.txt" || fail "the installed programs do not run"
 ok "programs, library (ldconfig, pkg-config $(in_root pkg-config --modversion slipway)), header, CMake package, man pages, completions"
 
 log "check: man slipway, man slipway-slirp4netns"

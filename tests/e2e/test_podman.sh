@@ -167,4 +167,13 @@ for mode in "${modes[@]}"; do
   done
 done
 for entry in "${COMPAT_BINS[@]}"; do show_args "${entry%%=*}"; done
+# Every container has exited: Podman closed each slipway's --exit-fd, so
+# none may still run.
+for ((i = 0; i < 50; i++)); do
+  ps -eo args= | grep -qF "$E2E_TMP/bin/slipway-slirp4netns -" || break
+  sleep 0.1
+done
+ps -eo args= >"$E2E_TMP/ps.txt"
+grep -F "$E2E_TMP/bin/slipway-slirp4netns -" "$E2E_TMP/ps.txt" && fail "slipway-slirp4netns still runs after its containers exited (exit-fd)"
+ok "every slipway-slirp4netns exited with its container (exit-fd)"
 pass "Podman (${modes[*]}) runs the same with slipway-slirp4netns and slirp4netns"
