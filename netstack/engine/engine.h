@@ -112,6 +112,15 @@ class Engine {
   // finished by the link as needed.
   virtual void set_link_offloads(bool csum, bool tso) = 0;
 
+  // Whether the guest's link takes more now (link::Port::tx_ready(): false
+  // while frames for the guest pile up in the transport's queue). While it
+  // does not, TCP flows stop reading their host sockets once what they read
+  // is in lwIP, so the host's senders see their window close; they read
+  // again after the link is ready (from the end of that loop iteration).
+  // Data already in lwIP still goes out. May be called from inside the
+  // engine's own output.
+  virtual void set_link_ready(bool ready) = 0;
+
   // Inbound (a published port): accepts a connection waiting on `listener`
   // and opens a guest connection to guest:guest_port for it. The guest sees
   // the client's address (host loopback clients appear as the gateway), or

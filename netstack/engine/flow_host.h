@@ -48,6 +48,12 @@ class FlowHost {
   virtual void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                                  wire::Bytes payload) = 0;
 
+  // Whether the guest's link takes more now (Engine::set_link_ready).
+  virtual bool link_ready() const = 0;
+  // The flow stopped reading because the link is not ready: call its
+  // link_ready() once it is (at most once per call; see TcpFlow).
+  virtual void wait_for_link(TcpFlow* flow) = 0;
+
   // Asks for flush() to be called once the current loop iteration's events
   // are handled (the engine batches guest-bound output per iteration).
   virtual void flush_later(TcpFlow* flow) = 0;

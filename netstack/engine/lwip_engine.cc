@@ -183,6 +183,14 @@ struct EngineCallbacks {
   static void on_check(uv_check_t* c) {
     auto* e = static_cast<LwipEngine*>(c->data);
     e->take_time_wait();
+    // The guest's link drained: the flows that paused for it read again.
+    if (e->resume_waiters_ && e->link_ready_) {
+      e->resume_waiters_ = false;
+      std::vector<TcpFlow*> waiters;
+      waiters.swap(e->link_waiters_);
+      for (TcpFlow* f : waiters)
+        if (f != nullptr) f->link_ready();
+    }
     // Guest-bound output of this iteration's host reads, one tcp_output per
     // flow. A flush may close flows (closed() nulls their entries); the list
     // is taken first so that new registrations go to the next round.
@@ -296,6 +304,7 @@ LwipEngine::~LwipEngine() {
   udp_flows_.clear();
   to_flush_.clear();
   udp_to_flush_.clear();
+  link_waiters_.clear();
   std::vector<std::shared_ptr<DnsTcpSession>> dns;
   for (auto& [k, s] : dns_sessions_) dns.push_back(s);
   for (auto& s : dns) s->close();
@@ -560,6 +569,13 @@ void LwipEngine::set_link_offloads(bool csum, bool tso) {
   NETIF_SET_CHECKSUM_CTRL(netif_.get(), flags);
 }
 
+void LwipEngine::set_link_ready(bool ready) {
+  link_ready_ = ready;
+  // Not now: this may run inside lwIP's output (a port's send()); the check
+  // handle resumes the flows at the end of the loop iteration.
+  if (ready && !link_waiters_.empty()) resume_waiters_ = true;
+}
+
 uint16_t LwipEngine::segment_size(uint16_t guest_mss) const {
   if (!link_tso_ || guest_mss == 0) return guest_mss;
   size_t n = std::max<size_t>(1, kTsoSegmentBytes / guest_mss);
@@ -762,6 +778,8 @@ std::vector<FlowInfo> LwipEngine::flows() const {
 
 void LwipEngine::closed(TcpFlow* flow) {
   std::replace(to_flush_.begin(), to_flush_.end(), flow, static_cast<TcpFlow*>(nullptr));
+  if (flow->waiting_for_link())
+    std::replace(link_waiters_.begin(), link_waiters_.end(), flow, static_cast<TcpFlow*>(nullptr));
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
 }

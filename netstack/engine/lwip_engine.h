@@ -117,6 +117,7 @@ class LwipEngine final : public Engine, private FlowHost {
                    bool source_gateway, wire::Bytes payload) override;
   void forget_inbound_udp(uv_udp_t* listener) override;
   void set_link_offloads(bool csum, bool tso) override;
+  void set_link_ready(bool ready) override;
   std::vector<std::byte>& read_buffer() override { return read_buffer_; }
   const EngineConfig& config() const override { return config_; }
   const EngineStats& stats() const override { return stats_; }
@@ -143,6 +144,8 @@ class LwipEngine final : public Engine, private FlowHost {
   void report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6) override;
   void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                          wire::Bytes payload) override;
+  bool link_ready() const override { return link_ready_; }
+  void wait_for_link(TcpFlow* flow) override { link_waiters_.push_back(flow); }
   void flush_later(TcpFlow* flow) override { to_flush_.push_back(flow); }
   void flush_later(UdpFlow* flow) override { udp_to_flush_.push_back(flow); }
   void closed(TcpFlow* flow) override;
@@ -186,6 +189,9 @@ class LwipEngine final : public Engine, private FlowHost {
   std::vector<std::byte> read_buffer_;
   std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
   std::vector<TcpFlow*> to_flush_;  // flush() at the end of the loop iteration; null: closed since
+  bool link_ready_ = true;             // set_link_ready()
+  bool resume_waiters_ = false;        // the link became ready: resume link_waiters_ in on_check
+  std::vector<TcpFlow*> link_waiters_;  // flows that stopped reading for the link; null: closed since
   std::vector<UdpFlow*> udp_to_flush_;
   TimeWaitTable time_wait_{config_.max_tcp_flows};
   struct UdpKey {

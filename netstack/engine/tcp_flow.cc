@@ -409,9 +409,23 @@ void TcpFlow::after_push() {
     fin_to_guest_ = true;
     tcp_shutdown(pcb_, 0, 1);
     maybe_finish();
+  } else if (host_ != nullptr && !host_->link_ready()) {
+    // The guest's link is backed up: what lwIP holds still goes out, but no
+    // more is read until the link drains.
+    stop_reading();
+    if (!waiting_for_link_ && !closing_) {
+      waiting_for_link_ = true;
+      host_->wait_for_link(this);
+    }
   } else {
     start_reading();
   }
+}
+
+void TcpFlow::link_ready() {
+  waiting_for_link_ = false;
+  if (pcb_ == nullptr || closing_) return;
+  guest_acked();  // pushes what waits and reads again
 }
 
 void TcpFlow::guest_acked() {

@@ -24,7 +24,10 @@
 //                 and the FIN in the same segment when the host's EOF is
 //                 already queued behind them); when the buffer is full the
 //                 host socket stops being read until lwIP reports data
-//                 acknowledged by the guest.
+//                 acknowledged by the guest. It also stops, after the read
+//                 that found it so, while the guest's link is not ready
+//                 (FlowHost::link_ready(): the transport's queue for the
+//                 guest is over its high-water mark), until link_ready().
 //   kClosed       both handles are being closed; the object is deleted in the
 //                 host socket's close callback.
 //
@@ -88,6 +91,9 @@ class TcpFlow {
   void orphan() { host_ = nullptr; }
   // A guest RST arrived while connecting.
   void cancel();
+  // The guest's link is ready again after wait_for_link(): read on.
+  void link_ready();
+  bool waiting_for_link() const { return waiting_for_link_; }
 
   State state() const { return state_; }
   const FlowKey& key() const { return key_; }
@@ -136,6 +142,7 @@ class TcpFlow {
   size_t to_host_inflight_ = 0;       // bytes in uv_write requests
   bool socket_open_ = false;
   bool reading_ = false;
+  bool waiting_for_link_ = false;     // registered with FlowHost::wait_for_link
   bool guest_fin_ = false;            // guest sent FIN
   bool host_shutdown_ = false;        // shutdown(SHUT_WR) requested on the host socket
   bool host_eof_ = false;             // host sent EOF
