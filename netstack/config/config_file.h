@@ -33,8 +33,12 @@
 // - to_toml() prints a Settings as a complete file in schema order (every
 //   key, defaults included), which parse() reads back to the same Settings.
 //
-// Limits: the file is read whole (toml++); no includes, no environment
-// expansion. Nothing here touches the network; the caller applies settings.
+// Limits: the file is read whole (toml++) if it is a regular file of at most
+// kMaxFileBytes (1 MiB): a directory, a FIFO or a device is an error, never
+// read. No includes, no environment expansion. The one key that names a
+// file to read, dns.hosts_file, is checked the same way (a readable regular
+// file within the DNS proxy's bound). Nothing here touches the network; the
+// caller applies settings.
 #pragma once
 
 #include <cstddef>
@@ -110,6 +114,9 @@ class ConfigError : public std::runtime_error {
   uint32_t line_, column_;
   std::string key_, message_;
 };
+
+// The largest configuration file read.
+constexpr size_t kMaxFileBytes = 1 << 20;
 
 // A file read over a base.
 struct Loaded {
