@@ -19,6 +19,8 @@ engine::EngineConfig engine_config_for(const StackConfig& c) {
   e.mtu = c.gateway.mtu;
   e.max_tcp_flows = c.max_tcp_flows;
   e.max_udp_flows = c.max_udp_flows;
+  e.max_new_flows_per_second = c.max_new_flows_per_second;
+  e.max_buffered_bytes = c.max_buffered_bytes;
   return e;
 }
 
@@ -37,7 +39,8 @@ Stack::Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig
   }
   icmp_ = std::make_unique<engine::IcmpEchoRelay>(
       loop_, [this](const engine::IcmpEchoReply& r) { gateway_->echo_reply(r); },
-      [this](const engine::IcmpError& e) { gateway_->echo_error(e); });
+      [this](const engine::IcmpError& e) { gateway_->echo_error(e); }, engine::IcmpEchoRelay::Mode::kAuto,
+      config_.max_icmp_flows);
   engine_ = std::make_unique<engine::LwipEngine>(
       loop_, *clock_, engine_config_for(config_),
       [this](wire::MutBytes frame, const wire::Offload& offload) { gateway_->to_guest(frame, offload); });
@@ -59,7 +62,8 @@ Stack::Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig
     size_t max_udp = config_.gateway.mtu - wire::Ipv6Header::kLen - wire::UdpDatagram::kHeaderLen;
     engine_->set_dns_resolver([this, max_udp](wire::Bytes query, bool over_tcp,
                                               std::function<void(std::vector<std::byte>)> respond) {
-      dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond), max_udp);
+      return dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond),
+                           max_udp);
     });
   }
 
