@@ -480,6 +480,20 @@ const std::vector<KeyDef>& schema() {
           "limits", "max_udp_flows", "--max-udp-flows",
           [](auto& n, auto& c, S& s) { s.max_udp_flows = static_cast<size_t>(int_of(n, c, 1, kMaxFlows)); },
           [](const S& s) { return std::to_string(s.max_udp_flows); }),
+      def<&S::max_icmp_flows>(
+          "limits", "max_icmp_flows", "--max-icmp-flows",
+          [](auto& n, auto& c, S& s) { s.max_icmp_flows = static_cast<size_t>(int_of(n, c, 1, kMaxFlows)); },
+          [](const S& s) { return std::to_string(s.max_icmp_flows); }),
+      def<&S::max_new_flows_per_second>(
+          "limits", "max_new_flows_per_second", "--max-new-flows-per-second",
+          [](auto& n, auto& c, S& s) {
+            s.max_new_flows_per_second = static_cast<uint32_t>(int_of(n, c, 0, kMaxFlows));
+          },
+          [](const S& s) { return std::to_string(s.max_new_flows_per_second); }),
+      def<&S::max_buffered_mib>(
+          "limits", "max_buffered_mib", "--max-buffered-mib",
+          [](auto& n, auto& c, S& s) { s.max_buffered_mib = static_cast<uint32_t>(int_of(n, c, 0, 1 << 20)); },
+          [](const S& s) { return std::to_string(s.max_buffered_mib); }),
       // [log]
       def<&S::log_level>(
           "log", "level", "--log-level", [](auto& n, auto& c, S& s) { s.log_level = one_of(n, c, kLogLevels); },

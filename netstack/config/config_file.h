@@ -14,7 +14,8 @@
 //                  (NAME = "ADDR" or ["ADDR", ...])
 //     [forwarding] forwards (rule strings or {host_addr, host_port,
 //                  guest_port, protocol} tables) auto exclude agent_port source
-//     [limits]     max_tcp_flows max_udp_flows
+//     [limits]     max_tcp_flows max_udp_flows max_icmp_flows
+//                  max_new_flows_per_second max_buffered_mib
 //     [log]        level pcap
 //     [control]    socket
 //     [serve]      vhost_user stream dgram        (at most one)
@@ -85,6 +86,9 @@ struct Settings {
   // [limits]
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
+  size_t max_icmp_flows = 1024;
+  uint32_t max_new_flows_per_second = 10'000;  // 0: no limit
+  uint32_t max_buffered_mib = 256;             // 0: no limit
   // [log]
   std::string log_level = "warn";
   std::string pcap;

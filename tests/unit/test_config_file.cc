@@ -72,6 +72,9 @@ source = "gateway"
 [limits]
 max_tcp_flows = 100
 max_udp_flows = 50
+max_icmp_flows = 20
+max_new_flows_per_second = 0
+max_buffered_mib = 64
 [log]
 level = "debug"
 pcap = "/tmp/guest.pcap"
@@ -116,6 +119,9 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.publish_source == "gateway");
   CHECK(s.max_tcp_flows == 100);
   CHECK(s.max_udp_flows == 50);
+  CHECK(s.max_icmp_flows == 20);
+  CHECK(s.max_new_flows_per_second == 0);
+  CHECK(s.max_buffered_mib == 64);
   CHECK(s.log_level == "debug");
   CHECK(s.pcap == "/tmp/guest.pcap");
   CHECK(s.control == "/run/slipway.sock");
@@ -192,7 +198,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("a table that is not one") {
     auto e = must_fail("limits = 5\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:10: limits: expected a table, got 5; allowed: [limits] with max_tcp_flows, max_udp_flows");
+          "t.toml:1:10: limits: expected a table, got 5; allowed: [limits] with max_tcp_flows, max_udp_flows, max_icmp_flows, max_new_flows_per_second, max_buffered_mib");
   }
   SECTION("wrong type") {
     CHECK(std::string(must_fail("[network]\nmtu = \"big\"\n").what()) ==
