@@ -9,6 +9,7 @@
 #     the /etc/netns/NAME/resolv.conf that slipway wrote);
 #   - 16 MiB hashed each way between the guests, and a hashed fetch from the
 #     host's loopback through the gateway in each guest;
+#   - -p HOSTPORT:beta:8080 publishes the second guest's server on the host;
 #   - a port removed (vswitch --control CTL remove) and added again gets its
 #     lease back, while a transfer between the other two guests goes on intact;
 #   - with --isolate, the guests reach the gateway and the host but not each
@@ -144,7 +145,8 @@ leases() { "$VSWITCH" --control "$CTL" --json leases; }
 
 # ------------------------------------------------------------------ shared
 log "check: three guests on one gateway (two namespaces, one stream VM)"
-serve shared
+FWD_PORT=$(free_port tcp)
+serve shared -p "127.0.0.1:$FWD_PORT:beta:8080"
 A=$(addr_of alpha) B=$(addr_of beta) G=$(addr_of gamma)
 [ -n "$A" ] && [ -n "$B" ] && [ -n "$G" ] || fail "addresses: alpha '$A', beta '$B', gamma '$G'"
 [ "$A" != "$B" ] && [ "$A" != "$G" ] && [ "$B" != "$G" ] || fail "leases are not distinct: $A $B $G"
@@ -183,6 +185,16 @@ transfer gamma alpha
 transfer alpha gamma
 for g in alpha beta gamma; do fetch_host "$g"; done
 ok "each guest fetched the host's file through the gateway intact"
+
+# A published port names its guest: the host's 127.0.0.1:FWD_PORT reaches
+# beta's port 8080 (beta is not the first guest).
+mkdir "$E2E_TMP/beta-www"
+cp "$E2E_TMP/www/blob.bin" "$E2E_TMP/beta-www/"
+bg beta-http ip netns exec beta python3 -m http.server --bind 0.0.0.0 --directory "$E2E_TMP/beta-www" 8080
+for ((i = 0; i < 250; i++)); do in_beta ss -Hltn 'sport = :8080' | grep -q . && break; sleep 0.02; done
+got=$(curl -sS --max-time 20 "http://127.0.0.1:$FWD_PORT/blob.bin" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$WANT_HTTP" ] || { show_log "$E2E_TMP/beta-http.log"; fail "-p 127.0.0.1:$FWD_PORT:beta:8080: sha256 $got, want $WANT_HTTP"; }
+ok "-p 127.0.0.1:$FWD_PORT:beta:8080 reaches beta's server (file intact)"
 
 log "check: remove beta's port and add it again while alpha -> gamma goes on"
 pf=$E2E_TMP/long.port
