@@ -183,13 +183,34 @@ void Proxy::send(const Respond& respond, std::vector<std::byte> reply, Transport
   respond(std::move(reply));
 }
 
+void Proxy::set_local_name(const std::string& name, const std::vector<std::string>& addresses) {
+  auto wire = name_from_text(name);
+  if (!wire) return;
+  std::string key = name_lower(*wire);
+  if (addresses.empty()) {
+    locals_.erase(key);
+    return;
+  }
+  auto& recs = locals_[key];
+  recs.clear();
+  for (const auto& a : addresses)
+    if (auto r = address_rdata(a)) recs.push_back(std::move(*r));
+}
+
 std::optional<std::vector<std::byte>> Proxy::answer_static(const Query& q) {
-  if (statics_.empty() || (q.question.qclass != kClassIn && q.question.qclass != rrtype::kAny))
+  if ((statics_.empty() && locals_.empty()) || (q.question.qclass != kClassIn && q.question.qclass != rrtype::kAny))
     return std::nullopt;
-  auto it = statics_.find(name_lower(q.question.name));
-  if (it == statics_.end()) return std::nullopt;
+  std::string key = name_lower(q.question.name);
+  const std::vector<AddressRdata>* records = nullptr;
+  if (auto st = statics_.find(key); st != statics_.end()) {
+    records = &st->second;
+  } else if (auto lo = locals_.find(key); lo != locals_.end()) {
+    records = &lo->second;
+  } else {
+    return std::nullopt;
+  }
   std::vector<Record> answers;
-  for (const auto& r : it->second)
+  for (const auto& r : *records)
     if (q.question.qtype == r.type || q.question.qtype == rrtype::kAny)
       answers.push_back(Record{r.type, config_.static_ttl, r.rdata});
   ++stats_.static_answers;

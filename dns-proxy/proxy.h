@@ -111,6 +111,10 @@ class Proxy {
   // the upstreams, routes or cache settings change; queries in flight finish
   // with the servers they started with.
   void reconfigure(ProxyConfig config);
+  // Names that come and go while the proxy runs (a guest's NAME.internal
+  // when it gets a DHCP lease): answered like static names, kept across
+  // reload() and reconfigure(). No addresses: the name is removed.
+  void set_local_name(const std::string& name, const std::vector<std::string>& addresses);
 
   size_t pending() const { return pending_.size(); }
   size_t cache_size() const { return cache_.size(); }
@@ -153,6 +157,7 @@ class Proxy {
   uint64_t last_refresh_ms_ = 0;
   // lower-case wire name -> address records
   std::unordered_map<std::string, std::vector<AddressRdata>> statics_;
+  std::unordered_map<std::string, std::vector<AddressRdata>> locals_;  // set_local_name()
   Cache cache_;
   ProxyStats stats_;
   uint64_t next_id_ = 1;

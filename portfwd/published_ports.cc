@@ -17,13 +17,22 @@ struct PublishedPorts::Listener {
   };
   Protocol proto;
   uint16_t guest_port;
+  std::string guest;  // the rule's
   PublishedPorts* owner;  // null once the owner is gone
 
   static void on_close(uv_handle_t* h) { delete static_cast<Listener*>(h->data); }
 };
 
-PublishedPorts::PublishedPorts(uv_loop_t* loop, engine::Engine& engine, wire::Ipv4Addr guest, bool source_gateway)
-    : loop_(loop), engine_(engine), guest_(guest), source_gateway_(source_gateway) {}
+PublishedPorts::PublishedPorts(uv_loop_t* loop, engine::Engine& engine, wire::Ipv4Addr guest, bool source_gateway,
+                               GuestResolver resolver)
+    : loop_(loop), engine_(engine), guest_(guest), source_gateway_(source_gateway), resolver_(std::move(resolver)) {}
+
+std::optional<wire::Ipv4Addr> PublishedPorts::target(const std::string& guest) const {
+  if (guest.empty()) return guest_;
+  if (auto literal = wire::Ipv4Addr::parse(guest)) return literal;
+  if (resolver_) return resolver_(guest);
+  return std::nullopt;
+}
 
 PublishedPorts::~PublishedPorts() {
   for (auto& e : entries_) close_entry(e);
@@ -69,6 +78,7 @@ std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint
   auto* l = new Listener;
   l->proto = rule.proto;
   l->guest_port = guest_port;
+  l->guest = rule.guest;
   l->owner = this;
   int rc = 0;
   const std::string host = v6 ? "[" + rule.host_addr + "]" : rule.host_addr;
@@ -82,7 +92,18 @@ std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint
         auto* self = static_cast<Listener*>(s->data);
         if (status != 0 || self->owner == nullptr) return;
         PublishedPorts* o = self->owner;
-        o->engine_.accept_inbound_tcp(s, o->guest_, self->guest_port, o->source_gateway_);
+        auto to = o->target(self->guest);
+        if (!to) {
+          // Take the connection off the queue and close it: nobody to give it to.
+          o->unresolved_++;
+          auto* c = new uv_tcp_t;
+          uv_tcp_init(s->loop, c);
+          if (uv_accept(s, reinterpret_cast<uv_stream_t*>(c)) == 0)
+            spdlog::debug("published port: no guest '{}' now, closing a connection", self->guest);
+          uv_close(reinterpret_cast<uv_handle_t*>(c), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+          return;
+        }
+        o->engine_.accept_inbound_tcp(s, *to, self->guest_port, o->source_gateway_);
       });
   } else {
     uv_udp_init(loop_, &l->udp);
@@ -100,7 +121,12 @@ std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint
             auto* self = static_cast<Listener*>(u->data);
             if (nread < 0 || from == nullptr || self->owner == nullptr || (flags & UV_UDP_PARTIAL)) return;
             PublishedPorts* o = self->owner;
-            o->engine_.inbound_udp(u, from, o->guest_, self->guest_port, o->source_gateway_,
+            auto to = o->target(self->guest);
+            if (!to) {
+              o->unresolved_++;
+              return;
+            }
+            o->engine_.inbound_udp(u, from, *to, self->guest_port, o->source_gateway_,
                                    wire::Bytes(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread)));
           });
   }

@@ -5,8 +5,12 @@
 // "::", any other). IPv6 listeners are bound IPV6_V6ONLY, so that "::" and
 // "0.0.0.0" on the same port are two listeners that coexist (as docker and
 // WSL2 publish them) and an IPv6 listener never sees IPv4-mapped clients.
-// Guest side: every published connection goes to the guest's IPv4 address
-// (guest_), whatever the family of the host listener or client. That reaches
+// Guest side: every published connection goes to an IPv4 address of the
+// guest, whatever the family of the host listener or client: the rule's
+// guest (a name or address, see rule.h) as the resolver says at the moment
+// the connection arrives (a lease may move), else the default guest. A
+// connection for a guest that cannot be resolved is accepted and closed at
+// once (counted: unresolved). That reaches
 // guest sockets bound to 0.0.0.0 and dual-stack [::] sockets alike; a guest
 // socket bound to [::] with IPV6_V6ONLY, or to a loopback address, is not
 // reached.
@@ -29,7 +33,9 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,7 +56,12 @@ class PublishedPorts {
     std::string error;  // why it is not listening (automatic forwards only)
   };
 
-  PublishedPorts(uv_loop_t* loop, engine::Engine& engine, wire::Ipv4Addr guest, bool source_gateway);
+  // The IPv4 address of a guest named in a rule (a lease name or an address
+  // literal), if there is one now.
+  using GuestResolver = std::function<std::optional<wire::Ipv4Addr>(const std::string& guest)>;
+
+  PublishedPorts(uv_loop_t* loop, engine::Engine& engine, wire::Ipv4Addr guest, bool source_gateway,
+                 GuestResolver resolver = {});
   ~PublishedPorts();
   PublishedPorts(const PublishedPorts&) = delete;
   PublishedPorts& operator=(const PublishedPorts&) = delete;
@@ -62,6 +73,7 @@ class PublishedPorts {
   // Closes the rule's listeners; false if no such rule.
   bool remove(const Rule& rule);
   std::vector<Forward> list() const;
+  uint64_t unresolved() const { return unresolved_; }
 
  private:
   struct Listener;
@@ -74,8 +86,13 @@ class PublishedPorts {
 
   uv_loop_t* loop_;
   engine::Engine& engine_;
+  // The guest a rule's connections go to now.
+  std::optional<wire::Ipv4Addr> target(const std::string& guest) const;
+
   wire::Ipv4Addr guest_;
   bool source_gateway_;
+  GuestResolver resolver_;
+  uint64_t unresolved_ = 0;
   std::vector<Entry> entries_;
 };
 

@@ -3,10 +3,12 @@
 // The text is taken apart from the outside in, each step with its own error:
 //   1. an optional "/tcp" or "/udp" suffix (the last '/');
 //   2. an optional address: "[v6]:" when the text starts with '[', otherwise
-//      everything before the first ':' when there are two ':' (a third ':'
-//      means an unbracketed IPv6 address, which is ambiguous and rejected);
-//   3. "HOSTPORTS:GUESTPORTS", each a port or a range "FIRST-LAST" of
-//      decimal digits only, 1..65535, FIRST <= LAST, equal lengths.
+//      the first field when it is an IPv4 literal and two or three more
+//      follow (more ':' than that means an unbracketed IPv6 address, which
+//      is ambiguous and rejected);
+//   3. "HOSTPORTS:[GUEST:]GUESTPORTS", the ports each a port or a range
+//      "FIRST-LAST" of decimal digits only, 1..65535, FIRST <= LAST, equal
+//      lengths; GUEST a DNS label or an IPv4 literal.
 // Addresses are checked and canonicalised with inet_pton/inet_ntop.
 #include "portfwd/rule.h"
 
@@ -79,6 +81,19 @@ std::optional<std::string> canonical_address(std::string_view text, bool v6) {
   return std::string(out);
 }
 
+// One DNS label (RFC 1123): letters, digits and '-', not at either end,
+// not all digits (that would be a port).
+bool is_label(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  bool letter = false;
+  for (char c : s) {
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alpha && !(c >= '0' && c <= '9') && c != '-') return false;
+    letter |= alpha || c == '-';
+  }
+  return letter;
+}
+
 bool parse(std::string_view text, Rule& rule, std::string* error) {
   const std::string whole(text);
   if (text.empty()) return set_error(error, "empty port rule");
@@ -113,31 +128,46 @@ bool parse(std::string_view text, Rule& rule, std::string* error) {
   } else {
     size_t colons = 0;
     for (char c : text) colons += c == ':' ? 1 : 0;
-    if (colons > 2) {
+    if (colons > 3) {
       return set_error(error, "too many ':' in '" + whole + "' (write an IPv6 address in brackets: [::1]:8080:80)");
     }
-    if (colons == 2) {
-      const size_t colon = text.find(':');
-      const std::string_view addr = text.substr(0, colon);
-      if (addr.empty()) return set_error(error, "empty host address in '" + whole + "'");
-      auto canonical = canonical_address(addr, false);
-      if (!canonical) return set_error(error, "invalid host address '" + std::string(addr) + "' in '" + whole + "'");
+    const size_t colon = text.find(':');
+    const std::string_view first = colon == std::string_view::npos ? text : text.substr(0, colon);
+    // Two ':' with a port first is HOSTPORT:GUEST:GUESTPORT; otherwise the
+    // first of three or four fields is the host address.
+    const bool starts_with_port = !first.empty() && first.find_first_not_of("0123456789-") == std::string_view::npos;
+    if (colons == 3 || (colons == 2 && !starts_with_port)) {
+      if (first.empty()) return set_error(error, "empty host address in '" + whole + "'");
+      auto canonical = canonical_address(first, false);
+      if (!canonical) return set_error(error, "invalid host address '" + std::string(first) + "' in '" + whole + "'");
       rule.host_addr = *canonical;
       text = text.substr(colon + 1);
     }
   }
 
-  // 3. Port ranges.
+  // 3. Port ranges, and the guest between them.
   const size_t colon = text.find(':');
   if (colon == std::string_view::npos) {
     return set_error(error, "expected HOSTPORT:GUESTPORT in '" + whole + "'");
   }
-  if (text.find(':', colon + 1) != std::string_view::npos) {
-    return set_error(error, "too many ':' in '" + whole + "'");
+  std::string_view guest_text = text.substr(colon + 1);
+  if (const size_t second = guest_text.find(':'); second != std::string_view::npos) {
+    const std::string_view who = guest_text.substr(0, second);
+    if (guest_text.find(':', second + 1) != std::string_view::npos)
+      return set_error(error, "too many ':' in '" + whole + "'");
+    if (auto v4 = canonical_address(who, false)) {
+      rule.guest = *v4;
+    } else if (is_label(who)) {
+      rule.guest = std::string(who);
+    } else {
+      return set_error(error, "invalid guest '" + std::string(who) + "' in '" + whole +
+                                  "' (a name of letters, digits and '-', or an IPv4 address)");
+    }
+    guest_text = guest_text.substr(second + 1);
   }
   PortRange host, guest;
   if (!parse_range(text.substr(0, colon), "host", whole, host, error)) return false;
-  if (!parse_range(text.substr(colon + 1), "guest", whole, guest, error)) return false;
+  if (!parse_range(guest_text, "guest", whole, guest, error)) return false;
   if (host.last - host.first != guest.last - guest.first) {
     return set_error(error, "host and guest port ranges in '" + whole + "' have different lengths (" +
                                 std::to_string(host.last - host.first + 1) + " and " +
@@ -159,7 +189,8 @@ std::string range_text(uint16_t first, uint16_t last) {
 std::string Rule::to_string() const {
   const bool v6 = host_addr.find(':') != std::string::npos;
   return (v6 ? "[" + host_addr + "]" : host_addr) + ":" + range_text(host_port_first, host_port_last) + ":" +
-         range_text(guest_port_first, guest_port_last) + "/" + std::string(portfwd::to_string(proto));
+         (guest.empty() ? "" : guest + ":") + range_text(guest_port_first, guest_port_last) + "/" +
+         std::string(portfwd::to_string(proto));
 }
 
 std::optional<Rule> parse_rule(std::string_view text, std::string* error) {

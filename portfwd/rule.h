@@ -1,13 +1,15 @@
 // Port-forward rules as given on the command line: `-p, --publish
-// [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp]`, the docker/podman
-// syntax.
+// [HOSTADDR:]HOSTPORT[-END]:[GUEST:]GUESTPORT[-END][/tcp|/udp]`, the
+// docker/podman syntax with an optional guest.
 //
 // A rule publishes the guest ports GUESTPORT..END on the host address
 // HOSTADDR, ports HOSTPORT..END (the two ranges must have the same length;
 // host port first+i maps to guest port first+i). HOSTADDR defaults to
 // 127.0.0.1, so a forward is reachable only from the host unless an address
 // is named; an IPv6 address is written in brackets (`[::1]:8080:80`). The
-// protocol defaults to tcp.
+// protocol defaults to tcp. GUEST names the guest when several share one
+// gateway (a vswitch): a name (a DNS label, e.g. `8080:web:80`, the name of
+// its DHCP lease) or an IPv4 address; without it, the first guest.
 //
 // Unlike docker, a host port is always required (no `-p 80` or
 // `-p 127.0.0.1::80` with an ephemeral host port), port 0 is invalid, and a
@@ -32,10 +34,11 @@ struct Rule {
   uint16_t guest_port_first = 0;
   uint16_t guest_port_last = 0;
   Protocol proto = Protocol::kTcp;
+  std::string guest;  // "" (the first guest), a DNS label or an IPv4 literal
 
   // Number of ports in each range (at least 1 in a parsed rule).
   unsigned count() const { return unsigned{host_port_last} - host_port_first + 1; }
-  // "127.0.0.1:8080:80/tcp", "[::1]:8000-8001:80-81/udp".
+  // "127.0.0.1:8080:80/tcp", "[::1]:8000-8001:80-81/udp", "127.0.0.1:8080:web:80/tcp".
   std::string to_string() const;
   bool operator==(const Rule&) const = default;
 };

@@ -5,6 +5,8 @@
 // record's client.
 #include "netstack/gateway/dhcp_server.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <limits>
 #include <utility>
@@ -21,6 +23,14 @@ namespace {
 // reply that fits a 548-byte UDP payload is always deliverable.
 constexpr size_t kUdpIpHeaders = 28;
 constexpr size_t kMinDatagram = 576;
+
+// A host name usable as NAME.internal: one DNS label of letters, digits and
+// hyphens (RFC 1123), not starting or ending with a hyphen.
+bool is_dns_label(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; });
+}
 
 std::vector<std::byte> client_key(const DhcpMessage& msg, MacAddr mac) {
   std::vector<std::byte> key;
@@ -47,6 +57,23 @@ std::string validate(const DhcpServerConfig& c) {
   for (const auto& d : c.search_domains) {
     if (!wire::is_valid_domain_name(d)) return "DHCP: invalid search domain '" + d + "'";
   }
+  for (size_t i = 0; i < c.statics.size(); ++i) {
+    const auto& st = c.statics[i];
+    const std::string what = "DHCP: static lease for " + st.mac.to_string() + ": ";
+    if (st.mac.is_multicast() || st.mac.is_zero()) return what + "not a unicast MAC address";
+    if (!st.address.in_subnet(c.subnet, c.prefix)) return what + st.address.to_string() + " is outside the subnet";
+    uint32_t mask = wire::prefix_to_mask(c.prefix);
+    uint32_t host = st.address.value & ~mask;
+    if (host == 0 || host == ~mask || st.address == c.server_address || st.address == c.router ||
+        std::find(c.dns.begin(), c.dns.end(), st.address) != c.dns.end())
+      return what + st.address.to_string() + " is not a guest address";
+    if (!st.name.empty() && !is_dns_label(st.name)) return what + "name '" + st.name + "' is not a DNS label";
+    for (size_t j = 0; j < i; ++j) {
+      if (c.statics[j].mac == st.mac) return what + "the MAC appears twice";
+      if (c.statics[j].address == st.address) return what + st.address.to_string() + " is given twice";
+      if (!st.name.empty() && c.statics[j].name == st.name) return what + "the name '" + st.name + "' is given twice";
+    }
+  }
   return {};
 }
 
@@ -67,6 +94,7 @@ std::optional<DhcpServerReply> DhcpServer::handle(wire::Bytes udp_payload, MacAd
   Client client;
   client.mac = (msg->htype == 1 && msg->hlen == 6) ? msg->chaddr : src_mac;
   client.key = client_key(*msg, client.mac);
+  if (is_dns_label(msg->hostname)) client.hostname = msg->hostname;
 
   switch (msg->message_type) {
     case wire::dhcpmsg::kDiscover:
@@ -85,6 +113,76 @@ std::optional<DhcpServerReply> DhcpServer::handle(wire::Bytes udp_payload, MacAd
       ++stats_.malformed;  // BOOTP, or a server-to-client type sent to us
       return std::nullopt;
   }
+}
+
+const DhcpServerConfig::StaticLease* DhcpServer::static_of(MacAddr mac) const {
+  for (const auto& st : config_.statics)
+    if (st.mac == mac) return &st;
+  return nullptr;
+}
+
+bool DhcpServer::is_static_address(Ipv4Addr addr) const {
+  return std::any_of(config_.statics.begin(), config_.statics.end(),
+                     [&](const auto& st) { return st.address == addr; });
+}
+
+bool DhcpServer::available_to(Ipv4Addr addr, const Client& client) const {
+  if (const auto* st = static_of(client.mac); st != nullptr && st->address == addr) return true;
+  return free_for(addr, client.key);
+}
+
+std::string DhcpServer::name_for(const Client& client) const {
+  if (const auto* st = static_of(client.mac); st != nullptr && !st->name.empty()) return st->name;
+  return client.hostname;
+}
+
+std::optional<Ipv4Addr> DhcpServer::bind(MacAddr mac, const std::string& name, Clock::time_point now) {
+  last_now_ = now;
+  expire(now);
+  Client client;
+  client.mac = mac;
+  client.key = client_key(DhcpMessage{}, mac);
+  if (is_dns_label(name)) client.hostname = name;
+  Lease* lease = record_for(client, now);
+  std::optional<Ipv4Addr> addr;
+  if (lease) addr = choose_address(client, std::nullopt);
+  if (!addr) {
+    ++stats_.pool_exhausted;
+    return std::nullopt;
+  }
+  hold(*lease, client.key, *addr, State::kBound, now + config_.lease_time);
+  set_name(*lease, name_for(client));
+  return addr;
+}
+
+void DhcpServer::set_name(Lease& lease, std::string name) {
+  if (lease.name == name) return;
+  lease.name = std::move(name);
+  ++generation_;
+}
+
+std::vector<DhcpServer::LeaseInfo> DhcpServer::leases() const {
+  std::vector<LeaseInfo> r;
+  for (const auto& [key, lease] : leases_) {
+    if (lease.state == State::kFree || lease.expires <= last_now_) continue;
+    const char* state = lease.state == State::kOffered ? "offered" : static_of(lease.mac) ? "static" : "bound";
+    r.push_back(LeaseInfo{lease.mac, lease.addr, lease.name, state,
+                          std::chrono::duration_cast<std::chrono::seconds>(lease.expires - last_now_)});
+  }
+  return r;
+}
+
+std::optional<Ipv4Addr> DhcpServer::address_of(std::string_view name) const {
+  auto same = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  for (const auto& [key, lease] : leases_)
+    if (lease.state == State::kBound && lease.expires > last_now_ && same(lease.name, name)) return lease.addr;
+  for (const auto& st : config_.statics)
+    if (same(st.name, name)) return st.address;
+  return std::nullopt;
 }
 
 std::optional<Ipv4Addr> DhcpServer::lease_of(MacAddr mac) const {
@@ -110,6 +208,7 @@ bool DhcpServer::poolable(Ipv4Addr addr) const {
   if (addr == c.server_address || addr == c.router) return false;
   if (std::find(c.dns.begin(), c.dns.end(), addr) != c.dns.end()) return false;
   if (std::find(c.reserved.begin(), c.reserved.end(), addr) != c.reserved.end()) return false;
+  if (is_static_address(addr)) return false;  // only ever its owner's (available_to)
   return !declined_.contains(addr);
 }
 
@@ -119,7 +218,9 @@ bool DhcpServer::free_for(Ipv4Addr addr, const ClientKey& key) const {
   return holder == holders_.end() || holder->second == key;
 }
 
-std::optional<Ipv4Addr> DhcpServer::choose_address(const ClientKey& key, std::optional<Ipv4Addr> requested) const {
+std::optional<Ipv4Addr> DhcpServer::choose_address(const Client& client, std::optional<Ipv4Addr> requested) const {
+  if (const auto* st = static_of(client.mac)) return st->address;
+  const ClientKey& key = client.key;
   if (auto it = leases_.find(key); it != leases_.end() && !it->second.addr.is_unspecified() &&
                                    free_for(it->second.addr, key))
     return it->second.addr;
@@ -154,6 +255,7 @@ DhcpServer::Lease* DhcpServer::record_for(const Client& client, Clock::time_poin
 }
 
 void DhcpServer::hold(Lease& lease, const ClientKey& key, Ipv4Addr addr, State state, Clock::time_point until) {
+  if (state == State::kBound && !(lease.state == State::kBound && lease.addr == addr)) ++generation_;
   release(lease);
   lease.addr = addr;
   lease.state = state;
@@ -162,6 +264,7 @@ void DhcpServer::hold(Lease& lease, const ClientKey& key, Ipv4Addr addr, State s
 }
 
 void DhcpServer::release(Lease& lease) {
+  if (lease.state == State::kBound) ++generation_;
   if (lease.state != State::kFree) holders_.erase(lease.addr);
   lease.state = State::kFree;
 }
@@ -171,7 +274,7 @@ std::optional<DhcpServerReply> DhcpServer::on_discover(const DhcpMessage& msg, c
   ++stats_.discovers;
   Lease* lease = record_for(client, now);
   std::optional<Ipv4Addr> addr;
-  if (lease) addr = choose_address(client.key, msg.requested_ip);
+  if (lease) addr = choose_address(client, msg.requested_ip);
   if (!addr) {
     ++stats_.pool_exhausted;
     return std::nullopt;
@@ -211,13 +314,16 @@ std::optional<DhcpServerReply> DhcpServer::on_request(const DhcpMessage& msg, co
     ++stats_.malformed;
     return std::nullopt;
   }
-  if (!free_for(addr, client.key)) return nak(msg, client, "address not available");
+  if (!available_to(addr, client)) return nak(msg, client, "address not available");
+  if (const auto* st = static_of(client.mac); st != nullptr && st->address != addr)
+    return nak(msg, client, "this client has another address");
   Lease* lease = record_for(client, now);
   if (!lease) {
     ++stats_.pool_exhausted;
     return std::nullopt;
   }
   hold(*lease, client.key, addr, State::kBound, now + config_.lease_time);
+  set_name(*lease, name_for(client));
   return ack(msg, client, addr);
 }
 

@@ -29,8 +29,16 @@
 // broadcast if the client set the broadcast flag, else to yiaddr at chaddr;
 // NAKs are always broadcast.
 //
-// Limits: no relay agents (messages with giaddr set are dropped), no static
-// reservations, no persistence across restarts (a client that INIT-REBOOTs or
+// Static leases (DhcpServerConfig::statics): a MAC always gets its own
+// address, which no other client is given (it need not lie in the pool).
+// Names: a lease carries a name (the static lease's, else the client's host
+// name, option 12, if it is a valid DNS label), for the DNS proxy
+// (NAME.internal) and for published ports that name their guest. bind()
+// gives a MAC a lease without a DHCP exchange (a namespace whose interface
+// slipway configures itself).
+//
+// Limits: no relay agents (messages with giaddr set are dropped), no
+// persistence across restarts (a client that INIT-REBOOTs or
 // RENEWs with an address that is free and in the pool gets it back, so a
 // restart is harmless). Plain BOOTP (no message type) is counted as
 // malformed.
@@ -41,6 +49,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "netstack/wire/bytes.h"
@@ -62,6 +71,13 @@ struct DhcpServerConfig {
   std::string domain_name;
   std::vector<std::string> search_domains;
   size_t max_leases = 1024;
+  struct StaticLease {
+    wire::MacAddr mac;
+    wire::Ipv4Addr address;
+    std::string name;  // "" or a DNS label
+    friend bool operator==(const StaticLease&, const StaticLease&) = default;
+  };
+  std::vector<StaticLease> statics;
 };
 
 // Empty if `config` is usable, else a message saying what is wrong (for the
@@ -96,6 +112,23 @@ class DhcpServer {
   // The address bound to this hardware address, if its lease is active as of
   // the last handle() call.
   std::optional<wire::Ipv4Addr> lease_of(wire::MacAddr mac) const;
+  // Binds a lease for `mac` as if it had asked (its static address, the one
+  // it had, or the first free one); nullopt if the pool is exhausted.
+  std::optional<wire::Ipv4Addr> bind(wire::MacAddr mac, const std::string& name, Clock::time_point now);
+
+  struct LeaseInfo {
+    wire::MacAddr mac;
+    wire::Ipv4Addr address;
+    std::string name;
+    const char* state;         // "offered", "bound", "static" (bound, from the config)
+    std::chrono::seconds expires_in;
+  };
+  // Every active lease (offered or bound), as of the last handle() or bind().
+  std::vector<LeaseInfo> leases() const;
+  // The address of the active lease named `name` (case-insensitive).
+  std::optional<wire::Ipv4Addr> address_of(std::string_view name) const;
+  // Changes whenever a lease is bound, renamed or let go.
+  uint64_t generation() const { return generation_; }
   const DhcpServerConfig& config() const { return config_; }
 
  private:
@@ -103,6 +136,7 @@ class DhcpServer {
   enum class State { kOffered, kBound, kFree };
   struct Lease {
     wire::MacAddr mac;
+    std::string name;
     wire::Ipv4Addr addr;  // 0.0.0.0: none remembered
     State state = State::kFree;
     Clock::time_point expires{};
@@ -111,15 +145,26 @@ class DhcpServer {
   struct Client {
     ClientKey key;
     wire::MacAddr mac;
+    std::string hostname;  // option 12, if a valid DNS label
   };
+  // free_for(), or the client's own static address.
+  bool available_to(wire::Ipv4Addr addr, const Client& client) const;
+  std::optional<wire::Ipv4Addr> choose_address(const Client& client, std::optional<wire::Ipv4Addr> requested) const;
+  // The name a lease of this client carries.
+  std::string name_for(const Client& client) const;
 
   void expire(Clock::time_point now);
   bool poolable(wire::Ipv4Addr addr) const;
   bool free_for(wire::Ipv4Addr addr, const ClientKey& key) const;
-  std::optional<wire::Ipv4Addr> choose_address(const ClientKey& key, std::optional<wire::Ipv4Addr> requested) const;
+  // The static lease of a MAC, or nullptr.
+  const DhcpServerConfig::StaticLease* static_of(wire::MacAddr mac) const;
+  bool is_static_address(wire::Ipv4Addr addr) const;
+
+
   Lease* record_for(const Client& client, Clock::time_point now);
   void hold(Lease& lease, const ClientKey& key, wire::Ipv4Addr addr, State state, Clock::time_point until);
   void release(Lease& lease);
+  void set_name(Lease& lease, std::string name);
 
   std::optional<DhcpServerReply> on_discover(const wire::DhcpMessage& msg, const Client& client, Clock::time_point now);
   std::optional<DhcpServerReply> on_request(const wire::DhcpMessage& msg, const Client& client, Clock::time_point now);
@@ -140,6 +185,7 @@ class DhcpServer {
   std::map<wire::Ipv4Addr, ClientKey> holders_;  // address -> client, for kOffered and kBound records
   std::map<wire::Ipv4Addr, Clock::time_point> declined_;
   Clock::time_point last_now_{};
+  uint64_t generation_ = 0;
 };
 
 }  // namespace slipway::gateway

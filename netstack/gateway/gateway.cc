@@ -39,6 +39,7 @@ DhcpServerConfig dhcp_config_for(const GatewayConfig& config) {
   d.lease_time = config.lease_time;
   d.domain_name = config.domain_name;
   d.search_domains = config.search_domains;
+  d.statics = config.dhcp_statics;
   return d;
 }
 
@@ -402,8 +403,17 @@ void Gateway::on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Pac
   relay_echo(ip.src(), *host, icmp.echo_id(), icmp.echo_seq(), icmp.payload(), ip.hop_limit(), now);
 }
 
+std::optional<wire::Ipv4Addr> Gateway::bind_lease(wire::MacAddr mac, const std::string& name) {
+  const uint64_t before = dhcp_.generation();
+  auto addr = dhcp_.bind(mac, name, clock_.now());
+  if (dhcp_.generation() != before && lease_listener_) lease_listener_();
+  return addr;
+}
+
 void Gateway::on_dhcp(const wire::EthernetFrame& eth, wire::Bytes udp_payload, uint64_t now) {
+  const uint64_t before = dhcp_.generation();
   auto reply = dhcp_.handle(udp_payload, eth.src(), sys::Clock::TimePoint(std::chrono::milliseconds(now)));
+  if (dhcp_.generation() != before && lease_listener_) lease_listener_();
   if (!reply) return;
   if (!reply->dst_ip.is_broadcast()) learn(reply->dst_ip, reply->dst_mac);
   stats_.frames_out++;

@@ -86,6 +86,7 @@ struct GatewayConfig {
   // the gateway.
   bool proxy_neighbors = false;
   std::chrono::seconds ra_interval{200};
+  std::vector<DhcpServerConfig::StaticLease> dhcp_statics;  // [[dhcp.static]]
 };
 
 struct GatewayStats {
@@ -127,6 +128,12 @@ class Gateway : public link::Port {
   const GatewayConfig& config() const { return config_; }
   const GatewayStats& stats() const { return stats_; }
   const DhcpServer& dhcp() const { return dhcp_; }
+  // Gives `mac` a DHCP lease without the exchange (a namespace interface
+  // slipway configures itself); nullopt if the pool is exhausted.
+  std::optional<wire::Ipv4Addr> bind_lease(wire::MacAddr mac, const std::string& name);
+  // Called after a lease was bound, renamed or let go (the DNS proxy's
+  // NAME.internal follows the leases).
+  void set_lease_listener(std::function<void()> listener) { lease_listener_ = std::move(listener); }
   const NdpResponder* ndp() const { return ndp_.get(); }
 
  private:
@@ -167,6 +174,7 @@ class Gateway : public link::Port {
   engine::IcmpEchoRelay* icmp_;
   std::unique_ptr<NdpResponder> ndp_;  // IPv6 only
   uv_timer_t* ra_timer_ = nullptr;     // freed in its close callback
+  std::function<void()> lease_listener_;
   struct Neighbor {
     wire::MacAddr mac;
     uint64_t seen;  // learn_count_ when last learned: the eviction order

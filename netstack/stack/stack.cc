@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "netstack/engine/lwip_engine.h"
+#include "netstack/link/patch_port.h"
 #include "netstack/wire/ipv6.h"
 #include "netstack/wire/udp.h"
 
@@ -30,8 +31,44 @@ Stack::Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig
              std::unique_ptr<sys::Clock> clock)
     : loop_(loop),
       config_(std::move(config)),
-      clock_(clock ? std::move(clock) : std::make_unique<sys::LoopClock>(loop)),
-      transport_(std::move(transport)) {
+      clock_(clock ? std::move(clock) : std::make_unique<sys::LoopClock>(loop)) {
+  build(std::move(transport));
+}
+
+Stack::Stack(uv_loop_t* loop, StackConfig config, std::unique_ptr<sys::Clock> clock)
+    : loop_(loop),
+      config_(std::move(config)),
+      clock_(clock ? std::move(clock) : std::make_unique<sys::LoopClock>(loop)) {
+  switch_ = std::make_unique<vswitch::Switch>(*clock_);
+  auto [gateway_end, switch_end] = link::PatchPort::make_pair();
+  switch_end_ = std::move(switch_end);
+  vswitch::PortOptions o;
+  o.name = "gateway";
+  o.uplink = true;
+  switch_->attach(*switch_end_, o);
+  build(std::move(gateway_end));
+}
+
+vswitch::Switch::PortId Stack::add_guest(std::unique_ptr<link::Port> port, vswitch::PortOptions options) {
+  if (!switch_) throw std::logic_error("this stack serves one guest directly: it has no switch");
+  if (switch_->find(options.name)) throw std::invalid_argument("a port named '" + options.name + "' exists");
+  auto id = switch_->attach(*port, std::move(options));
+  guest_ports_.push_back(std::move(port));
+  return id;
+}
+
+bool Stack::remove_guest(const std::string& name) {
+  if (!switch_) return false;
+  auto id = switch_->find(name);
+  if (!id || name == "gateway") return false;
+  link::Port* port = switch_->port(*id);
+  switch_->detach(*id);
+  std::erase_if(guest_ports_, [port](const auto& p) { return p.get() == port; });
+  return true;
+}
+
+void Stack::build(std::unique_ptr<link::Port> transport) {
+  transport_ = std::move(transport);
   link::Port* guest_side = transport_.get();
   if (!config_.pcap.empty()) {
     pcap_ = std::make_unique<link::PcapPort>(*transport_, link::PcapWriter::open(config_.pcap));
@@ -67,14 +104,50 @@ Stack::Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig
     });
   }
 
-  published_ = std::make_unique<portfwd::PublishedPorts>(loop_, *engine_, config_.gateway.nat.guest,
-                                                         config_.publish_source_gateway);
+  // Guests named in rules are found by their leases' names.
+  published_ = std::make_unique<portfwd::PublishedPorts>(
+      loop_, *engine_, config_.gateway.nat.guest, config_.publish_source_gateway,
+      [this](const std::string& guest) { return gateway_->dhcp().address_of(guest); });
+  gateway_->set_lease_listener([this] { update_names(); });
+  update_names();  // static leases are named from the start
   for (const auto& rule : config_.publish) {
     auto err = published_->add(rule, portfwd::PublishedPorts::Origin::kStatic);
     if (err.empty()) continue;
     if (config_.publish_strict) throw PublishError("cannot publish " + rule.to_string() + ": " + err);
     spdlog::error("cannot publish {}: {}", rule.to_string(), err);
   }
+}
+
+void Stack::update_names() {
+  if (!dns_) return;
+  std::map<std::string, std::vector<std::string>> now;
+  const auto& nat = config_.gateway.nat;
+  auto add = [&](const std::string& name, wire::Ipv4Addr v4, std::optional<wire::MacAddr> mac) {
+    if (name.empty()) return;
+    auto& addrs = now[name + ".internal"];
+    addrs.push_back(v4.to_string());
+    // The guest's own SLAAC address in the prefix (a Linux guest forms it
+    // from its MAC, EUI-64).
+    if (nat.ipv6 && mac) {
+      wire::Ipv6Addr a = nat.prefix6;
+      const auto& m = mac->octets;
+      uint8_t iid[8] = {static_cast<uint8_t>(m[0] ^ 0x02), m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]};
+      for (size_t i = 0; i < 8; ++i) a.octets[8 + i] = iid[i];
+      addrs.push_back(a.to_string());
+    }
+  };
+  for (const auto& st : config_.gateway.dhcp_statics) add(st.name, st.address, st.mac);
+  for (const auto& l : gateway_->dhcp().leases())
+    if (std::string(l.state) != "offered") add(l.name, l.address, l.mac);
+  for (auto& [name, addrs] : now) {
+    std::sort(addrs.begin(), addrs.end());
+    addrs.erase(std::unique(addrs.begin(), addrs.end()), addrs.end());
+    auto it = names_.find(name);
+    if (it == names_.end() || it->second != addrs) dns_->set_local_name(name, addrs);
+  }
+  for (const auto& [name, addrs] : names_)
+    if (!now.contains(name)) dns_->set_local_name(name, {});
+  names_ = std::move(now);
 }
 
 Stack::~Stack() {

@@ -20,6 +20,17 @@
 //   cannot be built, the constructor throws and everything built so far is
 //   destroyed (no handle outlives a half-built stack).
 //
+//   Several guests: a Stack built without a transport puts its gateway on
+//   an internal vswitch::Switch (through a PatchPort pair, as an uplink
+//   port named "gateway"), and add_guest() attaches each guest's Port to
+//   it; the guests share the gateway, one DHCP lease each (10.0.2.15, .16,
+//   ...; static leases from StackConfig), and reach each other through the
+//   switch. Each lease's name answers as NAME.internal in the DNS proxy
+//   (its IPv4 address, and with IPv6 the guest's SLAAC address from its MAC),
+//   and published ports may name their guest (portfwd/rule.h). A single
+//   guest keeps the direct path: a Stack built with its transport has no
+//   switch. With a switch, --pcap records the gateway's own port.
+//
 //   Automatic forwarding is switched on after construction, with the
 //   resource it needs: a sock_diag socket inside the guest's namespace
 //   (forward_from_namespace) or the gateway's agent port for portfwd-agent
@@ -33,6 +44,7 @@
 
 #include <uv.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -50,6 +62,7 @@
 #include "portfwd/listeners.h"
 #include "portfwd/published_ports.h"
 #include "portfwd/rule.h"
+#include "vswitch/switch.h"
 
 namespace slipway::stack {
 
@@ -85,6 +98,9 @@ class Stack {
   // Throws std::runtime_error (and PublishError) when a part cannot be built.
   Stack(uv_loop_t* loop, std::unique_ptr<link::Port> transport, StackConfig config,
         std::unique_ptr<sys::Clock> clock = nullptr);
+  // Several guests: no transport yet; add_guest() attaches them to the
+  // internal switch.
+  Stack(uv_loop_t* loop, StackConfig config, std::unique_ptr<sys::Clock> clock = nullptr);
   ~Stack();
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
@@ -95,6 +111,15 @@ class Stack {
   // Automatic forwarding from portfwd-agent's reports on the gateway's
   // TCP `agent_port` (VMs).
   void forward_from_agent(uint16_t agent_port);
+
+  // Attaches a guest's Port to the internal switch (a Stack built without a
+  // transport; std::logic_error otherwise). Throws std::invalid_argument for
+  // bad options (see vswitch::Switch::attach), or a port name in use.
+  vswitch::Switch::PortId add_guest(std::unique_ptr<link::Port> port, vswitch::PortOptions options);
+  // Detaches and destroys a guest's port; its MACs are forgotten, its
+  // lease stays (a guest that comes back gets it again). False if unknown.
+  bool remove_guest(const std::string& name);
+  vswitch::Switch* vswitch() { return switch_.get(); }
 
   // Applies a re-read configuration (SIGHUP): the difference in published
   // ports and the DNS settings. Everything else needs a restart (the caller
@@ -120,11 +145,18 @@ class Stack {
   // The DNS configuration plus host.internal naming the gateway.
   dns::ProxyConfig with_builtin_names(dns::ProxyConfig config) const;
   void reload_dns(const dns::ProxyConfig& before, const dns::ProxyConfig& after);
+  void build(std::unique_ptr<link::Port> transport);
+  // NAME.internal for every named lease, after the leases changed.
+  void update_names();
 
   uv_loop_t* loop_;
   StackConfig config_;
   // Destroyed in reverse order: see the top of this file.
   std::unique_ptr<sys::Clock> clock_;
+  // Several guests (see above); declared first: destroyed after the switch.
+  std::vector<std::unique_ptr<link::Port>> guest_ports_;
+  std::unique_ptr<link::Port> switch_end_;  // the gateway's port on the switch
+  std::unique_ptr<vswitch::Switch> switch_;
   std::unique_ptr<link::Port> transport_;
   std::unique_ptr<link::PcapPort> pcap_;
   std::unique_ptr<gateway::Gateway> gateway_;
@@ -133,6 +165,7 @@ class Stack {
   std::unique_ptr<dns::Proxy> dns_;
   std::unique_ptr<portfwd::PublishedPorts> published_;
   std::unique_ptr<portfwd::AutoForwarder> auto_forward_;
+  std::map<std::string, std::vector<std::string>> names_;  // NAME.internal -> addresses
 };
 
 }  // namespace slipway::stack

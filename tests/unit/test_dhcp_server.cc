@@ -479,3 +479,60 @@ TEST_CASE("config validation", "[dhcp]") {
   cfg.search_domains = {"bad..name"};
   REQUIRE_FALSE(gateway::validate(cfg).empty());
 }
+
+TEST_CASE("dhcp: static leases, names from the config or the client, bind() and the lease list", "[dhcp]") {
+  DhcpServerConfig c;
+  const Ipv4Addr k50{10, 0, 2, 50};
+  c.statics.push_back({kMacB, k50, "web"});
+  Harness h(c);
+  // B always gets its static address, named as configured; the pool never
+  // gives it to anyone else.
+  REQUIRE(h.dora(kMacB) == k50);
+  REQUIRE(h.dora(kMacA) == k15);
+  // A client's own host name (option 12) names its lease.
+  auto d = request_of(kMacC, dhcpmsg::kDiscover);
+  d.hostname = "db";
+  auto offer = h.send(d);
+  REQUIRE(offer);
+  auto r = request_of(kMacC, dhcpmsg::kRequest);
+  r.server_id = kServer;
+  r.requested_ip = offer->first.yiaddr;
+  r.hostname = "db";
+  REQUIRE(h.send(r));
+  CHECK(h.server.address_of("web") == k50);
+  CHECK(h.server.address_of("WEB") == k50);
+  CHECK(h.server.address_of("db") == k16);
+  CHECK_FALSE(h.server.address_of("nobody"));
+  // A static address asked for by someone else is refused.
+  auto steal = request_of(kMacA, dhcpmsg::kRequest);
+  steal.requested_ip = k50;
+  auto nak = h.send(steal);
+  REQUIRE(nak);
+  CHECK(nak->first.message_type == dhcpmsg::kNak);
+  // bind(): a lease without a DHCP exchange, kept on a second call.
+  const MacAddr kMacD{{0x52, 0x54, 0x00, 0x00, 0x00, 0x0d}};
+  auto bound = h.server.bind(kMacD, "ns1", h.now);
+  REQUIRE(bound);
+  CHECK(*bound == Ipv4Addr{10, 0, 2, 17});
+  CHECK(h.server.bind(kMacD, "ns1", h.now + 10s) == bound);
+  CHECK(h.server.address_of("ns1") == bound);
+  auto leases = h.server.leases();
+  CHECK(leases.size() == 4);
+  size_t statics = 0;
+  for (const auto& l : leases) statics += std::string(l.state) == "static";
+  CHECK(statics == 1);
+}
+
+TEST_CASE("dhcp: static leases are checked at start-up", "[dhcp]") {
+  DhcpServerConfig c;
+  c.statics.push_back({kMacA, Ipv4Addr{10, 0, 3, 9}, "x"});
+  CHECK(gateway::validate(c).find("outside the subnet") != std::string::npos);
+  c.statics = {{kMacA, kServer, ""}};
+  CHECK(gateway::validate(c).find("not a guest address") != std::string::npos);
+  c.statics = {{kMacA, k15, "a"}, {kMacB, k15, "b"}};
+  CHECK(gateway::validate(c).find("given twice") != std::string::npos);
+  c.statics = {{kMacA, k15, "no_underscores"}};
+  CHECK(gateway::validate(c).find("not a DNS label") != std::string::npos);
+  c.statics = {{kMacA, k15, "fine"}, {kMacB, k16, ""}};
+  CHECK(gateway::validate(c).empty());
+}

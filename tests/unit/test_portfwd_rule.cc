@@ -141,3 +141,33 @@ TEST_CASE("portfwd rule: a null error pointer is allowed", "[portfwd]") {
   CHECK_FALSE(parse_rule("nonsense", nullptr).has_value());
   CHECK(parse_rule("1:2", nullptr).has_value());
 }
+
+TEST_CASE("rules may name their guest by name or address", "[portfwd]") {
+  std::string err;
+  auto r = slipway::portfwd::parse_rule("8080:web:80", &err);
+  REQUIRE(r);
+  CHECK(r->host_addr == "127.0.0.1");
+  CHECK(r->host_port_first == 8080);
+  CHECK(r->guest == "web");
+  CHECK(r->guest_port_first == 80);
+  CHECK(r->to_string() == "127.0.0.1:8080:web:80/tcp");
+  r = slipway::portfwd::parse_rule("0.0.0.0:8000-8001:10.0.2.16:80-81/udp", &err);
+  REQUIRE(r);
+  CHECK(r->host_addr == "0.0.0.0");
+  CHECK(r->guest == "10.0.2.16");
+  CHECK(r->proto == slipway::portfwd::Protocol::kUdp);
+  CHECK(slipway::portfwd::parse_rule(r->to_string(), &err) == r);
+  r = slipway::portfwd::parse_rule("[::1]:8080:db-2:5432", &err);
+  REQUIRE(r);
+  CHECK(r->host_addr == "::1");
+  CHECK(r->guest == "db-2");
+  // Without a guest, the rule is what it always was.
+  r = slipway::portfwd::parse_rule("127.0.0.1:8080:80", &err);
+  REQUIRE(r);
+  CHECK(r->guest.empty());
+  CHECK_FALSE(slipway::portfwd::parse_rule("8080:-bad:80", &err));
+  CHECK(err.find("invalid guest '-bad'") != std::string::npos);
+  CHECK_FALSE(slipway::portfwd::parse_rule("8080:under_score:80", &err));
+  CHECK_FALSE(slipway::portfwd::parse_rule("1.2.3.4:8080:web:80:90", &err));
+  CHECK(err.find("too many ':'") != std::string::npos);
+}

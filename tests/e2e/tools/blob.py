@@ -5,10 +5,14 @@
   blob.py recv (--listen HOST:PORT [--port-file F] | --connect HOST:PORT)
   blob.py gen --bytes N [--seed S]          (expected digest, no network)
 
+`send --rate-mbps R` paces the data at about R MB/s (a transfer that lasts
+while something else happens).
+
 `send` writes N bytes of deterministic pseudo-random data (a function of
 --seed), then closes; `recv` reads until EOF. Both print one line:
   sha256=<hex> bytes=<n> seconds=<s> MBps=<rate>
-With --listen, one connection is served and the program exits. A listening
+With --listen, one connection is served and the program exits. An IPv6
+address is written without brackets (::1:0, fd00::2:8080). A listening
 port of 0 picks a free port, which is written to --port-file once listening.
 """
 import argparse
@@ -48,9 +52,10 @@ def open_conn(args):
                 if time.monotonic() > deadline or args.no_retry:
                     sys.exit(f"blob.py: connect {args.connect}: {e}")
                 time.sleep(0.1)
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    host, port = hostport(args.listen)
+    ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(hostport(args.listen))
+    ls.bind((host, port))
     ls.listen(1)
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
@@ -79,6 +84,8 @@ def main():
     ap.add_argument("--no-retry", action="store_true")
     ap.add_argument("--io-timeout", type=float, default=60,
                     help="fail if no progress for this many seconds")
+    ap.add_argument("--rate-mbps", type=float, default=0,
+                    help="send: pace at about this many MB/s (0: as fast as possible)")
     args = ap.parse_args()
     h = hashlib.sha256()
     if args.mode == "gen":
@@ -98,6 +105,10 @@ def main():
             conn.sendall(c)
             h.update(c)
             n += len(c)
+            if args.rate_mbps > 0:
+                ahead = n / (args.rate_mbps * 1e6) - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
         conn.shutdown(socket.SHUT_WR)
         # Wait for the peer to close, so that it has read everything.
         try:
