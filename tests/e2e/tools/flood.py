@@ -178,18 +178,34 @@ def hold(a):
     with open(a.port_file + ".tmp", "w") as f:
         f.write(str(s.getsockname()[1]))
     os.rename(a.port_file + ".tmp", a.port_file)
-    held = []
+    # Held until the peer closes or resets (an epoll on every connection),
+    # so that a SYN flood's reset connections do not use up descriptors.
+    s.setblocking(False)
+    poller = select.epoll()
+    poller.register(s.fileno(), select.EPOLLIN)
+    held = {}
     while True:
-        try:
-            c, _ = s.accept()
-            held.append(c)
-        except OSError as e:  # out of descriptors: shed the oldest
-            if e.errno in (errno.EMFILE, errno.ENFILE):
-                for c in held[:1000]:
-                    c.close()
-                del held[:1000]
-            else:
-                raise
+        for fd, _ in poller.poll(1.0):
+            if fd == s.fileno():
+                while True:
+                    try:
+                        c, _ = s.accept()
+                    except BlockingIOError:
+                        break
+                    except OSError as e:
+                        if e.errno in (errno.EMFILE, errno.ENFILE):
+                            time.sleep(0.01)
+                            break
+                        raise
+                    c.setblocking(False)
+                    held[c.fileno()] = c
+                    poller.register(c.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+                continue
+            c = held.pop(fd, None)
+            if c is None:
+                continue
+            poller.unregister(fd)
+            c.close()
 
 
 def rss(a):
