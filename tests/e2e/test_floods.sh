@@ -9,8 +9,8 @@
 #   2. a UDP flood to FLOOD_UDP_PORTS (20,000) ports from as many source
 #      ports: past max_udp_flows (4096) each gets ICMP unreachable;
 #   3. FLOOD_CONNS (default 4,000; `FLOOD_CONNS=19000 FLOOD_MAX_FLOWS=20000`
-#      for the long variant, which needs RLIMIT_NOFILE above 40,000 for the
-#      guest, slipway and the host server together) concurrent connections;
+#      for the long variant, in which the guest, slipway and the host server
+#      each need about 19,100 descriptors) concurrent connections;
 #   4. slipway limited to 256 descriptors (prlimit once it runs: it raises
 #      its soft limit to the hard one at start) and 1,000 connection attempts: the
 #      connections past the descriptors get RST at once, one log line says
