@@ -48,9 +48,9 @@ expect_exit1 config-dev-zero "/dev/zero: cannot read the configuration file: not
 # After the stack is built: the control socket's path is a regular file.
 : >"$E2E_TMP/not-a-socket"
 expect_exit1 control-path "$E2E_TMP/not-a-socket: exists and is not a socket" \
-  "$SLIPWAY" run --control "$E2E_TMP/not-a-socket" -- sleep 30
+  "$SLIPWAY" run --control "$E2E_TMP/not-a-socket" -- sleep 30.4242
 expect_exit1 dgram-path "/nonexistent/dir/sock: cannot bind: No such file or directory" "$SLIPWAY" serve --dgram /nonexistent/dir/sock
 # The command of a failed `run` is not left behind.
-pgrep -f "sleep 30" >/dev/null && fail "the command of a failed run is still running"
+pgrep -f "sleep 30.4242" >/dev/null && fail "the command of a failed run is still running"
 ok "no process left behind"
 pass
