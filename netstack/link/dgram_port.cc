@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -30,12 +31,16 @@ DgramPort::DgramPort(uv_loop_t* loop, int fd, std::string path, size_t mtu)
     on_io(events);
   });
   sock_->watch(UV_READABLE);
+  retry_ = new uv_timer_t;
+  uv_timer_init(loop, retry_);
+  retry_->data = this;
   if (!path_.empty()) spdlog::info("dgram: bound to {}", path_);
 }
 
 DgramPort::~DgramPort() {
-  peer_watch_.reset();
+  sender_.reset();
   sock_.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(retry_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   if (!path_.empty()) ::unlink(path_.c_str());
 }
 
@@ -61,31 +66,71 @@ void DgramPort::on_io(int events) {
       if (from_len != peer_len_ || std::memcmp(&from, &peer_, from_len) != 0) {
         std::memcpy(&peer_, &from, from_len);
         peer_len_ = from_len;
-        peer_watch_.reset();
-        peer_watch_refused_ = false;
-        if (!tx_queue_.empty()) wait_writable();
         spdlog::info("dgram: frontend at {}", std::string(peer_.sun_path, strnlen(peer_.sun_path, sizeof(peer_.sun_path))));
+        connect_tried_ = false;  // a new address: connect to it now
+        connect_sender();
+        if (!tx_queue_.empty()) wait_writable();  // through the new socket
+      } else if (!sender_ && (!connect_tried_ || uv_now(loop_) - last_connect_ms_ >= kReconnectMs)) {
+        if (connect_sender() && !tx_queue_.empty()) wait_writable();
       }
     }
     deliver(Frame(rx_.data(), static_cast<size_t>(n)));
   }
 }
 
-DgramPort::SendResult DgramPort::send_now(Frame frame) {
-  ssize_t n = connected_socket_
-                  ? ::send(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
-                  : ::sendto(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                             reinterpret_cast<const sockaddr*>(&peer_), peer_len_);
+bool DgramPort::connect_sender() {
+  connect_tried_ = true;
+  last_connect_ms_ = uv_now(loop_);
+  if (!sender_) {
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      spdlog::debug("dgram: sending socket: {}", std::strerror(errno));
+      return false;
+    }
+    sender_ = std::make_unique<PolledFd>(loop_, fd, [this](int status, int events) {
+      if (status == 0 && (events & UV_WRITABLE)) flush();
+    });
+  }
+  if (::connect(sender_->fd(), reinterpret_cast<const sockaddr*>(&peer_), peer_len_) != 0) {
+    spdlog::debug("dgram: cannot connect to the frontend's address: {}; sending from {}", std::strerror(errno),
+                  path_);
+    sender_.reset();
+    return false;
+  }
+  return true;
+}
+
+bool DgramPort::send_now(Frame frame) {
+  ssize_t n = -1;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (connected_socket_) {
+      n = ::send(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else if (sender_) {
+      n = ::send(sender_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+      n = ::sendto(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                   reinterpret_cast<const sockaddr*>(&peer_), peer_len_);
+    }
+    if (n >= 0 || errno == EAGAIN || errno == EINTR) break;
+    // The frontend's socket is gone (a restarted frontend may have bound a
+    // new one at the same path): connect again, at most every kReconnectMs.
+    bool gone = errno == ECONNREFUSED || errno == ENOTCONN || errno == ECONNRESET || errno == EDESTADDRREQ ||
+                errno == ENOENT;
+    if (connected_socket_ || !gone || uv_now(loop_) - last_connect_ms_ < kReconnectMs || !connect_sender()) break;
+  }
   if (n >= 0) {
     stats_.tx_frames++;
     stats_.tx_bytes += frame.size();
-    return SendResult::kSent;
+    return true;
   }
-  if (errno == EAGAIN || errno == EINTR || errno == ENOBUFS) return SendResult::kFull;
+  if (errno == EAGAIN || errno == EINTR) {
+    send_retries_++;
+    return false;
+  }
   // The peer's socket is gone (ECONNREFUSED, ENOENT): drop; its next frame
   // tells us where it is now.
   stats_.tx_dropped++;
-  return SendResult::kGone;
+  return true;
 }
 
 bool DgramPort::transmit(Frame frame, const Offload&) {
@@ -93,10 +138,7 @@ bool DgramPort::transmit(Frame frame, const Offload&) {
     stats_.tx_dropped++;
     return false;
   }
-  if (tx_queue_.empty()) {
-    auto r = send_now(frame);
-    if (r != SendResult::kFull) return r == SendResult::kSent;
-  }
+  if (tx_queue_.empty() && send_now(frame)) return true;
   if (!tx_queue_.push(frame, {})) {
     stats_.tx_queue_full++;
     stats_.tx_dropped++;
@@ -108,59 +150,43 @@ bool DgramPort::transmit(Frame frame, const Offload&) {
   return true;
 }
 
-bool DgramPort::watch_peer() {
-  if (peer_watch_ != nullptr) return true;
-  if (connected_socket_ || peer_watch_refused_ || peer_len_ == 0) return false;
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&peer_), peer_len_) != 0) {
-    // EPERM: the peer's socket is connected to ours (no queue limit then);
-    // anything else: it is gone, and the next write says so.
-    ::close(fd);
-    peer_watch_refused_ = true;
-    return false;
-  }
-  peer_watch_ = std::make_unique<PolledFd>(loop_, fd, [this](int status, int events) {
-    if (status < 0 || (events & UV_WRITABLE)) flush();
-  });
-  return true;
-}
-
 void DgramPort::wait_writable() {
-  // See the header: which socket's poll() will say when a write can succeed.
-  pollfd p{sock_->fd(), POLLOUT, 0};
-  bool ours_writable = ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
-  if (ours_writable && watch_peer()) {
-    sock_->watch(UV_READABLE);
-    peer_watch_->watch(UV_WRITABLE);
+  if (connected_socket_) {
+    sock_->watch(UV_READABLE | UV_WRITABLE);
     return;
   }
-  if (peer_watch_ != nullptr) peer_watch_->watch(0);
-  sock_->watch(UV_READABLE | UV_WRITABLE);
-}
-
-void DgramPort::stop_waiting() {
-  if (peer_watch_ != nullptr) peer_watch_->watch(0);
-  sock_->watch(UV_READABLE);
+  if (sender_) {
+    sender_->watch(UV_WRITABLE);
+    return;
+  }
+  // Sending from the bound socket: its own send buffer is full, which its
+  // poll() reports (see the header).
+  pollfd p{sock_->fd(), POLLOUT, 0};
+  bool writable = ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
+  if (!writable) {
+    sock_->watch(UV_READABLE | UV_WRITABLE);
+    return;
+  }
+  // Writable yet full: retry by the clock, backing off.
+  retry_ms_ = retry_ms_ == 0 ? kRetryMinMs : std::min(retry_ms_ * 2, kRetryMaxMs);
+  uv_timer_start(retry_, [](uv_timer_t* t) { static_cast<DgramPort*>(t->data)->flush(); }, retry_ms_, 0);
 }
 
 void DgramPort::flush() {
-  // Bounded by the queue; stops when the peer's socket is full.
+  // Bounded by the queue; stops when the frontend's socket is full.
   while (!tx_queue_.empty()) {
-    auto r = send_now(Frame(tx_queue_.front().bytes));
-    if (r == SendResult::kFull) break;
-    tx_queue_.pop();
-    if (r == SendResult::kGone) {
-      stats_.tx_dropped += tx_queue_.clear();  // the rest would go the same way
-      break;
+    if (!send_now(Frame(tx_queue_.front().bytes))) {
+      wait_writable();
+      note_tx_backlog(tx_queue_.bytes());
+      return;
     }
+    tx_queue_.pop();
   }
-  if (tx_queue_.empty()) {
-    stop_waiting();
-  } else {
-    wait_writable();
-  }
-  note_tx_backlog(tx_queue_.bytes());
+  retry_ms_ = 0;
+  uv_timer_stop(retry_);
+  sock_->watch(UV_READABLE);
+  if (sender_) sender_->watch(0);
+  note_tx_backlog(0);
 }
 
 }  // namespace slipway::link

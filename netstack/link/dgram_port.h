@@ -7,29 +7,32 @@
 // peer's socket is gone, frames for the guest are dropped and counted.
 //
 // Reads: at most kMaxReadsPerWake datagrams per wake-up; a datagram longer
-// than max_frame (mtu + 14) or empty is dropped and counted. Writes: sendto()
-// at once; when the peer's socket is full (EAGAIN) the frame waits, in
-// order, in a FrameQueue bounded at kMaxQueuedBytes (4 MiB) and
-// kMaxQueuedFrames (4096), written when the socket is writable; beyond the
-// bound frames are dropped and counted (tx_queue_full). Over
-// Port::kTxHighWater the port is not ready (port.h), so the engine stops
-// feeding it. If the peer's socket is gone (ECONNREFUSED, ENOENT) the frame
-// and the queue are dropped and counted.
+// than max_frame (mtu + 14) or empty is dropped and counted.
 //
-// Writability. A sendto() fails with EAGAIN when our send buffer is full
-// (the peer's unread datagrams are charged to it), which poll() on our
-// socket reports, or when the peer's queue holds net.unix.max_dgram_qlen
-// datagrams (10 by default; only if its socket is not connected to ours, as
-// QEMU's is not), which poll() reports only to a socket connected to that
-// peer: our own socket polls writable at once, over and over, while the
-// peer does not read. So on EAGAIN the port watches our socket if it is
-// not writable, else a second, unbound socket connected to the peer (made
-// once per peer; the peer's queue wakes it when it reads) that never sends.
-// A peer whose socket is connected to ours (it refuses the second socket's
-// connect) has no such limit, and our socket's poll() tells all. Our own
-// socket is never connected: it must keep hearing a restarted frontend at
-// a new address (and disconnecting a unix datagram socket purges what it
-// has not read yet). No timeouts.
+// Writes: send at once; on EAGAIN (the frontend's receive queue is full: a
+// paused VM, or a guest that receives slower than slipway sends) the frame
+// waits, in order, in a FrameQueue bounded at kMaxQueuedBytes (4 MiB) and
+// kMaxQueuedFrames (4096), beyond which frames are dropped and counted
+// (tx_queue_full); over Port::kTxHighWater queued bytes the port is not
+// ready (port.h), so the engine stops feeding it. The queue is written when
+// the frontend reads again, which only a socket *connected* to the
+// frontend's address can tell: a bound, unconnected datagram socket always
+// polls writable (the kernel cannot know where its next datagram goes), so
+// waiting for it to be writable retried at once, forever (97 % CPU, tens of
+// thousands of failed sends a second). So frames go out through a second,
+// unbound socket connected to the frontend's address (its writability is
+// the frontend's queue having room), re-connected when the frontend's
+// address changes or its socket was replaced (at most once per
+// kReconnectMs). If the frontend refuses that (EPERM: its socket is
+// connected to our path), frames go out of the bound socket with sendto();
+// the frontend's queue limit (net.unix.max_dgram_qlen) does not apply to a
+// socket connected to ours, so what fills is our own send buffer (the
+// frontend's unread datagrams are charged to it), and the bound socket is
+// polled writable while it is not; should it poll writable yet refuse, a
+// timer retries, every kRetryMinMs (1 ms) doubling to kRetryMaxMs (64 ms).
+// A socketpair end (connected already) polls correctly and is used as it is.
+//
+// No connection state beyond "peer known or not", and no timeouts.
 #pragma once
 
 #include <sys/socket.h>
@@ -51,6 +54,9 @@ class DgramPort : public Port {
   static constexpr int kMaxReadsPerWake = 64;
   static constexpr size_t kMaxQueuedBytes = 4u << 20;
   static constexpr size_t kMaxQueuedFrames = 4096;
+  static constexpr uint64_t kReconnectMs = 100;
+  static constexpr uint64_t kRetryMinMs = 1;
+  static constexpr uint64_t kRetryMaxMs = 64;
 
   static std::unique_ptr<DgramPort> bind(uv_loop_t* loop, const std::string& path, size_t mtu);
   // Serves an already bound (or socketpair) datagram socket (takes ownership).
@@ -60,33 +66,37 @@ class DgramPort : public Port {
   bool transmit(Frame frame, const Offload& offload) override;
   bool has_peer() const { return peer_len_ > 0 || connected_socket_; }
   uint64_t oversize() const { return oversize_; }
-  // Frames (and their bytes) waiting for the peer's socket.
+  // Sends that failed with EAGAIN (the frontend's queue was full).
+  uint64_t send_retries() const { return send_retries_; }
+  // Frames (and their bytes) waiting for the frontend's socket.
   size_t queued_frames() const { return tx_queue_.size(); }
   size_t queued_bytes() const { return tx_queue_.bytes(); }
 
  private:
-  enum class SendResult { kSent, kFull, kGone };
   void on_io(int events);
-  SendResult send_now(Frame frame);
+  bool send_now(Frame frame);  // false on EAGAIN
   void flush();
-  void wait_writable();  // frames wait: watch whichever socket will wake us
-  void stop_waiting();   // the queue is empty again
-  bool watch_peer();     // connects peer_watch_ if it can; false if not
+  // (Re)connects the sending socket to peer_; false if the frontend
+  // refuses it (frames then go out of the bound socket).
+  bool connect_sender();
+  void wait_writable();  // after EAGAIN: a socket's poll, or the retry timer
 
   uv_loop_t* loop_;
   std::string path_;
   size_t max_frame_;
   std::unique_ptr<PolledFd> sock_;
+  std::unique_ptr<PolledFd> sender_;  // connected to peer_ (null: none yet, or refused)
+  uint64_t last_connect_ms_ = 0;
+  bool connect_tried_ = false;
+  uv_timer_t* retry_ = nullptr;       // fallback retries; freed in its close callback
+  uint64_t retry_ms_ = 0;             // 0: not waiting
   std::vector<std::byte> rx_;
   sockaddr_un peer_{};
   socklen_t peer_len_ = 0;
   bool connected_socket_ = false;  // a socketpair end: no address to answer
-  // Connected to peer_ to learn when its queue has room (see above); null
-  // until first needed, and again whenever the peer changes.
-  std::unique_ptr<PolledFd> peer_watch_;
-  bool peer_watch_refused_ = false;  // the peer is connected to us: not needed
   FrameQueue tx_queue_{kMaxQueuedBytes, kMaxQueuedFrames};
   uint64_t oversize_ = 0;
+  uint64_t send_retries_ = 0;
 };
 
 }  // namespace slipway::link
