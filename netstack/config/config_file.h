@@ -7,6 +7,7 @@
 //   gateway is built). The file schema (examples/nat.toml and
 //   examples/mirrored.toml document every key):
 //     mode                                               nat | mirrored
+//     engine                                             lwip | slirp
 //     [network]    address gateway dns mac mtu interface host_loopback
 //                  configure search
 //     [ipv6]       enabled prefix gateway dns
@@ -52,6 +53,7 @@ namespace slipway::config {
 
 struct Settings {
   std::string mode = "nat";  // nat | mirrored
+  std::string engine = "lwip";  // lwip | slirp: what terminates the guest's TCP and UDP
   // [network]
   std::string address = "10.0.2.15/24";
   std::string gateway = "10.0.2.2";

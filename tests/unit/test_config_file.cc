@@ -36,6 +36,7 @@ ConfigError must_fail(const std::string& text) {
 }
 
 const char* kEveryKey = R"(mode = "mirrored"
+engine = "lwip"
 [network]
 address = "192.168.7.10/16"
 gateway = "192.168.0.1"
@@ -202,7 +203,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("unknown table") {
     auto e = must_fail("[netwrok]\nmtu = 1\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:2: netwrok: unknown key; allowed: mode, network, ipv6, dns, forwarding, limits, log, control, "
+          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, limits, log, control, "
           "dhcp, serve, mirrored");
   }
   SECTION("a table that is not one") {
@@ -369,4 +370,28 @@ TEST_CASE("config: the example files are valid", "[config]") {
     auto l = config::load_file(path);
     CHECK(l.settings.mode == (std::string(name) == "nat.toml" ? "nat" : "mirrored"));
   }
+}
+
+TEST_CASE("config: engine, and what the slirp engine refuses", "[config]") {
+  CHECK(Settings{}.engine == "lwip");
+  CHECK(must_parse("engine = \"slirp\"\n").settings.engine == "slirp");
+  auto e = must_fail("engine = \"qemu\"\n");
+  CHECK(e.key() == "engine");
+  INFO(e.what());
+  CHECK(std::string(e.what()).find("lwip") != std::string::npos);
+  CHECK(std::string(e.what()).find("slirp") != std::string::npos);
+  // Each refusal points at the option's key and names the engine.
+  e = must_fail("engine = \"slirp\"\nmode = \"mirrored\"\n");
+  CHECK(e.key() == "mode");
+  CHECK(e.line() == 2);
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_tcp_flows = 100\n");
+  CHECK(e.key() == "limits.max_tcp_flows");
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_udp_flows = 100\n");
+  CHECK(e.key() == "limits.max_udp_flows");
+  e = must_fail("engine = \"slirp\"\n[forwarding]\nsource = \"gateway\"\n");
+  CHECK(e.key() == "forwarding.source");
+  // The same settings are fine on lwIP.
+  CHECK_NOTHROW(must_parse("mode = \"mirrored\"\n[limits]\nmax_tcp_flows = 100\n"));
 }

@@ -116,3 +116,35 @@ TEST_CASE("options: mirrored mode refuses a host network it cannot copy", "[opti
   o.host = h;
   CHECK(o.gateway_config().nat.guest == Ipv4Addr{10, 0, 2, 15});
 }
+
+TEST_CASE("options: --engine slirp reaches the stack; what it cannot do is refused naming the option", "[options]") {
+  cli::NetworkOptions o;
+  CHECK(o.stack_config().engine == stack::EngineKind::kLwip);
+  o.engine = "slirp";
+  CHECK(o.stack_config().engine == stack::EngineKind::kSlirp);
+  auto refused = [&](const char* flag) {
+    try {
+      o.stack_config();
+    } catch (const CLI::ValidationError& e) {
+      std::string what = e.what();
+      INFO(what);
+      CHECK(what.find(flag) != std::string::npos);
+      CHECK(what.find("slirp") != std::string::npos);
+      return true;
+    }
+    return false;
+  };
+  o.publish = {"[::1]:8080:80"};
+  CHECK(refused("--publish"));
+  o.publish = {"127.0.0.1:8080:80"};
+  CHECK_NOTHROW(o.stack_config());
+  o.publish_source = "gateway";
+  CHECK(refused("--publish-source"));
+  o.publish_source = "client";
+  o.max_tcp_flows = 10;
+  CHECK(refused("--max-tcp-flows"));
+  o.max_tcp_flows = cli::NetworkOptions{}.max_tcp_flows;
+  o.mode = "mirrored";
+  o.host = host_network("fe80::1", {"127.0.0.53"});
+  CHECK(refused("--mode"));
+}
