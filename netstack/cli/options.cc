@@ -65,6 +65,9 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("--interface", interface, "Name of the guest interface")->capture_default_str();
   app.add_flag("--no-host-loopback", no_host_loopback,
                "Refuse connections to the gateway address instead of relaying them to the host's loopback");
+  app.add_flag("--restrict", restrict_guest,
+               "The guest reaches only the gateway's own services (DHCP, DNS, ping to the gateway) and answers "
+               "within published ports: no outbound connection, the host's loopback included (QEMU's restrict=on)");
   app.add_flag("--no-configure", no_configure,
                "Only create the interface and bring it up (for a DHCP client in the guest)");
   app.add_flag("--no-offload", no_offload,
@@ -262,6 +265,7 @@ stack::StackConfig NetworkOptions::stack_config() const {
   c.nat.gateway = parse_addr("--gateway", gateway);
   c.nat.dns = parse_addr("--dns", dns);
   c.nat.host_loopback = !no_host_loopback;
+  c.nat.restrict_outbound = restrict_guest;
   if (!c.nat.gateway.in_subnet(guest, prefix))
     throw CLI::ValidationError("--gateway", gateway + " is not in " + address);
   if (!c.nat.dns.in_subnet(guest, prefix)) throw CLI::ValidationError("--dns", dns + " is not in " + address);

@@ -432,6 +432,9 @@ const std::vector<KeyDef>& schema() {
           "network", "host_loopback", "--no-host-loopback",
           [](auto& n, auto& c, S& s) { s.no_host_loopback = !bool_of(n, c); },
           [](const S& s) { return bool_toml(!s.no_host_loopback); }),
+      def<&S::restrict_guest>(
+          "network", "restrict", "--restrict", [](auto& n, auto& c, S& s) { s.restrict_guest = bool_of(n, c); },
+          [](const S& s) { return bool_toml(s.restrict_guest); }),
       def<&S::no_configure>(
           "network", "configure", "--no-configure", [](auto& n, auto& c, S& s) { s.no_configure = !bool_of(n, c); },
           [](const S& s) { return bool_toml(!s.no_configure); }),

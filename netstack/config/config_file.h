@@ -9,7 +9,7 @@
 //     mode                                               nat | mirrored
 //     engine                                             lwip | slirp
 //     [network]    address gateway dns mac mtu interface host_loopback
-//                  configure search
+//                  restrict configure search
 //     [ipv6]       enabled prefix gateway dns
 //     [dns]        upstreams routes hosts_file cache, and [dns.names]
 //                  (NAME = "ADDR" or ["ADDR", ...])
@@ -62,6 +62,7 @@ struct Settings {
   uint32_t mtu = 65520;
   std::string interface = "eth0";
   bool no_host_loopback = false;
+  bool restrict_guest = false;  // --restrict: gateway services and published ports only
   bool no_configure = false;
   bool no_offload = false;
   std::vector<std::string> search;

@@ -323,6 +323,7 @@ SlirpEngine::SlirpEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig 
   c.if_mtu = std::min<size_t>(config_.mtu, 65521);
   c.if_mru = std::min<size_t>(config_.mtu, 65521);
   c.disable_host_loopback = !nat.host_loopback;
+  c.restricted = nat.restrict_outbound ? 1 : 0;  // refused before libslirp too (NatPolicy)
   c.disable_dns = true;
   c.disable_dhcp = true;
 

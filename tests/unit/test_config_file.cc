@@ -45,6 +45,7 @@ mac = "02:00:00:00:00:01"
 mtu = 9000
 interface = "tap7"
 host_loopback = false
+restrict = true
 configure = false
 offload = false
 search = ["example.com", "corp.example"]
@@ -105,6 +106,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.mtu == 9000);
   CHECK(s.interface == "tap7");
   CHECK(s.no_host_loopback);
+  CHECK(s.restrict_guest);
   CHECK(s.no_configure);
   CHECK(s.no_offload);
   CHECK(s.search == std::vector<std::string>{"example.com", "corp.example"});
@@ -195,7 +197,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
     auto e = must_fail("[network]\nmtu = 1500\nadress = \"10.0.2.15/24\"\n");
     CHECK(std::string(e.what()) ==
           "t.toml:3:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, "
-          "host_loopback, configure, offload, search");
+          "host_loopback, restrict, configure, offload, search");
     CHECK(e.line() == 3);
     CHECK(e.column() == 1);
     CHECK(e.key() == "network.adress");

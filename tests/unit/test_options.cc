@@ -148,3 +148,17 @@ TEST_CASE("options: --engine slirp reaches the stack; what it cannot do is refus
   o.host = host_network("fe80::1", {"127.0.0.53"});
   CHECK(refused("--mode"));
 }
+
+TEST_CASE("options: --restrict refuses every destination in the NAT policy", "[options]") {
+  cli::NetworkOptions o;
+  auto open = o.gateway_config().nat;
+  CHECK(open.host_destination(Ipv4Addr{192, 0, 2, 1}).has_value());
+  CHECK(open.host_destination(open.gateway).has_value());  // the host's loopback
+  o.restrict_guest = true;
+  auto nat = o.gateway_config().nat;
+  CHECK(nat.restrict_outbound);
+  CHECK_FALSE(nat.host_destination(Ipv4Addr{192, 0, 2, 1}).has_value());
+  CHECK_FALSE(nat.host_destination(nat.gateway).has_value());
+  CHECK_FALSE(nat.host_destination(v6("2001:db8::1")).has_value());
+  CHECK_FALSE(nat.host_destination(nat.gateway6).has_value());
+}
