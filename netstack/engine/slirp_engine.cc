@@ -148,12 +148,13 @@ class DnsStreamServer {
         at += 2 + len;
         pending++;
         std::weak_ptr<Session> self = shared_from_this();
-        (*r)(query, true, [self](std::vector<std::byte> answer) {
+        bool queued = (*r)(query, true, [self](std::vector<std::byte> answer) {
           auto s = self.lock();
           if (!s) return;
           s->pending--;
           s->write(answer);
         });
+        if (!queued) pending--;  // dropped unanswered: its slot is free again
       }
       in.erase(in.begin(), in.begin() + static_cast<ptrdiff_t>(at));
       if (in.size() > kMaxBuffered && owner != nullptr) {

@@ -114,6 +114,7 @@ TEST_CASE("slirp engine: DNS at the DNS address goes to the resolver, not to lib
     CHECK_FALSE(tcp);
     asked.assign(q.begin(), q.end());
     respond({std::byte{0xab}, std::byte{0xcd}});
+    return true;
   });
   std::vector<std::byte> query = {std::byte{1}, std::byte{2}, std::byte{3}};
   r.input(wire::build_ipv4_udp_frame({}, {}, kGuest, 40000, kDns, 53, query));
