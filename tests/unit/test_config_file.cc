@@ -449,6 +449,10 @@ TEST_CASE("config: engine, and what the slirp engine refuses", "[config]") {
   CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
   e = must_fail("engine = \"slirp\"\n[limits]\nmax_udp_flows = 100\n");
   CHECK(e.key() == "limits.max_udp_flows");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_new_flows_per_second = 5\n");
+  CHECK(e.key() == "limits.max_new_flows_per_second");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_buffered_mib = 5\n");
+  CHECK(e.key() == "limits.max_buffered_mib");
   e = must_fail("engine = \"slirp\"\n[forwarding]\nsource = \"gateway\"\n");
   CHECK(e.key() == "forwarding.source");
   // The same settings are fine on lwIP.
