@@ -157,6 +157,9 @@ int serve(const SessionFactory& make_session, const NetworkOptions& o, pid_t chi
       if (forward.sock_diag_fd >= 0) {
         session->stack().forward_from_namespace(forward.sock_diag_fd);
         forward.sock_diag_fd = -1;
+      } else if (forward.agent && o.engine == "slirp") {
+        // libslirp cannot serve the agent's port on the gateway address.
+        spdlog::warn("--engine slirp: automatic forwarding from portfwd-agent in a VM is not available (use -p)");
       } else if (forward.agent) {
         session->stack().forward_from_agent(o.agent_port);
       }

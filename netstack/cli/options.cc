@@ -51,6 +51,11 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "routes, MTU and DNS; the gateway address reaches the host's loopback)")
       ->check(CLI::IsMember({"nat", "mirrored"}))
       ->capture_default_str();
+  app.add_option("--engine", engine,
+                 "What terminates the guest's TCP and UDP: lwip (slipway's own, the default) or slirp (libslirp, "
+                 "QEMU's user network; see README \"Engines\" for the differences)")
+      ->check(CLI::IsMember({"lwip", "slirp"}))
+      ->capture_default_str();
   app.add_option("--address", address, "Guest IPv4 address and prefix length")->capture_default_str();
   app.add_option("--gateway", gateway, "Gateway address; connections to it reach the host's loopback")
       ->capture_default_str();
@@ -60,6 +65,9 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("--interface", interface, "Name of the guest interface")->capture_default_str();
   app.add_flag("--no-host-loopback", no_host_loopback,
                "Refuse connections to the gateway address instead of relaying them to the host's loopback");
+  app.add_flag("--restrict", restrict_guest,
+               "The guest reaches only the gateway's own services (DHCP, DNS, ping to the gateway) and answers "
+               "within published ports: no outbound connection, the host's loopback included (QEMU's restrict=on)");
   app.add_flag("--no-configure", no_configure,
                "Only create the interface and bring it up (for a DHCP client in the guest)");
   app.add_flag("--no-offload", no_offload,
@@ -260,12 +268,14 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const { return stack_con
 stack::StackConfig NetworkOptions::stack_config() const {
   stack::StackConfig sc;
   gateway::GatewayConfig& c = sc.gateway;
+  sc.engine = engine == "slirp" ? stack::EngineKind::kSlirp : stack::EngineKind::kLwip;
   auto [guest, prefix] = parse_cidr("--address", address);
   c.nat.guest = guest;
   c.nat.prefix = prefix;
   c.nat.gateway = parse_addr("--gateway", gateway);
   c.nat.dns = parse_addr("--dns", dns);
   c.nat.host_loopback = !no_host_loopback;
+  c.nat.restrict_outbound = restrict_guest;
   if (!c.nat.gateway.in_subnet(guest, prefix))
     throw CLI::ValidationError("--gateway", gateway + " is not in " + address);
   if (!c.nat.dns.in_subnet(guest, prefix)) throw CLI::ValidationError("--dns", dns + " is not in " + address);
@@ -301,6 +311,9 @@ stack::StackConfig NetworkOptions::stack_config() const {
     std::string err;
     auto rule = portfwd::parse_rule(p, &err);
     if (!rule) throw CLI::ValidationError("--publish", "'" + p + "': " + err);
+    if (engine == "slirp" && rule->host_addr.find(':') != std::string::npos)
+      throw CLI::ValidationError("--publish", "'" + p + "': an IPv6 host address is not available with --engine slirp "
+                                              "(libslirp cannot forward an IPv6 client to the guest's IPv4)");
     sc.publish.push_back(*rule);
   }
   sc.publish_source_gateway = publish_source == "gateway";

@@ -17,6 +17,9 @@
 #   SLIPWAY_SOURCE_DIR  source tree (default: two levels above this file)
 #   E2E_TIMEOUT         hard limit for the whole script in seconds (default 300)
 #   E2E_KEEP_TMP=1      keep the temporary directory for post-mortem
+#   ENGINE              lwip (default) or slirp: the engine every slipway of
+#                       the test runs (tests/CMakeLists.txt registers the
+#                       scenarios that run on both as NAME and NAME_slirp)
 #
 # Exit codes: 0 pass, 1 fail, 77 skip.
 
@@ -27,7 +30,8 @@ E2E_TOOLS=$E2E_DIR/tools
 : "${SLIPWAY_SOURCE_DIR:=$(cd "$E2E_DIR/../.." && pwd)}"
 : "${SLIPWAY:=$SLIPWAY_SOURCE_DIR/build/netstack/slipway}"
 : "${E2E_TIMEOUT:=300}"
-export SLIPWAY SLIPWAY_SOURCE_DIR
+: "${ENGINE:=lwip}"
+export SLIPWAY SLIPWAY_SOURCE_DIR ENGINE
 
 E2E_NAME=$(basename "${0%.sh}")
 E2E_PGIDS=()
@@ -186,7 +190,7 @@ require_slipway() {
 # "--no-offload --mtu 1500"; test_offload_variants.sh runs tests so).
 slipway_run() {
   # shellcheck disable=SC2086
-  timeout -k 5 "${SW_TIMEOUT:-60}" "$SLIPWAY" run ${SLIPWAY_RUN_ARGS:-} "$@"
+  timeout -k 5 "${SW_TIMEOUT:-60}" "$SLIPWAY" run --engine "$ENGINE" ${SLIPWAY_RUN_ARGS:-} "$@"
 }
 
 # ---------------------------------------------------------------- servers

@@ -39,6 +39,7 @@ ConfigError must_fail(const std::string& text) {
 }
 
 const char* kEveryKey = R"(mode = "mirrored"
+engine = "lwip"
 [network]
 address = "192.168.7.10/16"
 gateway = "192.168.0.1"
@@ -47,6 +48,7 @@ mac = "02:00:00:00:00:01"
 mtu = 9000
 interface = "tap7"
 host_loopback = false
+restrict = true
 configure = false
 offload = false
 search = ["example.com", "corp.example"]
@@ -110,6 +112,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.mtu == 9000);
   CHECK(s.interface == "tap7");
   CHECK(s.no_host_loopback);
+  CHECK(s.restrict_guest);
   CHECK(s.no_configure);
   CHECK(s.no_offload);
   CHECK(s.search == std::vector<std::string>{"example.com", "corp.example"});
@@ -203,7 +206,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
     auto e = must_fail("[network]\nmtu = 1500\nadress = \"10.0.2.15/24\"\n");
     CHECK(std::string(e.what()) ==
           "t.toml:3:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, "
-          "host_loopback, configure, offload, search");
+          "host_loopback, restrict, configure, offload, search");
     CHECK(e.line() == 3);
     CHECK(e.column() == 1);
     CHECK(e.key() == "network.adress");
@@ -211,7 +214,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("unknown table") {
     auto e = must_fail("[netwrok]\nmtu = 1\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:2: netwrok: unknown key; allowed: mode, network, ipv6, dns, forwarding, limits, log, control, "
+          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, limits, log, control, "
           "dhcp, serve, mirrored");
   }
   SECTION("a table that is not one") {
@@ -426,4 +429,32 @@ TEST_CASE("config: the example files are valid", "[config]") {
     auto l = config::load_file(path);
     CHECK(l.settings.mode == (std::string(name) == "nat.toml" ? "nat" : "mirrored"));
   }
+}
+
+TEST_CASE("config: engine, and what the slirp engine refuses", "[config]") {
+  CHECK(Settings{}.engine == "lwip");
+  CHECK(must_parse("engine = \"slirp\"\n").settings.engine == "slirp");
+  auto e = must_fail("engine = \"qemu\"\n");
+  CHECK(e.key() == "engine");
+  INFO(e.what());
+  CHECK(std::string(e.what()).find("lwip") != std::string::npos);
+  CHECK(std::string(e.what()).find("slirp") != std::string::npos);
+  // Each refusal points at the option's key and names the engine.
+  e = must_fail("engine = \"slirp\"\nmode = \"mirrored\"\n");
+  CHECK(e.key() == "mode");
+  CHECK(e.line() == 2);
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_tcp_flows = 100\n");
+  CHECK(e.key() == "limits.max_tcp_flows");
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_udp_flows = 100\n");
+  CHECK(e.key() == "limits.max_udp_flows");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_new_flows_per_second = 5\n");
+  CHECK(e.key() == "limits.max_new_flows_per_second");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_buffered_mib = 5\n");
+  CHECK(e.key() == "limits.max_buffered_mib");
+  e = must_fail("engine = \"slirp\"\n[forwarding]\nsource = \"gateway\"\n");
+  CHECK(e.key() == "forwarding.source");
+  // The same settings are fine on lwIP.
+  CHECK_NOTHROW(must_parse("mode = \"mirrored\"\n[limits]\nmax_tcp_flows = 100\n"));
 }
