@@ -177,32 +177,8 @@ int run_relay(int argc, char** argv) {
 
 using nlohmann::json;
 
-// A field of a reply as table text: strings as they are, absent or null as
-// "-", anything else as compact JSON.
-std::string cell(const json& object, const char* key) {
-  if (!object.is_object()) return "-";
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return "-";
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// Prints rows as left-aligned columns two spaces apart.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
+using slipway::control::cell;
+using slipway::control::print_table;
 
 void print_forwards(const json& reply) {
   const json forwards = reply.value("forwards", json::array());

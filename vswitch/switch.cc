@@ -141,6 +141,7 @@ void Switch::age(uint64_t now) {
 
 void Switch::input(PortId from, link::Frame frame, const link::Offload& offload) {
   if (from >= slots_.size() || slots_[from].port == nullptr) return;
+  if (monitor_) monitor_(from, frame);
   SwitchPortStats& in = slots_[from].stats;
   in.rx_frames++;
   in.rx_bytes += frame.size();

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -108,6 +109,11 @@ class Switch {
   // The attached port (nullptr if none).
   link::Port* port(PortId id) const { return id < slots_.size() ? slots_[id].port : nullptr; }
 
+  // Sees every frame a port hands to the switch, before anything is
+  // checked (the `vswitch` program's --pcap). nullptr: none.
+  using Monitor = std::function<void(PortId from, link::Frame frame)>;
+  void set_monitor(Monitor monitor) { monitor_ = std::move(monitor); }
+
   std::vector<PortInfo> ports() const;
   size_t mac_count() const { return macs_.size(); }
   // Where a MAC is (kNoPort if unknown), for tests and the control API.
@@ -145,6 +151,7 @@ class Switch {
   std::vector<Slot> slots_;
   std::unordered_map<MacKey, MacEntry, MacKeyHash> macs_;
   uint64_t last_ageing_ = 0;
+  Monitor monitor_;
 };
 
 }  // namespace slipway::vswitch

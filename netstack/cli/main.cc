@@ -30,6 +30,7 @@
 #include <optional>
 
 #include "netstack/cli/options.h"
+#include "netstack/cli/port_spec.h"
 #include "netstack/config/config_file.h"
 #include "netstack/control/stack_api.h"
 #include "netstack/link/tap_port.h"
@@ -44,17 +45,42 @@ namespace {
 // The stack and what serves it from outside: the control socket.
 class Session {
  public:
+  // One guest, directly on its transport.
   Session(uv_loop_t* loop, std::unique_ptr<link::Port> transport, const NetworkOptions& o)
-      : stack_(loop, std::move(transport), o.stack_config()) {
-    if (!o.control.empty())
-      control_ = std::make_unique<control::ControlServer>(loop, o.control, control::stack_handler(stack_));
+      : stack_(std::make_unique<stack::Stack>(loop, std::move(transport), o.stack_config())) {
+    serve_control(loop, o, nullptr);
+  }
+  // Several guests on the stack's switch (`serve`); `iface` configures the
+  // netns guests.
+  Session(uv_loop_t* loop, const std::vector<PortSpec>& guests, const NetworkOptions& o)
+      : stack_(std::make_unique<stack::Stack>(loop, o.stack_config())), iface_(o.guest_interface()) {
+    for (auto spec : guests) {
+      spec.options.isolated = o.isolate;
+      add_port(loop, *stack_, spec, iface_);
+    }
+    const bool isolate = o.isolate;
+    serve_control(loop, o, [this, loop, isolate](const std::string& text) {
+      auto spec = parse_port_spec(text);
+      spec.options.isolated = isolate;
+      auto id = add_port(loop, *stack_, spec, iface_);
+      spdlog::info("port {} added: {}", spec.options.name, spec.to_string());
+      (void)id;
+      return spec.options.name;
+    });
   }
   ~Session() { control_.reset(); }  // before the stack it serves
 
-  stack::Stack& stack() { return stack_; }
+  stack::Stack& stack() { return *stack_; }
 
  private:
-  stack::Stack stack_;
+  void serve_control(uv_loop_t* loop, const NetworkOptions& o, control::PortOpener open_port) {
+    if (!o.control.empty())
+      control_ = std::make_unique<control::ControlServer>(loop, o.control,
+                                                          control::stack_handler(*stack_, std::move(open_port)));
+  }
+
+  std::unique_ptr<stack::Stack> stack_;
+  ns::GuestInterface iface_;
   std::unique_ptr<control::ControlServer> control_;
 };
 
@@ -96,7 +122,9 @@ int exit_code_of(int status) {
   return 1;
 }
 
-// Makes the transport Port on the loop.
+// Builds the session on the loop.
+using SessionFactory = std::function<std::unique_ptr<Session>(uv_loop_t*)>;
+// One guest's transport Port.
 using TransportFactory = std::function<std::unique_ptr<link::Port>(uv_loop_t*)>;
 
 // How automatic forwarding learns the guest's listeners: a sock_diag socket
@@ -107,8 +135,7 @@ struct AutoForwardSource {
 };
 
 // Runs the loop until a signal or the child's exit; returns the exit code.
-int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child,
-          AutoForwardSource forward = {}) {
+int serve(const SessionFactory& make_session, const NetworkOptions& o, pid_t child, AutoForwardSource forward = {}) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   SignalState st;
@@ -123,9 +150,9 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   }
   int code = 0;
   {
-    std::optional<Session> session;
+    std::unique_ptr<Session> session;
     try {
-      session.emplace(&loop, make_transport(&loop), o);
+      session = make_session(&loop);
       if (forward.sock_diag_fd >= 0) {
         session->stack().forward_from_namespace(forward.sock_diag_fd);
         forward.sock_diag_fd = -1;
@@ -183,6 +210,11 @@ int serve(const TransportFactory& make_transport, const NetworkOptions& o, pid_t
   uv_run(&loop, UV_RUN_DEFAULT);  // let every close callback run
   if (uv_loop_close(&loop) != 0) spdlog::debug("loop closed with handles still open");
   return code;
+}
+
+int serve_one(const TransportFactory& make_transport, const NetworkOptions& o, pid_t child,
+              AutoForwardSource forward = {}) {
+  return serve([&](uv_loop_t* l) { return std::make_unique<Session>(l, make_transport(l), o); }, o, child, forward);
 }
 
 // True once `pid` has exited (a zombie, or gone).
@@ -269,7 +301,12 @@ int main(int argc, char** argv) {
   NetworkOptions serve_net;
   serve_net.forward_auto = true;
   auto* serve_cmd = app.add_subcommand(
-      "serve", "Serve a virtual machine's network through a virtio-net backend socket until SIGINT or SIGTERM.");
+      "serve",
+      "Serve virtual machines (virtio-net backend sockets) and network namespaces until SIGINT or SIGTERM.\n"
+      "One guest is served directly; several share one gateway on an internal switch, each with its own DHCP "
+      "lease and its name answered as NAME.internal.\n"
+      "Each guest value may end in options: ,name=NAME ,vlan=N ,trunk=N+M (and for --netns ,ifname=IF "
+      ",mac=MAC).");
   serve_net.add_to(*serve_cmd);
   serve_net.add_transport_to(*serve_cmd);
 
@@ -315,7 +352,7 @@ int main(int argc, char** argv) {
       bool vnet = iface.offload;
       AutoForwardSource forward;
       if (net.forward_auto) forward.sock_diag_fd = open_sock_diag(std::to_string(child.pid), child.pid);
-      return serve([fd, mtu, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14, vnet); },
+      return serve_one([fd, mtu, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14, vnet); },
                    net, child.pid, forward);
     }
     if (attach->parsed()) {
@@ -329,25 +366,38 @@ int main(int argc, char** argv) {
       bool vnet = iface.offload;
       AutoForwardSource forward;
       if (attach_net.forward_auto) forward.sock_diag_fd = open_sock_diag(netns);
-      return serve([fd, mtu, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14, vnet); },
+      return serve_one([fd, mtu, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, mtu + 14, vnet); },
                    attach_net, -1, forward);
     }
     serve_net.apply_config_file(*serve_cmd);
-    serve_net.check_transport();
+    auto guests = serve_net.guests();
     set_up_logging(serve_net.log_level);
     serve_net.read_host_network();
     size_t mtu = serve_net.gateway_config().mtu;  // validates before listening
-    TransportFactory factory;
-    if (!serve_net.vhost_user.empty()) {
-      factory = [&](uv_loop_t* l) { return link::listen_vhost_user(l, serve_net.vhost_user, mtu); };
-    } else if (!serve_net.stream.empty()) {
-      factory = [&](uv_loop_t* l) { return link::listen_stream(l, serve_net.stream, mtu); };
-    } else {
-      factory = [&](uv_loop_t* l) { return link::bind_dgram(l, serve_net.dgram, mtu); };
-    }
     AutoForwardSource forward;
+    if (guests.size() > 1) {
+      // Automatic forwarding follows one guest's listeners; with several,
+      // published ports name their guest (-p 8080:web:80).
+      if (serve_net.forward_auto) spdlog::info("several guests: automatic forwarding is off");
+      return serve([&](uv_loop_t* l) { return std::make_unique<Session>(l, guests, serve_net); }, serve_net, -1);
+    }
+    const PortSpec& g = guests.front();
+    if (g.kind == PortSpec::Kind::kNetns) {
+      // One namespace: as `attach`, with the spec's interface name and MAC
+      // when given.
+      auto iface = serve_net.guest_interface();
+      iface.name = g.ifname;
+      if (g.mac) iface.mac = g.mac->octets;
+      int fd = ns::open_tap_in_namespace(g.value, iface);
+      spdlog::info("serving namespace {} on {}", g.value, iface.name);
+      if (serve_net.forward_auto) forward.sock_diag_fd = open_sock_diag(g.value);
+      size_t frame = iface.mtu + 14;
+      bool vnet = iface.offload;
+      return serve_one([fd, frame, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, frame, vnet); },
+                   serve_net, -1, forward);
+    }
     forward.agent = serve_net.forward_auto;
-    return serve(factory, serve_net, -1, forward);
+    return serve_one([&](uv_loop_t* l) { return open_vm_port(l, g, mtu); }, serve_net, -1, forward);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

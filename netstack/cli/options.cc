@@ -109,13 +109,20 @@ void NetworkOptions::add_to(CLI::App& app) {
 }
 
 void NetworkOptions::add_transport_to(CLI::App& app) {
-  auto* transport = app.add_option_group("transport", "Exactly one of (or [serve] in --config)");
-  transport->add_option("--vhost-user", vhost_user,
-                        "Listen on PATH as a vhost-user-net backend (QEMU -netdev vhost-user, cloud-hypervisor)");
-  transport->add_option("--stream", stream,
-                        "Listen on PATH for QEMU -netdev stream (4-byte big-endian length before each frame)");
-  transport->add_option("--dgram", dgram, "Bind PATH for QEMU -netdev dgram (one frame per datagram)");
-  transport->require_option(0, 1);
+  auto* guests = app.add_option_group("guests", "At least one, each as often as wanted (or [serve] in --config)");
+  guests->add_option("--vhost-user", vhost_user,
+                     "Listen on PATH as a vhost-user-net backend (QEMU -netdev vhost-user, cloud-hypervisor)")
+      ->type_name("PATH[,OPT=V]...");
+  guests->add_option("--stream", stream,
+                     "Listen on PATH for QEMU -netdev stream (4-byte big-endian length before each frame)")
+      ->type_name("PATH[,OPT=V]...");
+  guests->add_option("--dgram", dgram, "Bind PATH for QEMU -netdev dgram (one frame per datagram)")
+      ->type_name("PATH[,OPT=V]...");
+  guests->add_option("--netns", netns,
+                     "A TAP device in that network namespace (/run/netns/NAME, /proc/PID/ns/net or a PID), "
+                     "configured with the address the gateway leases to it")
+      ->type_name("NS[,OPT=V]...");
+  app.add_flag("--isolate", isolate, "Several guests: each reaches the gateway but not the other guests");
 }
 
 void NetworkOptions::apply_config_file(const CLI::App& app) {
@@ -125,9 +132,11 @@ void NetworkOptions::apply_config_file(const CLI::App& app) {
     const CLI::Option* opt = app.get_option_no_throw(std::string(k.flag));
     if (opt != nullptr && opt->count() > 0) given_.insert(k.name);
   }
-  // The VM transports are one choice: a flag for one replaces the file's.
-  if (given_.count("serve.vhost_user") + given_.count("serve.stream") + given_.count("serve.dgram") > 0)
-    given_.insert({"serve.vhost_user", "serve.stream", "serve.dgram"});
+  // The guests are one list: a guest on the command line replaces the file's.
+  if (given_.count("serve.vhost_user") + given_.count("serve.stream") + given_.count("serve.dgram") +
+          given_.count("serve.netns") >
+      0)
+    given_.insert({"serve.vhost_user", "serve.stream", "serve.dgram", "serve.netns"});
   command_line_ = *this;
   auto file = config::load_file(config_file, file_base());
   config::merge(*this, file, given_);
@@ -135,10 +144,10 @@ void NetworkOptions::apply_config_file(const CLI::App& app) {
 
 config::Settings NetworkOptions::file_base() const {
   // The file is checked over the command line's values (its gateway against
-  // an --address, say), but the VM transports are one choice: the file's is
-  // checked alone (and a transport flag replaces it).
+  // an --address, say), but the guests are one list: the file's is checked
+  // alone (and a guest on the command line replaces it).
   config::Settings base = command_line_;
-  base.vhost_user = base.stream = base.dgram = "";
+  base.vhost_user = base.stream = base.dgram = base.netns = {};
   return base;
 }
 
@@ -151,11 +160,33 @@ NetworkOptions NetworkOptions::reloaded() const {
   return n;
 }
 
-void NetworkOptions::check_transport() const {
-  if (!vhost_user.empty() + !stream.empty() + !dgram.empty() != 1)
-    throw CLI::ValidationError("transport",
-                               "exactly one of --vhost-user, --stream, --dgram (or [serve] in --config) "
-                               "is needed");
+std::vector<PortSpec> NetworkOptions::guests() const {
+  std::vector<PortSpec> out;
+  auto add = [&](PortSpec::Kind kind, const std::vector<std::string>& values, const char* flag) {
+    for (const auto& v : values) {
+      try {
+        out.push_back(parse_port_spec(kind, v));
+      } catch (const std::invalid_argument& e) {
+        throw CLI::ValidationError(flag, e.what());
+      }
+    }
+  };
+  add(PortSpec::Kind::kVhostUser, vhost_user, "--vhost-user");
+  add(PortSpec::Kind::kStream, stream, "--stream");
+  add(PortSpec::Kind::kDgram, dgram, "--dgram");
+  add(PortSpec::Kind::kNetns, netns, "--netns");
+  if (out.empty())
+    throw CLI::ValidationError("guests", "at least one of --vhost-user, --stream, --dgram, --netns (or [serve] in "
+                                         "--config) is needed");
+  // Derived names that collide get a number: vm, vm-2, ...
+  std::set<std::string> names;
+  for (auto& g : out) {
+    std::string base = g.options.name;
+    for (int i = 2; !names.insert(g.options.name).second; ++i) g.options.name = base + "-" + std::to_string(i);
+  }
+  if (out.size() > 1 && mode == "mirrored")
+    throw CLI::ValidationError("--mode", "mirrored mode serves one guest (it takes the host's own address)");
+  return out;
 }
 
 void NetworkOptions::read_host_network() {
@@ -243,6 +274,12 @@ stack::StackConfig NetworkOptions::stack_config() const {
     auto route = dns::parse_route(r);
     if (!route) throw CLI::ValidationError("--dns-route", "'" + r + "' is not SUFFIX=ADDR[:PORT]");
     sc.dns_config.routes.push_back(*route);
+  }
+  for (const auto& st : dhcp_static) {
+    auto m = wire::MacAddr::parse(st.mac);
+    auto a = wire::Ipv4Addr::parse(st.address);
+    if (!m || !a) throw CLI::ValidationError("dhcp.static", "'" + st.mac + "' = '" + st.address + "' is not MAC = IPv4");
+    c.dhcp_statics.push_back({*m, *a, st.name});
   }
   sc.dns_config.hosts_file = dns_hosts;
   sc.dns_config.static_names = dns_names;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "netstack/cli/port_spec.h"
 #include "netstack/config/config_file.h"
 #include "netstack/gateway/gateway.h"
 #include "netstack/stack/stack.h"
@@ -28,9 +29,9 @@ struct NetworkOptions : config::Settings {
   std::string config_file;  // --config: "" for none
 
   void add_to(CLI::App& app);
-  // Adds the VM transport options (--vhost-user, --stream, --dgram) in an
-  // option group; `serve` only. Exactly one must be set, by flag or file
-  // (checked by check_transport()).
+  // Adds the guest options of `serve` (--vhost-user, --stream, --dgram,
+  // --netns, each repeatable, and --isolate). At least one guest must be
+  // set, by flag or file (checked by guests()).
   void add_transport_to(CLI::App& app);
   // After parsing: reads --config, if given, and applies its settings to
   // every option `app` did not get. Throws config::ConfigError.
@@ -38,8 +39,9 @@ struct NetworkOptions : config::Settings {
   // The options with the configuration file read again (for SIGHUP); throws
   // config::ConfigError and leaves *this alone. Without --config, a copy.
   NetworkOptions reloaded() const;
-  // Throws CLI::ValidationError unless exactly one VM transport is set.
-  void check_transport() const;
+  // `serve`'s guests as port specs (names made unique); throws
+  // CLI::ValidationError for a bad one or none.
+  std::vector<PortSpec> guests() const;
 
   // Mirrored mode: reads the host's primary interface (once; a reload keeps
   // it). Throws std::runtime_error when the host has no default route.

@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -181,6 +182,13 @@ std::string check_domain(std::string_view s) {
   return ok ? "" : quote(s) + " is not a domain name";
 }
 
+// One DNS label (a guest's name, answered as NAME.internal).
+std::string check_label(std::string_view s) {
+  bool ok = !s.empty() && s.size() <= 63 && s.front() != '-' && s.back() != '-';
+  for (char c : s) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-');
+  return ok ? "" : quote(s) + " is not a host name (1 to 63 letters, digits and '-')";
+}
+
 std::string check_upstream(std::string_view s) {
   return dns::parse_upstream(s) ? "" : quote(s) + " is not ADDR[:PORT]";
 }
@@ -310,6 +318,42 @@ std::map<std::string, std::vector<std::string>> names_of(const toml::node& n, co
     } else {
       out[std::string(k.str())] = {checked_string(v, name, check_name_address, "an IP address or an array of them")};
     }
+  }
+  return out;
+}
+
+// A guest's socket path or namespace: a string, or an array of them.
+std::vector<std::string> paths_of(const toml::node& n, const Ctx& c) {
+  auto nonempty = [](std::string_view v) { return v.empty() ? std::string("an empty string") : std::string(); };
+  if (n.is_string()) return {checked_string(n, c, nonempty, "a string or an array of strings")};
+  return strings_of(n, c, nonempty, "strings");
+}
+
+// [[dhcp.static]]: an array of {mac, address, name} tables.
+std::vector<Settings::DhcpStatic> statics_of(const toml::node& n, const Ctx& c) {
+  std::vector<Settings::DhcpStatic> out;
+  const auto& a = array_of(n, c, "tables {mac, address, name} ([[dhcp.static]])");
+  for (size_t i = 0; i < a.size(); ++i) {
+    Ctx item = c.item(i);
+    auto t = a[i].as_table();
+    if (!t) item.fail(a[i], "expected a table {mac, address, name}, got " + describe(a[i]));
+    Settings::DhcpStatic st;
+    for (auto&& [k, v] : *t) {
+      Ctx field{c.file, item.key + "." + key_text(k.str())};
+      if (k.str() == "mac") {
+        st.mac = checked_string(v, field, check_mac, "a MAC address string");
+      } else if (k.str() == "address") {
+        st.address = checked_string(v, field, check_ipv4, "an IPv4 address string");
+      } else if (k.str() == "name") {
+        st.name = checked_string(v, field, check_label, "a host name");
+      } else {
+        c.fail(k.source(), field.key, "unknown key; allowed: mac, address, name");
+      }
+    }
+    if (st.mac.empty() || st.address.empty())
+      item.fail(a[i], std::string("missing ") + (st.mac.empty() ? "mac" : "address") +
+                          "; a static lease needs mac and address");
+    out.push_back(st);
   }
   return out;
 }
@@ -482,16 +526,27 @@ const std::vector<KeyDef>& schema() {
       def<&S::control>(
           "control", "socket", "--control", [](auto& n, auto& c, S& s) { s.control = string_of(n, c); },
           [](const S& s) { return quote(s.control); }),
+      // [dhcp]; printed as [[dhcp.static]] tables by to_toml().
+      def<&S::dhcp_static>(
+          "dhcp", "static", "", [](auto& n, auto& c, S& s) { s.dhcp_static = statics_of(n, c); },
+          [](const S&) { return std::string(); }),
       // [serve]
       def<&S::vhost_user>(
-          "serve", "vhost_user", "--vhost-user", [](auto& n, auto& c, S& s) { s.vhost_user = string_of(n, c); },
-          [](const S& s) { return quote(s.vhost_user); }),
+          "serve", "vhost_user", "--vhost-user",
+          [](auto& n, auto& c, S& s) { s.vhost_user = paths_of(n, c); },
+          [](const S& s) { return strings_toml(s.vhost_user); }),
       def<&S::stream>(
-          "serve", "stream", "--stream", [](auto& n, auto& c, S& s) { s.stream = string_of(n, c); },
-          [](const S& s) { return quote(s.stream); }),
+          "serve", "stream", "--stream", [](auto& n, auto& c, S& s) { s.stream = paths_of(n, c); },
+          [](const S& s) { return strings_toml(s.stream); }),
       def<&S::dgram>(
-          "serve", "dgram", "--dgram", [](auto& n, auto& c, S& s) { s.dgram = string_of(n, c); },
-          [](const S& s) { return quote(s.dgram); }),
+          "serve", "dgram", "--dgram", [](auto& n, auto& c, S& s) { s.dgram = paths_of(n, c); },
+          [](const S& s) { return strings_toml(s.dgram); }),
+      def<&S::netns>(
+          "serve", "netns", "--netns", [](auto& n, auto& c, S& s) { s.netns = paths_of(n, c); },
+          [](const S& s) { return strings_toml(s.netns); }),
+      def<&S::isolate>(
+          "serve", "isolate", "--isolate", [](auto& n, auto& c, S& s) { s.isolate = bool_of(n, c); },
+          [](const S& s) { return bool_toml(s.isolate); }),
       // [mirrored]
       def<&S::mirrored_addresses>(
           "mirrored", "addresses", "--mirrored-addresses",
@@ -566,10 +621,29 @@ void check_together(const Settings& s, const Positions& where, const std::string
       fail({"ipv6.dns", "ipv6.prefix"},
            quote(s.ipv6_dns) + " is not in " + s.ipv6_prefix + "; allowed: an address in ipv6.prefix");
   }
-  int transports = !s.vhost_user.empty() + !s.stream.empty() + !s.dgram.empty();
-  if (transports > 1)
-    fail({"serve.dgram", "serve.stream", "serve.vhost_user"},
-         "only one transport may be set; allowed: one of vhost_user, stream, dgram");
+  std::set<std::string> macs, addresses, names;
+  auto net = parse_cidr4(s.address);
+  for (const auto& st : s.dhcp_static) {
+    auto mac = wire::MacAddr::parse(st.mac);
+    auto addr = wire::Ipv4Addr::parse(st.address);
+    if (mac && !macs.insert(mac->to_string()).second)
+      fail({"dhcp.static"}, quote(st.mac) + " has two static leases; allowed: one per MAC");
+    if (!addresses.insert(st.address).second)
+      fail({"dhcp.static"}, quote(st.address) + " is given twice; allowed: one MAC per address");
+    if (!st.name.empty() && !names.insert(st.name).second)
+      fail({"dhcp.static"}, quote(st.name) + " names two leases; allowed: one lease per name");
+    if (net && addr) {
+      auto gw = wire::Ipv4Addr::parse(s.gateway);
+      auto dns = wire::Ipv4Addr::parse(s.dns);
+      const uint32_t host_bits = ~(~0u << (32 - net->second));
+      const uint32_t host = addr->value & host_bits;
+      if (!addr->in_subnet(net->first, net->second) || (gw && *addr == *gw) || (dns && *addr == *dns) || host == 0 ||
+          host == host_bits)
+        fail({"dhcp.static", "network.address"},
+             quote(st.address) + " cannot be leased in " + s.address +
+                 "; allowed: a host address in network.address other than the gateway and DNS addresses");
+    }
+  }
 }
 
 }  // namespace
@@ -688,8 +762,14 @@ std::string to_toml(const Settings& s) {
   for (auto table : table_names()) {
     out += "\n[" + std::string(table) + "]\n";
     for (const auto& k : schema())
-      if (k.table == table && !(table == "dns" && k.name == "names"))
+      if (k.table == table && !(table == "dns" && k.name == "names") && !(table == "dhcp" && k.name == "static"))
         out += std::string(k.name) + " = " + k.print(s) + "\n";
+    if (table == "dhcp") {
+      for (const auto& st : s.dhcp_static) {
+        out += "\n[[dhcp.static]]\nmac = " + quote(st.mac) + "\naddress = " + quote(st.address) + "\n";
+        if (!st.name.empty()) out += "name = " + quote(st.name) + "\n";
+      }
+    }
     if (table == "dns") {
       out += "\n[dns.names]\n";
       for (const auto& [name, addrs] : s.dns_names)

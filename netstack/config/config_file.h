@@ -17,7 +17,9 @@
 //     [limits]     max_tcp_flows max_udp_flows
 //     [log]        level pcap
 //     [control]    socket
-//     [serve]      vhost_user stream dgram        (at most one)
+//     [dhcp]       and [[dhcp.static]] tables {mac, address, name}
+//     [serve]      vhost_user stream dgram netns  (each a string or an array
+//                  of them: the guests) isolate
 //     [mirrored]   addresses                      loopback | all
 // - parse()/load_file() read a file over a base Settings (the defaults) and
 //   check every key as it is read: unknown keys, wrong types and bad values
@@ -86,10 +88,21 @@ struct Settings {
   std::string pcap;
   // [control]
   std::string control;
-  // [serve]: the VM transport (one of them)
-  std::string vhost_user;
-  std::string stream;
-  std::string dgram;
+  // [dhcp]: static leases
+  struct DhcpStatic {
+    std::string mac;      // "52:54:00:00:00:10"
+    std::string address;  // in network.address's subnet
+    std::string name;     // "" for none; else answered as NAME.internal
+    friend bool operator==(const DhcpStatic&, const DhcpStatic&) = default;
+  };
+  std::vector<DhcpStatic> dhcp_static;
+  // [serve]: the guests, each a port spec's value (cli/port_spec.h); one in
+  // all is served directly, several on an internal switch.
+  std::vector<std::string> vhost_user;
+  std::vector<std::string> stream;
+  std::vector<std::string> dgram;
+  std::vector<std::string> netns;
+  bool isolate = false;  // several guests: each reaches the gateway only
   // [mirrored]
   std::string mirrored_addresses = "loopback";  // loopback | all
 };

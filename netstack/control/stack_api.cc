@@ -32,10 +32,67 @@ portfwd::Rule rule_of(const json& req) {
 
 std::string endpoint(const engine::IpAddr& a, uint16_t port) { return a.endpoint(port); }
 
+json ports_of(const vswitch::Switch& sw) {
+  json list = json::array();
+  for (const auto& p : sw.ports()) {
+    const auto& o = p.options;
+    json macs = json::array();
+    for (const auto& m : p.macs) macs.push_back({{"mac", m.mac.to_string()}, {"vlan", m.vlan}});
+    const auto& st = p.stats;
+    json port = {{"name", o.name},
+                 {"uplink", o.uplink},
+                 {"isolated", o.isolated},
+                 {"macs", macs},
+                 {"rx_frames", st.rx_frames},
+                 {"rx_bytes", st.rx_bytes},
+                 {"tx_frames", st.tx_frames},
+                 {"tx_bytes", st.tx_bytes},
+                 {"tx_dropped", st.tx_dropped},
+                 {"rx_dropped_mtu", st.rx_dropped_mtu},
+                 {"tx_dropped_mtu", st.tx_dropped_mtu},
+                 {"rx_dropped_vlan", st.rx_dropped_vlan},
+                 {"rx_dropped_malformed", st.rx_dropped_malformed},
+                 {"flooded", st.flooded}};
+    if (o.mode == vswitch::PortOptions::Mode::kAccess) port["vlan"] = o.vlan;
+    if (o.mode == vswitch::PortOptions::Mode::kTrunk) port["trunk"] = o.trunk;
+    list.push_back(port);
+  }
+  return list;
+}
+
+std::string string_field(const json& req, const char* key) {
+  if (!req.contains(key) || !req[key].is_string())
+    throw std::runtime_error(std::string("\"") + key + "\" (a string) is required");
+  return req[key].get<std::string>();
+}
+
+using PortRemover = std::function<bool(const std::string&)>;
+
+json switch_op(const std::string& op, const json& req, vswitch::Switch& sw, const PortOpener& open_port,
+               const PortRemover& remove_port) {
+  if (op == "list-ports") return json{{"ports", ports_of(sw)}};
+  if (op == "add-port") {
+    if (!open_port) throw std::runtime_error("ports cannot be added here");
+    return json{{"port", open_port(string_field(req, "spec"))}};
+  }
+  auto name = string_field(req, "name");
+  if (!remove_port || !remove_port(name)) throw std::runtime_error("no port named '" + name + "'");
+  return json{{"removed", name}};
+}
+
 }  // namespace
 
-ControlServer::Handler stack_handler(stack::Stack& stack) {
-  return [&stack](const json& req) -> json {
+ControlServer::Handler switch_handler(vswitch::Switch& sw, PortOpener open_port, PortRemover remove_port) {
+  return [&sw, open_port, remove_port](const json& req) -> json {
+    const std::string op = req.value("op", "");
+    if (op == "list-ports" || op == "add-port" || op == "remove-port")
+      return switch_op(op, req, sw, open_port, remove_port);
+    throw std::runtime_error("unknown op '" + op + "'; allowed: list-ports, add-port, remove-port");
+  };
+}
+
+ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) {
+  return [&stack, open_port](const json& req) -> json {
     const std::string op = req.value("op", "");
     if (op == "add-forward") {
       auto rule = rule_of(req);
@@ -100,6 +157,25 @@ ControlServer::Handler stack_handler(stack::Stack& stack) {
                     {"servfail", ds.servfail}, {"formerr", ds.formerr}};
       }
       return json{{"stats", s}};
+    }
+    if (op == "list-leases") {
+      json list = json::array();
+      for (const auto& l : stack.gateway().dhcp().leases())
+        list.push_back({{"mac", l.mac.to_string()},
+                        {"address", l.address.to_string()},
+                        {"name", l.name},
+                        {"state", l.state},
+                        {"expires_in", l.expires_in.count()}});
+      return json{{"leases", list}};
+    }
+    if (op == "list-ports" || op == "add-port" || op == "remove-port") {
+      auto* sw = stack.vswitch();
+      if (sw == nullptr)
+        throw std::runtime_error("this slipway serves one guest directly (no switch); serve several to have ports");
+      return switch_op(op, req, *sw, open_port, [&stack](const std::string& name) {
+        if (name == "gateway") throw std::runtime_error("the gateway's port cannot be removed");
+        return stack.remove_guest(name);
+      });
     }
     throw std::runtime_error("unknown op '" + op + "'");
   };

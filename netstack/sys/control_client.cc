@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -121,6 +122,31 @@ json request(const std::string& path, const json& req, std::chrono::milliseconds
   const auto ok = parsed.find("ok");
   if (ok == parsed.end() || !ok->is_boolean()) throw std::runtime_error("bad reply from " + path + ": no \"ok\"");
   return parsed;
+}
+
+std::string cell(const nlohmann::json& object, const char* key) {
+  using nlohmann::json;
+  if (!object.is_object()) return "-";
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
 }
 
 }  // namespace slipway::control

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace slipway::control {
 
@@ -29,5 +30,11 @@ inline constexpr std::chrono::milliseconds kDefaultRequestTimeout{5000};
 
 nlohmann::json request(const std::string& path, const nlohmann::json& req,
                        std::chrono::milliseconds timeout = kDefaultRequestTimeout);
+
+// For the tools' tables: a field of a reply as text (strings as they are,
+// absent or null as "-", anything else as compact JSON), and rows printed
+// to stdout as left-aligned columns two spaces apart.
+std::string cell(const nlohmann::json& object, const char* key);
+void print_table(const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace slipway::control

@@ -74,8 +74,19 @@ level = "debug"
 pcap = "/tmp/guest.pcap"
 [control]
 socket = "/run/slipway.sock"
+[[dhcp.static]]
+mac = "52:54:00:00:00:10"
+address = "192.168.7.20"
+name = "db"
+[[dhcp.static]]
+mac = "52:54:00:00:00:11"
+address = "192.168.7.21"
 [serve]
 stream = "/run/vm.sock"
+vhost_user = ["/run/a.sock", "/run/b.sock,vlan=10"]
+dgram = []
+netns = "/run/netns/web"
+isolate = true
 [mirrored]
 addresses = "all"
 )";
@@ -116,12 +127,17 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.log_level == "debug");
   CHECK(s.pcap == "/tmp/guest.pcap");
   CHECK(s.control == "/run/slipway.sock");
-  CHECK(s.stream == "/run/vm.sock");
-  CHECK(s.vhost_user.empty());
+  CHECK(s.stream == std::vector<std::string>{"/run/vm.sock"});
+  CHECK(s.vhost_user == std::vector<std::string>{"/run/a.sock", "/run/b.sock,vlan=10"});
+  CHECK(s.dgram.empty());
+  CHECK(s.netns == std::vector<std::string>{"/run/netns/web"});
+  CHECK(s.isolate);
+  REQUIRE(s.dhcp_static.size() == 2);
+  CHECK(s.dhcp_static[0] == Settings::DhcpStatic{"52:54:00:00:00:10", "192.168.7.20", "db"});
+  CHECK(s.dhcp_static[1] == Settings::DhcpStatic{"52:54:00:00:00:11", "192.168.7.21", ""});
   CHECK(s.mirrored_addresses == "all");
-  // Every key of the schema but the two other transports was set.
+  // Every key of the schema was set.
   for (const auto& k : config::keys()) {
-    if (k.name == "serve.vhost_user" || k.name == "serve.dgram") continue;
     INFO(k.name);
     CHECK(l.keys.count(k.name) == 1);
   }
@@ -158,6 +174,9 @@ TEST_CASE("config: to_toml prints every key and reads back the same", "[config]"
     INFO(k.name);
     if (k.name == "dns.names") {
       CHECK(text.find("[dns.names]") != std::string::npos);
+    } else if (k.name == "dhcp.static") {
+      CHECK(text.find("[[dhcp.static]]\nmac = \"52:54:00:00:00:10\"\naddress = \"192.168.7.20\"\nname = \"db\"\n") !=
+            std::string::npos);
     } else {
       CHECK(text.find("\n" + leaf + " = ") != std::string::npos);
     }
@@ -184,7 +203,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
     auto e = must_fail("[netwrok]\nmtu = 1\n");
     CHECK(std::string(e.what()) ==
           "t.toml:1:2: netwrok: unknown key; allowed: mode, network, ipv6, dns, forwarding, limits, log, control, "
-          "serve, mirrored");
+          "dhcp, serve, mirrored");
   }
   SECTION("a table that is not one") {
     auto e = must_fail("limits = 5\n");
@@ -262,8 +281,19 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
           "network.address");
     CHECK(std::string(must_fail("[ipv6]\ngateway = \"fd01::2\"\n").what()) ==
           "t.toml:2:11: ipv6.gateway: \"fd01::2\" is not in fd00::/64; allowed: an address in ipv6.prefix");
-    CHECK(std::string(must_fail("[serve]\nstream = \"a\"\ndgram = \"b\"\n").what()) ==
-          "t.toml:3:9: serve.dgram: only one transport may be set; allowed: one of vhost_user, stream, dgram");
+    CHECK(std::string(must_fail("[[dhcp.static]]\nmac = \"52:54:00:00:00:10\"\naddress = \"10.0.3.20\"\n").what()) ==
+          "t.toml:1:1: dhcp.static: \"10.0.3.20\" cannot be leased in 10.0.2.15/24; allowed: a host address in "
+          "network.address other than the gateway and DNS addresses");
+    CHECK(std::string(must_fail("[[dhcp.static]]\nmac = \"52:54:00:00:00:10\"\naddress = \"10.0.2.20\"\n"
+                                "[[dhcp.static]]\nmac = \"52:54:00:00:00:10\"\naddress = \"10.0.2.21\"\n")
+                          .what()) == "t.toml:1:1: dhcp.static: \"52:54:00:00:00:10\" has two static leases; allowed: one per MAC");
+    CHECK(std::string(must_fail("[[dhcp.static]]\nmac = \"52:54:00:00:00:10\"\n").what()) ==
+          "t.toml:1:1: dhcp.static[0]: missing address; a static lease needs mac and address");
+    CHECK(std::string(must_fail("[[dhcp.static]]\nmac = \"52:54:00:00:00:10\"\naddress = \"10.0.2.20\"\nname = \"a b\"\n")
+                          .what()) == "t.toml:4:8: dhcp.static[0].name: \"a b\" is not a host name (1 to 63 letters, digits and '-')");
+    // Several guests are fine.
+    auto guests = must_parse("[serve]\nstream = \"a\"\ndgram = [\"b\", \"c\"]\n");
+    CHECK(guests.settings.dgram == std::vector<std::string>{"b", "c"});
     // A consistent change of subnet is fine.
     auto s = must_parse("[network]\naddress = \"10.9.0.15/24\"\ngateway = \"10.9.0.2\"\ndns = \"10.9.0.3\"\n");
     CHECK(s.settings.gateway == "10.9.0.2");
@@ -306,10 +336,10 @@ TEST_CASE("config: flags override the file", "[config]") {
   config::merge(plain, file, {});
   CHECK(plain.mtu == 9000);
   CHECK(plain.log_level == "info");
-  // Every key has a flag except the static names.
+  // Every key has a flag except the static names and leases.
   for (const auto& k : config::keys()) {
     INFO(k.name);
-    CHECK((k.flag.empty() == (k.name == "dns.names")));
+    CHECK((k.flag.empty() == (k.name == "dns.names" || k.name == "dhcp.static")));
   }
 }
 

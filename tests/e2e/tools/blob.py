@@ -8,7 +8,8 @@
 `send` writes N bytes of deterministic pseudo-random data (a function of
 --seed), then closes; `recv` reads until EOF. Both print one line:
   sha256=<hex> bytes=<n> seconds=<s> MBps=<rate>
-With --listen, one connection is served and the program exits. A listening
+With --listen, one connection is served and the program exits. An IPv6
+address is written without brackets (::1:0, fd00::2:8080). A listening
 port of 0 picks a free port, which is written to --port-file once listening.
 """
 import argparse
@@ -48,9 +49,10 @@ def open_conn(args):
                 if time.monotonic() > deadline or args.no_retry:
                     sys.exit(f"blob.py: connect {args.connect}: {e}")
                 time.sleep(0.1)
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    host, port = hostport(args.listen)
+    ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(hostport(args.listen))
+    ls.bind((host, port))
     ls.listen(1)
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
