@@ -31,6 +31,7 @@
 
 #include "netstack/cli/options.h"
 #include "netstack/cli/port_spec.h"
+#include "netstack/compat/slirp4netns_main.h"
 #include "netstack/config/config_file.h"
 #include "netstack/control/stack_api.h"
 #include "netstack/link/tap_port.h"
@@ -273,6 +274,9 @@ void set_up_logging(const std::string& level) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `slipway slirp4netns ...`: slirp4netns's own command line (netstack/compat/).
+  if (argc >= 2 && std::strcmp(argv[1], "slirp4netns") == 0)
+    return compat::slirp4netns_main(argc - 1, argv + 1, "slipway slirp4netns");
   CLI::App app{"slipway: user-mode networking for network namespaces and virtual machines.\n"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "slipway 0.1.0");
@@ -309,6 +313,10 @@ int main(int argc, char** argv) {
       ",mac=MAC).");
   serve_net.add_to(*serve_cmd);
   serve_net.add_transport_to(*serve_cmd);
+
+  app.add_subcommand("slirp4netns",
+                     "slirp4netns 1.2's command line and API socket (Podman, RootlessKit): "
+                     "`slipway slirp4netns --help`");
 
   std::string config_path;
   auto* config_cmd = app.add_subcommand("config", "Work with configuration files (--config)");

@@ -485,7 +485,7 @@ void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, 
   // The guest sees a source of its own family: an IPv4 client on an IPv6
   // guest port (or the reverse) appears as the gateway.
   IpAddr src = source_gateway || client.v6 != guest.v6 ? config_.nat.gateway_for(guest)
-                                                        : config_.nat.guest_source(client);
+                                                        : config_.nat.inbound_source(client);
   struct tcp_pcb* pcb = tcp_new_ip_type(guest.v6 ? IPADDR_TYPE_V6 : IPADDR_TYPE_V4);
   if (pcb == nullptr) {
     flow->close();
@@ -519,7 +519,7 @@ void LwipEngine::inbound_udp(uv_udp_t* listener, const sockaddr* client, const I
   }
   // As for TCP: a client of the other family appears as the gateway.
   IpAddr src = source_gateway || client_addr.v6 != guest.v6 ? config_.nat.gateway_for(guest)
-                                                             : config_.nat.guest_source(client_addr);
+                                                             : config_.nat.inbound_source(client_addr);
   uint64_t now = clock_.now_ms();
   FlowKey key{guest, guest_port, src, client_port};
   // Two clients that map to the same source and port (127.0.0.1:P and

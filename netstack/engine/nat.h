@@ -99,6 +99,16 @@ struct NatPolicy {
     if (host_loopback && host_src.v6addr.is_loopback()) return gateway6;
     return host_src;
   }
+
+  // The source the guest sees for a published port's client: the client,
+  // but a loopback client always appears as the gateway, host loopback or
+  // not (the guest's kernel drops a 127.0.0.1 or ::1 source arriving on its
+  // link as a martian; showing the gateway opens nothing: the guest answers
+  // within the inbound flow).
+  IpAddr inbound_source(const IpAddr& client) const {
+    if (client.v6 ? client.v6addr.is_loopback() : client.v4.is_loopback()) return gateway_for(client);
+    return client;
+  }
 };
 
 }  // namespace slipway::engine

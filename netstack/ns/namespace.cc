@@ -184,12 +184,14 @@ Child spawn_in_new_namespace(const GuestInterface& iface, const std::vector<std:
   return Child{pid, tap.release()};
 }
 
-int open_tap_in_namespace(const std::string& target, const GuestInterface& iface) {
+int open_tap_in_namespace(const std::string& target, const GuestInterface& iface, const std::string& userns) {
   validate(iface);
-  const sys::Netns ns = sys::open_netns(target);
+  if (!iface.manage_link && iface.configure) throw std::logic_error("a TAP left alone cannot be configured");
+  const sys::Netns ns = sys::open_netns(target, userns);
   const SysctlPlan sysctls = sysctl_plan(iface);
-  auto handoff = sys::run_in_netns<Report>(
-      ns, kHelper, [&](Report& report) { return create_configured_tap(iface, sysctls, report); });
+  auto handoff = sys::run_in_netns<Report>(ns, kHelper, [&](Report& report) {
+    return iface.manage_link ? create_configured_tap(iface, sysctls, report) : create_tap(iface, report);
+  });
   if (handoff.report.step != Step::kNone) {
     throw std::runtime_error(describe(handoff.report.step, handoff.report.error, iface, handoff.report.index));
   }

@@ -46,6 +46,12 @@ struct GuestInterface {
   // false: only create the TAP and bring it (and lo) up; no address, route or
   // resolv.conf (for guests that run a DHCP client).
   bool configure = true;
+  // attach only (open_tap_in_namespace): false opens the TAP (creating it
+  // if it does not exist) and changes nothing on the interface: no MAC,
+  // MTU, sysctls, link state or addresses; `configure` must be false. This
+  // is slirp4netns without --configure, whose caller (RootlessKit) made the
+  // device itself and configures it.
+  bool manage_link = true;
   uint32_t address = 0x0a00020f;    // host-order IPv4, 10.0.2.15
   unsigned prefix = 24;
   uint32_t gateway = 0x0a000202;    // 10.0.2.2, default route (0: no route)
@@ -107,8 +113,10 @@ Child spawn_in_new_namespace(const GuestInterface& iface, const std::vector<std:
 // the namespace's owning user namespace first (as slirp4netns does).
 // Configures the interface like spawn_in_new_namespace() when
 // iface.configure (IPv6 sysctls, static addresses and route included, but it
-// does not wait for SLAAC), and never touches resolv.conf. Throws
-// std::runtime_error on failure.
-int open_tap_in_namespace(const std::string& target, const GuestInterface& iface);
+// does not wait for SLAAC), and never touches resolv.conf; with
+// !iface.manage_link it only opens the TAP. `userns`: a user namespace to
+// enter first instead of the owning one (slirp4netns's --userns-path; see
+// sys::open_netns). Throws std::runtime_error on failure.
+int open_tap_in_namespace(const std::string& target, const GuestInterface& iface, const std::string& userns = "");
 
 }  // namespace slipway::ns

@@ -146,7 +146,18 @@ bool send_to_parent(int sock, std::span<const std::byte> message, int fd) noexce
   return n == static_cast<ssize_t>(message.size());
 }
 
-Netns open_netns(const std::string& target) {
+namespace {
+
+// True when `fd` is our own user namespace (setns() into it fails).
+bool is_own_userns(int fd) {
+  struct stat theirs {}, ours {};
+  return fstat(fd, &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 && theirs.st_dev == ours.st_dev &&
+         theirs.st_ino == ours.st_ino;
+}
+
+}  // namespace
+
+Netns open_netns(const std::string& target, const std::string& userns) {
   if (target.empty()) throw std::runtime_error("no network namespace given");
   const bool is_pid = target.find_first_not_of("0123456789") == std::string::npos;
   Netns ns;
@@ -161,15 +172,17 @@ Netns open_netns(const std::string& target) {
   // As root we may enter any network namespace from where we are; otherwise
   // we need the capabilities its owning user namespace grants. setns() into
   // our own user namespace would fail, so that one is skipped.
-  if (geteuid() != 0) {
+  if (!userns.empty()) {
+    ns.user.reset(open(userns.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns.user) throw SystemError("cannot open user namespace " + userns, errno);
+    const int user_type = ioctl(ns.user.get(), NS_GET_NSTYPE);
+    if (user_type >= 0 && user_type != CLONE_NEWUSER) throw std::runtime_error(userns + " is not a user namespace");
+    if (user_type < 0 && errno == ENOTTY) throw std::runtime_error(userns + " is not a user namespace");
+  } else if (geteuid() != 0) {
     ns.user.reset(ioctl(ns.net.get(), NS_GET_USERNS));
     if (!ns.user) throw SystemError("cannot find the user namespace that owns " + ns.path, errno);
-    struct stat theirs {}, ours {};
-    if (fstat(ns.user.get(), &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 &&
-        theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino) {
-      ns.user.reset();
-    }
   }
+  if (ns.user && is_own_userns(ns.user.get())) ns.user.reset();
   return ns;
 }
 

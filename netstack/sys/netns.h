@@ -16,7 +16,9 @@
 //   that owns it (NS_GET_USERNS): without root only that user namespace
 //   grants the capabilities setns() needs (slirp4netns does the same). When
 //   that is our own user namespace it is skipped, since setns() into it would
-//   fail.
+//   fail. A caller may name the user namespace to enter instead (`userns`,
+//   slirp4netns's --userns-path); it is entered whoever we are, unless it is
+//   our own.
 //
 //   run_in_netns() forks a Helper. The child setns()es into the owning user
 //   namespace (if any), then the network namespace, calls the caller's
@@ -134,7 +136,10 @@ struct Netns {
 // std::runtime_error: "no network namespace given", "cannot open network
 // namespace PATH: REASON", "PATH is not a namespace", "PATH is not a network
 // namespace", "cannot find the user namespace that owns PATH: REASON".
-Netns open_netns(const std::string& target);
+// `userns`: a user namespace file to enter first instead of the owner
+// ("" for the default above); "cannot open user namespace PATH: REASON",
+// "PATH is not a user namespace".
+Netns open_netns(const std::string& target, const std::string& userns = "");
 
 // What run_in_netns() hands back: the child's Report and the fd `work`
 // returned (empty if it returned -1).

@@ -1,0 +1,6 @@
+// `slipway-slirp4netns`: slipway behind slirp4netns's command line and API
+// (see slirp4netns_main.h). Podman's network_cmd_path and RootlessKit's
+// --slirp4netns-binary point here.
+#include "netstack/compat/slirp4netns_main.h"
+
+int main(int argc, char** argv) { return slipway::compat::slirp4netns_main(argc, argv, "slipway-slirp4netns"); }
