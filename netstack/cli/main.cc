@@ -56,13 +56,13 @@ class Session {
   Session(uv_loop_t* loop, const std::vector<PortSpec>& guests, const NetworkOptions& o)
       : stack_(std::make_unique<stack::Stack>(loop, o.stack_config())), iface_(o.guest_interface()) {
     for (auto spec : guests) {
-      spec.options.isolated = o.isolate;
+      spec.options.isolated = o.isolate && !spec.options.uplink;
       add_port(loop, *stack_, spec, iface_);
     }
     const bool isolate = o.isolate;
     serve_control(loop, o, [this, loop, isolate](const std::string& text) {
       auto spec = parse_port_spec(text);
-      spec.options.isolated = isolate;
+      spec.options.isolated = isolate && !spec.options.uplink;
       auto id = add_port(loop, *stack_, spec, iface_);
       spdlog::info("port {} added: {}", spec.options.name, spec.to_string());
       (void)id;

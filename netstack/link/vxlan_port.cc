@@ -201,6 +201,13 @@ VxlanPort::VxlanPort(uv_loop_t* loop, int fd, VxlanConfig config, VxlanEndpoint 
 
 VxlanPort::~VxlanPort() = default;
 
+std::vector<std::pair<const char*, uint64_t>> VxlanPort::link_counters() const {
+  const auto& v = vxlan_stats_;
+  return {{"rx_bad_source", v.rx_bad_source}, {"rx_bad_header", v.rx_bad_header}, {"rx_bad_vni", v.rx_bad_vni},
+          {"rx_runt", v.rx_runt},             {"rx_oversize", v.rx_oversize},     {"tx_again", v.tx_again},
+          {"tx_errors", v.tx_errors},         {"tx_bad_length", v.tx_bad_length}};
+}
+
 void VxlanPort::on_readable() {
   for (int i = 0; i < kMaxReadsPerWake; ++i) {
     sockaddr_storage from{};

@@ -116,6 +116,7 @@ class VxlanPort : public Port {
   const VxlanEndpoint& local() const { return local_; }
   size_t max_frame() const { return max_frame_; }
   const VxlanStats& vxlan_stats() const { return vxlan_stats_; }
+  std::vector<std::pair<const char*, uint64_t>> link_counters() const override;
 
  protected:
   bool transmit(Frame frame, const Offload& offload) override;
