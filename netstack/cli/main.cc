@@ -306,11 +306,12 @@ int main(int argc, char** argv) {
   serve_net.forward_auto = true;
   auto* serve_cmd = app.add_subcommand(
       "serve",
-      "Serve virtual machines (virtio-net backend sockets) and network namespaces until SIGINT or SIGTERM.\n"
+      "Serve virtual machines (virtio-net backend sockets), network namespaces and other hosts' segments "
+      "(VXLAN) until SIGINT or SIGTERM.\n"
       "One guest is served directly; several share one gateway on an internal switch, each with its own DHCP "
       "lease and its name answered as NAME.internal.\n"
       "Each guest value may end in options: ,name=NAME ,vlan=N ,trunk=N+M (and for --netns ,ifname=IF "
-      ",mac=MAC).");
+      ",mac=MAC ,mtu=N; for --vxlan ,vni=N ,local=ADDR[:PORT] ,mtu=N).");
   serve_net.add_to(*serve_cmd);
   serve_net.add_transport_to(*serve_cmd);
 
@@ -403,6 +404,12 @@ int main(int argc, char** argv) {
       bool vnet = iface.offload;
       return serve_one([fd, frame, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, frame, vnet); },
                    serve_net, -1, forward);
+    }
+    if (g.kind == PortSpec::Kind::kVxlan) {
+      // Another host's segment: its guests are served as a namespace's or
+      // a VM's would be; nobody there runs portfwd-agent for us.
+      warn_vxlan_mtu(g, mtu);
+      return serve_one([&](uv_loop_t* l) { return open_vxlan_port(l, g); }, serve_net, -1, forward);
     }
     forward.agent = serve_net.forward_auto;
     return serve_one([&](uv_loop_t* l) { return open_vm_port(l, g, mtu); }, serve_net, -1, forward);

@@ -288,6 +288,13 @@ std::unique_ptr<link::Port> open_vxlan_port(uv_loop_t* loop, const PortSpec& spe
   return port;
 }
 
+void warn_vxlan_mtu(const PortSpec& spec, size_t gateway_mtu) {
+  const size_t inner = spec.mtu != 0 ? spec.mtu : kVxlanDefaultMtu;
+  if (spec.kind == PortSpec::Kind::kVxlan && gateway_mtu > inner)
+    spdlog::warn("port {}: the gateway tells guests MTU {} but the tunnel carries {} (--mtu {} or ,mtu={} to match)",
+                 spec.options.name, gateway_mtu, inner, inner, gateway_mtu);
+}
+
 vswitch::Switch::PortId add_port(uv_loop_t* loop, stack::Stack& stack, PortSpec spec,
                                  const ns::GuestInterface& iface) {
   if (stack.vswitch() == nullptr) throw std::logic_error("add_port: the stack has no switch");
@@ -300,6 +307,7 @@ vswitch::Switch::PortId add_port(uv_loop_t* loop, stack::Stack& stack, PortSpec 
              spec.kind == PortSpec::Kind::kDgram) {
     port = open_vm_port(loop, spec, iface.mtu);
   } else if (spec.kind == PortSpec::Kind::kVxlan) {
+    warn_vxlan_mtu(spec, stack.config().gateway.mtu);
     port = open_vxlan_port(loop, spec);
   } else {
     throw std::invalid_argument("port '" + spec.to_string() + "': only vhost-user, stream, dgram, netns and vxlan "

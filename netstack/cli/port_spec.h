@@ -94,6 +94,11 @@ constexpr size_t kVxlanDefaultMtu = 1500;
 // std::runtime_error (the address cannot be bound).
 std::unique_ptr<link::Port> open_vxlan_port(uv_loop_t* loop, const PortSpec& spec);
 
+// Logs a warning when the gateway's MTU (what DHCP and router
+// advertisements tell the guests) is above a VXLAN port's inner MTU: its
+// guests' larger packets would be dropped.
+void warn_vxlan_mtu(const PortSpec& spec, size_t gateway_mtu);
+
 // Adds the port `spec` names to `stack`'s switch (a Stack built for several
 // guests): VM, netns and vxlan ports; `iface` as for open_netns_port. Throws
 // std::runtime_error or std::invalid_argument.

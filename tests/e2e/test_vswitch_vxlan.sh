@@ -22,7 +22,10 @@
 #     from the peer's address (tools/vxlan_inject.py), and a second Linux
 #     device with VNI 43 whose ping gets no answer; a datagram from an
 #     address that is not the remote's is dropped and counted
-#     (rx_bad_source).
+#     (rx_bad_source);
+#   - slipway serve --vxlan as the gateway of a second Linux vxlan device
+#     (VNI 7, port 4790): its DHCP client gets the lease with MTU 1450, it
+#     pings the gateway and sends 4 MB to the host's loopback, hashed.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 require_vswitch
@@ -164,4 +167,40 @@ for v in "$VSA" "$VSB"; do
 done
 grep -q 'port linux: .*rx_bad_vni' "$E2E_TMP/vsA.log" || { show_log "$E2E_TMP/vsA.log"; fail "vswitch A's exit summary has no rx_bad_vni"; }
 ok "both vswitches exit 0 on SIGTERM; A's summary counts rx_bad_vni"
+
+# --- slipway serve --vxlan: the gateway for a Linux vxlan device's segment ----------
+require_slipway
+guest_ns gr
+in_peer ip link add vxl7 type vxlan id 7 remote "$PEER_HOST_IP" local "$PEER_IP" dstport 4790 dev vpeer1
+in_peer ethtool -K vxl7 tx off >/dev/null
+in_peer ip link set vxl7 netns "$(basename "$(dirname "$(dirname "$NS_gr")")")"
+in_ns gr ip link set vxl7 mtu 1450 up
+in_ns gr ip link set lo up
+bg serve "$SLIPWAY" serve --log-level info --mtu 1450 --no-ipv6 --vxlan "$PEER_IP:4790,vni=7,local=$PEER_HOST_IP:4790,mtu=1450"
+SERVE=$BG_PID
+wait_listen 4790 udp 10 || { show_log "$E2E_TMP/serve.log"; fail "slipway serve --vxlan did not bind 4790"; }
+script=$E2E_TMP/udhcpc.sh
+printf '#!/bin/sh\n[ "$1" = bound ] && env | grep -E "^(ip|router|mtu)=" | sort >"%s/lease.txt"\nexit 0\n' "$E2E_TMP" >"$script"
+chmod 755 "$script"
+in_ns gr busybox udhcpc -i vxl7 -f -q -n -t 5 -T 1 -O mtu -s "$script" >"$E2E_TMP/udhcpc.log" 2>&1 ||
+  { show_log "$E2E_TMP/udhcpc.log"; show_log "$E2E_TMP/serve.log"; fail "udhcpc over VXLAN got no lease from slipway serve --vxlan"; }
+grep -qx "ip=$GUEST_IP" "$E2E_TMP/lease.txt" && grep -qx "router=$GATEWAY_IP" "$E2E_TMP/lease.txt" &&
+  grep -qx "mtu=1450" "$E2E_TMP/lease.txt" || { cat "$E2E_TMP/lease.txt" >&2; fail "unexpected lease over VXLAN"; }
+ok "slipway serve --vxlan: a Linux vxlan device's DHCP client got $GUEST_IP, router $GATEWAY_IP, MTU 1450"
+in_ns gr ip addr add "$GUEST_IP/24" dev vxl7
+in_ns gr ip route add default via "$GATEWAY_IP"
+pings "Linux vxlan -> slipway's gateway ($GATEWAY_IP)" in_ns gr $PING -c 3 -i 0.2 -W 3 "$GATEWAY_IP"
+want=$(python3 "$E2E_TOOLS/blob.py" gen --bytes "$BYTES" --seed 7 | sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p')
+bg host-recv python3 "$E2E_TOOLS/blob.py" recv --listen 127.0.0.1:0 --port-file "$E2E_TMP/host.port" --io-timeout 30
+HR=$BG_PID
+wait_file "$E2E_TMP/host.port" 10 "$HR" || fail "receiver on the host's loopback did not start"
+in_ns gr python3 "$E2E_TOOLS/blob.py" send --connect "$GATEWAY_IP:$(cat "$E2E_TMP/host.port")" --bytes "$BYTES" \
+  --seed 7 --io-timeout 30 >/dev/null || { show_log "$E2E_TMP/serve.log"; fail "sending over VXLAN to the host's loopback failed"; }
+wait "$HR" || true
+got=$(sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p' "$E2E_TMP/host-recv.log")
+[ "$got" = "$want" ] || fail "VXLAN guest -> host loopback: sha256 '$got', expected $want"
+ok "$BYTES bytes from the VXLAN guest to the host's loopback through slipway's NAT, sha256 matches"
+kill -TERM "$SERVE"
+rc=0; wait "$SERVE" || rc=$?
+[ "$rc" = 0 ] || { show_log "$E2E_TMP/serve.log"; fail "slipway serve exited with $rc on SIGTERM"; }
 pass

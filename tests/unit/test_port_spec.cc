@@ -7,12 +7,16 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "netstack/cli/options.h"
 #include "netstack/cli/port_spec.h"
 #include "netstack/link/vxlan_port.h"
 #include "netstack/sys/clock.h"
@@ -112,6 +116,29 @@ TEST_CASE("port spec: bad specs are refused with the reason", "[port_spec][vxlan
   CHECK_THAT(refusal("vxlan:192.0.2.7,vni=1,mtu=65482"), Catch::Contains("from 68 to 65481"));
   CHECK_THAT(refusal("vxlan:192.0.2.7,vni=1,ifname=eth0"), Catch::Contains("unknown option 'ifname' for vxlan"));
   CHECK_THAT(refusal("vxlan:192.0.2.7,vni=1,vlan"), Catch::Contains("is not KEY=VALUE"));
+}
+
+TEST_CASE("port spec: slipway serve takes --vxlan guests beside the others, and refuses a bad one", "[port_spec][vxlan]") {
+  auto guests_of = [](std::vector<std::string> args) {
+    slipway::cli::NetworkOptions o;
+    CLI::App app;
+    o.add_to(app);
+    o.add_transport_to(app);
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
+    return o.guests();
+  };
+  auto g = guests_of({"--netns", "/run/netns/web", "--vxlan", "192.0.2.7:8472,vni=42,mtu=1450"});
+  REQUIRE(g.size() == 2);
+  CHECK(g[1].kind == PortSpec::Kind::kVxlan);
+  CHECK(g[1].value == "192.0.2.7:8472");
+  CHECK(g[1].vni == 42);
+  CHECK(g[1].mtu == 1450);
+  CHECK(g[1].options.name == "vxlan42");
+  g = guests_of({"--vxlan", "192.0.2.7,vni=1", "--vxlan", "192.0.2.8,vni=1"});
+  CHECK(g[1].options.name == "vxlan1-2");  // derived names that collide get a number
+  CHECK_THROWS_WITH(guests_of({"--vxlan", "192.0.2.7"}), Catch::Contains("vxlan needs vni=N"));
+  CHECK_THROWS_WITH(guests_of({"--vxlan", "example.org,vni=1"}), Catch::Contains("is not ADDR, ADDR:PORT"));
 }
 
 TEST_CASE("port spec: two switches joined by vxlan ports opened from specs carry a frame", "[port_spec][vxlan]") {
