@@ -152,7 +152,7 @@ int run_switch(int argc, char** argv) {
                  "vxlan also ,mtu=N (inner MTU, default 1500)")
       ->required()
       ->type_name("SPEC");
-  app.add_flag("--isolate", isolate, "Ports reach the gateway and other uplinks (VXLAN, trunks) but not each other");
+  app.add_flag("--isolate", isolate, "Ports reach the gateway and VXLAN links (uplinks) but not each other");
   app.add_option("--control", control_path,
                  "Serve the control API on this unix socket (list, add and remove ports; leases with a gateway)");
   app.add_option("--pcap", pcap_path, "Record every frame that enters the switch to this file");

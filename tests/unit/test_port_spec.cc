@@ -2,7 +2,8 @@
 // take: every kind parses with its options and a derived name; bad specs are
 // refused before anything is opened, with a message naming the fault; a
 // vxlan spec opens a VxlanPort bound where it says, and two vxlan ports
-// opened from specs carry a frame between two switches over loopback.
+// opened from specs carry a frame between two switches over loopback (from
+// an isolated port: the tunnel is an uplink).
 #include <uv.h>
 #include <unistd.h>
 
@@ -174,7 +175,9 @@ TEST_CASE("port spec: two switches joined by vxlan ports opened from specs carry
     } guest_a, guest_b;
     slipway::vswitch::PortOptions plain;
     plain.name = "a";
+    plain.isolated = true;  // an isolated guest still reaches the tunnel (an uplink)
     sw_a.attach(guest_a, plain);
+    plain.isolated = false;
     plain.name = "b";
     sw_b.attach(guest_b, plain);
 
