@@ -291,8 +291,9 @@ std::unique_ptr<link::Port> open_vxlan_port(uv_loop_t* loop, const PortSpec& spe
 void warn_vxlan_mtu(const PortSpec& spec, size_t gateway_mtu) {
   const size_t inner = spec.mtu != 0 ? spec.mtu : kVxlanDefaultMtu;
   if (spec.kind == PortSpec::Kind::kVxlan && gateway_mtu > inner)
-    spdlog::warn("port {}: the gateway tells guests MTU {} but the tunnel carries {} (--mtu {} or ,mtu={} to match)",
-                 spec.options.name, gateway_mtu, inner, inner, gateway_mtu);
+    spdlog::warn("port {}: the gateway tells guests MTU {} but the tunnel carries {}: give --mtu {} (or the port "
+                 "a larger ,mtu=, up to {})",
+                 spec.options.name, gateway_mtu, inner, inner, kVxlanMaxMtu);
 }
 
 vswitch::Switch::PortId add_port(uv_loop_t* loop, stack::Stack& stack, PortSpec spec,
