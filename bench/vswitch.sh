@@ -8,7 +8,12 @@
 #             (the kernel's switch: the ceiling);
 #   vde       vde_switch with two TAP devices (-t), each moved into its guest;
 #   vswitch   build/vswitch/vswitch with two `netns:` ports (TAPs with
-#             virtio-net headers: checksum and TCP segmentation offload).
+#             virtio-net headers: checksum and TCP segmentation offload);
+# and across a VXLAN tunnel (VNI 100, inner MTU 1500):
+#   kvxlan    a Linux vxlan device in each guest, over a veth (MTU 1600)
+#             between them: the kernel's tunnel;
+#   vxlan     two vswitches, a guest on each, joined by `vxlan:` ports over
+#             loopback (switch CPU: the two processes together).
 # Figures, each guest A -> guest B:
 #   TCP Gbit/s    iperf3, one stream, DURATION seconds;
 #   pps 64 B      UDP datagrams in 64-byte frames (22-byte payload),
@@ -22,13 +27,13 @@
 # A figure is what the receiver counted. The machine is shared and small (2
 # cores): compare the columns of one run, not runs.
 #
-# Usage: bench/vswitch.sh [SYSTEM...]    SYSTEM: bridge vde vswitch (default all)
+# Usage: bench/vswitch.sh [SYSTEM...]    SYSTEM: bridge vde vswitch kvxlan vxlan (default all)
 # Env:   DURATION=5, PPS_SECONDS=3, VSWITCH=build/vswitch/vswitch,
 #        UDP_PPS=build/bench/udp_pps, RESULTS=FILE (also write the table there)
 . "$(dirname "$0")/../tests/e2e/lib.sh"
 DURATION=${DURATION:-5}
 PPS_SECONDS=${PPS_SECONDS:-3}
-export E2E_TIMEOUT=${E2E_TIMEOUT:-$(((DURATION + 3 * PPS_SECONDS + 40) * 3 + 60))}
+export E2E_TIMEOUT=${E2E_TIMEOUT:-$(((DURATION + 3 * PPS_SECONDS + 40) * 5 + 60))}
 E2E_NAME=bench-vswitch
 e2e_init "$@"
 need_cmd iperf3 python3 nsenter
@@ -36,7 +41,7 @@ need_cmd iperf3 python3 nsenter
 [ -x "$UDP_PPS" ] || fail "udp_pps not built: $UDP_PPS (scripts/build.sh)"
 
 systems=("$@")
-[ ${#systems[@]} -gt 0 ] || systems=(bridge vde vswitch)
+[ ${#systems[@]} -gt 0 ] || systems=(bridge vde vswitch kvxlan vxlan)
 LIMIT=$((DURATION + PPS_SECONDS + 30))
 
 # ------------------------------------------------------------ systems
@@ -85,6 +90,42 @@ setup_vde() {
   SWITCH_PID=$(cat "$E2E_TMP/vde.pid")
 }
 
+# Across a VXLAN tunnel: two Linux vxlan devices, one in each guest, over a
+# veth between the guests (MTU 1600, so that the devices take MTU 1500).
+setup_kvxlan() {
+  guest_ns kvxlana; guest_ns kvxlanb
+  in_ns kvxlana ip link add ul0 mtu 1600 type veth peer name ul0 mtu 1600 netns "$(ns_pid kvxlanb)"
+  local g me peer
+  for g in a b; do
+    me=1; peer=2; [ $g = b ] && { me=2; peer=1; }
+    in_ns "kvxlan$g" ip addr add "172.31.$1.$me/24" dev ul0
+    in_ns "kvxlan$g" ip link set ul0 up
+    in_ns "kvxlan$g" ip link add vx0 mtu 1500 type vxlan id 100 remote "172.31.$1.$peer" local "172.31.$1.$me" \
+      dstport 4789 dev ul0
+  done
+  addr_guests kvxlan "$1" vx0 vx0
+  SWITCH_PID=
+}
+
+# Two vswitches, one guest each, joined by a VXLAN port over loopback.
+setup_vxlan() {
+  require_vswitch
+  guest_ns vxlana; guest_ns vxlanb
+  local p1 p2
+  p1=$(free_port udp); p2=$(free_port udp)
+  while [ "$p2" = "$p1" ]; do p2=$(free_port udp); done
+  bg vxlan1 timeout -k 5 "$E2E_TIMEOUT" "$VSWITCH" --control "$E2E_TMP/vxlan1.ctl" \
+    --port "netns:$NS_vxlana,name=a,mtu=1500" --port "vxlan:127.0.0.1:$p2,vni=100,local=127.0.0.1:$p1"
+  local b1=$BG_PID
+  bg vxlan2 timeout -k 5 "$E2E_TIMEOUT" "$VSWITCH" --control "$E2E_TMP/vxlan2.ctl" \
+    --port "netns:$NS_vxlanb,name=b,mtu=1500" --port "vxlan:127.0.0.1:$p1,vni=100,local=127.0.0.1:$p2"
+  local b2=$BG_PID
+  wait_socket "$E2E_TMP/vxlan1.ctl" 10 "$b1" && wait_socket "$E2E_TMP/vxlan2.ctl" 10 "$b2" ||
+    { NOTE="vswitch did not start: $(tail -2 "$E2E_TMP/vxlan1.log" "$E2E_TMP/vxlan2.log")"; return 1; }
+  addr_guests vxlan "$1" eth0 eth0
+  SWITCH_PID="$(child_pid "$b1" vswitch) $(child_pid "$b2" vswitch)"
+}
+
 setup_vswitch() {
   require_vswitch
   guest_ns vswitcha; guest_ns vswitchb
@@ -106,7 +147,12 @@ child_pid() {
     sleep 0.02
   done
 }
-cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# cpu_ticks "PID..." : the processes' CPU ticks (user + system), summed.
+cpu_ticks() {
+  local p t=0
+  for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
 
 # ------------------------------------------------------------ figures
 declare -A R  # R[figure,system]
@@ -176,10 +222,11 @@ done
 
 # ------------------------------------------------------------ table
 table() {
-  local names=(bridge vde vswitch)
+  local names=(bridge vde vswitch kvxlan vxlan)
+  declare -A head=([bridge]=bridge [vde]=vde_switch [vswitch]=vswitch [kvxlan]="Linux vxlan" [vxlan]="vswitch vxlan")
   printf '%-34s' "figure (guest A -> guest B)"
-  for s in "${names[@]}"; do printf '%14s' "$([ "$s" = vde ] && echo vde_switch || echo "$s")"; done
-  printf '%16s%14s\n' "vswitch/bridge" "vswitch/vde"
+  for s in "${names[@]}"; do printf '%14s' "${head[$s]}"; done
+  printf '%16s%14s%14s\n' "vswitch/bridge" "vswitch/vde" "vxlan/Linux"
   local f label
   for f in tcp pps64 pps1514 gbit1514 cpu cpu64; do
     case $f in
@@ -194,13 +241,13 @@ table() {
     for s in "${names[@]}"; do
       if [ "${STATUS[$s]:-}" = ok ]; then printf '%14s' "${R[$f,$s]}"; else printf '%14s' "${STATUS[$s]:+${STATUS[$s]%%:*}}"; fi
     done
-    for peer in bridge vde; do
+    for pair in "vswitch bridge 16" "vswitch vde 14" "vxlan kvxlan 14"; do
+      set -- $pair
       python3 -c '
 import sys
-a, b = sys.argv[1], sys.argv[2]
-w = 16 if sys.argv[3] == "bridge" else 14
+a, b, w = sys.argv[1], sys.argv[2], int(sys.argv[3])
 try: print("%*s" % (w, "%.2f" % (float(a) / float(b))), end="")
-except Exception: print("%*s" % (w, "-"), end="")' "${R[$f,vswitch]:-}" "${R[$f,$peer]:-}" "$peer"
+except Exception: print("%*s" % (w, "-"), end="")' "${R[$f,$1]:-}" "${R[$f,$2]:-}" "$3"
     done
     printf '\n'
   done

@@ -2,16 +2,19 @@
 #include "netstack/link/vxlan_port.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <spdlog/spdlog.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
 
 #include "netstack/wire/ethernet.h"
+#include "netstack/wire/offload.h"
 #include "netstack/wire/vlan.h"
 
 namespace slipway::link {
@@ -166,6 +169,9 @@ std::unique_ptr<VxlanPort> VxlanPort::open(uv_loop_t* loop, const VxlanConfig& c
     ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof dont);
   }
   raise_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+  // UDP GSO: probed by setting the socket's default segment size (0: none).
+  const int no_segment = 0;
+  const bool udp_gso = ::setsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &no_segment, sizeof no_segment) == 0;
   raise_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
   sockaddr_storage ss{};
   socklen_t len = to_sockaddr(local, ss);
@@ -176,7 +182,9 @@ std::unique_ptr<VxlanPort> VxlanPort::open(uv_loop_t* loop, const VxlanConfig& c
   }
   len = sizeof ss;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  return std::unique_ptr<VxlanPort>(new VxlanPort(loop, fd, config, from_sockaddr(ss)));
+  auto port = std::unique_ptr<VxlanPort>(new VxlanPort(loop, fd, config, from_sockaddr(ss)));
+  port->udp_gso_ = udp_gso;
+  return port;
 }
 
 VxlanPort::VxlanPort(uv_loop_t* loop, int fd, VxlanConfig config, VxlanEndpoint local)
@@ -185,9 +193,12 @@ VxlanPort::VxlanPort(uv_loop_t* loop, int fd, VxlanConfig config, VxlanEndpoint 
       max_frame_(config_.mtu + wire::kEthernetHeaderLen + wire::kVlanTagLen),
       // One byte more than the largest datagram we take, so that MSG_TRUNC
       // is not needed to tell a longer one.
-      rx_(wire::kVxlanHeaderLen + max_frame_ + 1) {
+      rx_slot_(wire::kVxlanHeaderLen + max_frame_ + 1),
+      rx_slots_(std::clamp<size_t>(kRxBatchBytes / rx_slot_, 1, kMaxReadsPerWake)),
+      rx_(rx_slot_ * rx_slots_) {
   remote_len_ = to_sockaddr(config_.remote, remote_);
   wire::emit_vxlan(tx_header_, config_.vni);
+  set_capabilities(Capabilities{.csum = true, .tso = true});
   sock_ = std::make_unique<PolledFd>(loop, fd, [this](int status, int events) {
     if (status < 0) {
       spdlog::debug("vxlan: poll error: {}", uv_strerror(status));
@@ -205,20 +216,32 @@ std::vector<std::pair<const char*, uint64_t>> VxlanPort::link_counters() const {
   const auto& v = vxlan_stats_;
   return {{"rx_bad_source", v.rx_bad_source}, {"rx_bad_header", v.rx_bad_header}, {"rx_bad_vni", v.rx_bad_vni},
           {"rx_runt", v.rx_runt},             {"rx_oversize", v.rx_oversize},     {"tx_again", v.tx_again},
-          {"tx_errors", v.tx_errors},         {"tx_bad_length", v.tx_bad_length}};
+          {"tx_errors", v.tx_errors},         {"tx_bad_length", v.tx_bad_length},
+          {"tx_bad_offload", v.tx_bad_offload}, {"tx_gso_sends", v.tx_gso_sends}};
 }
 
 void VxlanPort::on_readable() {
-  for (int i = 0; i < kMaxReadsPerWake; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof from;
-    ssize_t n = ::recvfrom(sock_->fd(), rx_.data(), rx_.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
-                           &from_len);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) spdlog::debug("vxlan: recv: {}", std::strerror(errno));
+  std::array<mmsghdr, kMaxReadsPerWake> msgs{};
+  std::array<iovec, kMaxReadsPerWake> iovs{};
+  std::array<sockaddr_storage, kMaxReadsPerWake> from{};
+  for (size_t done = 0; done < static_cast<size_t>(kMaxReadsPerWake);) {
+    const size_t batch = std::min(rx_slots_, kMaxReadsPerWake - done);
+    for (size_t i = 0; i < batch; ++i) {
+      iovs[i] = {rx_.data() + i * rx_slot_, rx_slot_};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    }
+    int n = ::recvmmsg(sock_->fd(), msgs.data(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);
+    if (n <= 0) {
+      if (n < 0 && errno != EAGAIN && errno != EINTR) spdlog::debug("vxlan: recv: {}", std::strerror(errno));
       return;
     }
-    receive(Frame(rx_.data(), static_cast<size_t>(n)), from);
+    for (int i = 0; i < n; ++i) receive(Frame(rx_.data() + i * rx_slot_, msgs[i].msg_len), from[i]);
+    done += static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < batch) return;  // drained
   }
 }
 
@@ -241,7 +264,21 @@ void VxlanPort::receive(Frame datagram, const sockaddr_storage& from) {
   deliver(inner);
 }
 
-bool VxlanPort::transmit(Frame frame, const Offload&) {
+bool VxlanPort::transmit(Frame frame, const Offload& offload) {
+  if (offload.is_gso()) return send_segments(frame, offload);
+  if (offload.needs_csum()) {
+    scratch_.assign(frame.begin(), frame.end());
+    if (wire::complete_checksum(scratch_, offload) != wire::OffloadError::kNone) {
+      vxlan_stats_.tx_bad_offload++;
+      stats_.tx_dropped++;
+      return false;
+    }
+    return send_one(scratch_);
+  }
+  return send_one(frame);
+}
+
+bool VxlanPort::send_one(Frame frame) {
   if (frame.size() > max_frame_ || frame.size() < wire::kEthernetHeaderLen) {
     vxlan_stats_.tx_bad_length++;
     stats_.tx_dropped++;
@@ -267,6 +304,92 @@ bool VxlanPort::transmit(Frame frame, const Offload&) {
     spdlog::trace("vxlan: send to {}: {}", config_.remote.to_string(), std::strerror(errno));
   }
   return false;
+}
+
+bool VxlanPort::send_segments(Frame frame, const Offload& offload) {
+  bool sent = true;
+  size_t size = 0, count = 0;  // of the batch being built: datagram size, datagrams
+  batch_.clear();
+  auto append = [&](wire::Bytes seg) {
+    batch_.insert(batch_.end(), tx_header_.begin(), tx_header_.end());
+    batch_.insert(batch_.end(), seg.begin(), seg.end());
+    count++;
+  };
+  auto err = wire::segment_tcp(frame, offload, scratch_, [&](wire::Bytes seg) {
+    if (seg.size() > max_frame_ || seg.size() < wire::kEthernetHeaderLen) {
+      vxlan_stats_.tx_bad_length++;
+      stats_.tx_dropped++;
+      sent = false;
+      return;
+    }
+    const size_t datagram = wire::kVxlanHeaderLen + seg.size();
+    const bool room = count < kMaxGsoSegments && batch_.size() + datagram <= kMaxGsoBytes;
+    if (count > 0 && room && datagram == size) {
+      append(seg);
+    } else if (count > 0 && room && datagram < size) {
+      append(seg);  // a shorter datagram ends a UDP GSO batch
+      sent = flush_batch(size, count) && sent;
+      count = 0;
+    } else {
+      if (count > 0) sent = flush_batch(size, count) && sent;
+      count = 0;
+      size = datagram;
+      append(seg);
+    }
+  });
+  if (count > 0) sent = flush_batch(size, count) && sent;
+  if (err != wire::OffloadError::kNone) {
+    vxlan_stats_.tx_bad_offload++;
+    stats_.tx_dropped++;
+    spdlog::trace("vxlan: dropping a GSO frame that cannot be cut: {}", wire::to_string(err));
+    return false;
+  }
+  return sent;
+}
+
+bool VxlanPort::flush_batch(size_t size, size_t count) {
+  const size_t total = batch_.size();
+  if (count > 1 && udp_gso_) {
+    iovec iov{batch_.data(), total};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
+    msghdr msg{};
+    msg.msg_name = &remote_;
+    msg.msg_namelen = remote_len_;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = IPPROTO_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    const auto segment = static_cast<uint16_t>(size);
+    std::memcpy(CMSG_DATA(cm), &segment, sizeof segment);
+    if (::sendmsg(sock_->fd(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+      vxlan_stats_.tx_gso_sends++;
+      stats_.tx_frames += count;
+      stats_.tx_bytes += total - count * wire::kVxlanHeaderLen;
+      batch_.clear();
+      return true;
+    }
+    if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) {
+      vxlan_stats_.tx_again += count;
+      stats_.tx_dropped += count;
+      batch_.clear();
+      return false;
+    }
+    // No UDP GSO here (or datagrams above the path MTU, which it does not
+    // fragment): one at a time from now on.
+    spdlog::debug("vxlan: UDP GSO refused ({}); sending datagrams one by one", std::strerror(errno));
+    udp_gso_ = false;
+  }
+  bool sent = true;
+  for (size_t off = 0; off < total; off += size) {
+    const size_t len = std::min(size, total - off);
+    sent = send_one(Frame(batch_.data() + off + wire::kVxlanHeaderLen, len - wire::kVxlanHeaderLen)) && sent;
+  }
+  batch_.clear();
+  return sent;
 }
 
 }  // namespace slipway::link

@@ -22,12 +22,22 @@
 //       port carries) at most.
 //   What passes reaches the sink as a plain frame (no offload).
 //
-//   Offloads: none on the link (capabilities() is empty), so Port::send()
-//   finishes checksums and cuts GSO frames into MTU-sized segments in
-//   software before transmit() sees them.
+//   Offloads: the port takes partial checksums and TCP GSO frames
+//   (capabilities() csum and tso) and finishes them itself: a checksum is
+//   completed in place; a GSO frame is cut into segments (wire::segment_tcp)
+//   that are laid one after the other, each behind its VXLAN header, in one
+//   buffer, and handed to the kernel in one sendmsg() with UDP_SEGMENT
+//   (UDP GSO, Linux 4.18): one system call for up to kMaxGsoSegments (64)
+//   datagrams of at most kMaxGsoBytes (65507) in all, instead of one each.
+//   The datagrams on the wire are the same. Where the kernel refuses (no
+//   UDP GSO, or a datagram larger than the path MTU, which UDP GSO does not
+//   fragment) the batch goes out one datagram at a time, and UDP GSO stays
+//   off for the socket.
 //
 //   Limits: at most kMaxReadsPerWake (64) datagrams are read per wake-up
-//   (the loop's other work is not starved). Nothing is queued on send: on
+//   (the loop's other work is not starved), in recvmmsg() batches of up to
+//   64 (fewer when the MTU is large: the batch's buffers hold at most
+//   kRxBatchBytes, 1 MiB). Nothing is queued on send: on
 //   EAGAIN or ENOBUFS the frame is dropped and counted (tx_again), as a
 //   NIC whose ring is full would; TCP above recovers. The socket's buffers
 //   are raised to kSocketBuffer (4 MiB) where allowed (SO_RCVBUFFORCE needs
@@ -44,6 +54,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include <array>
@@ -96,12 +107,17 @@ struct VxlanStats {
   uint64_t tx_again = 0;       // the socket was full (EAGAIN, ENOBUFS): dropped
   uint64_t tx_errors = 0;      // another send error (no route, too big): dropped
   uint64_t tx_bad_length = 0;  // asked to send a frame below 14 bytes or above max_frame()
+  uint64_t tx_bad_offload = 0; // a checksum or GSO frame that cannot be finished (not TCP, bad offsets)
+  uint64_t tx_gso_sends = 0;   // sendmsg() calls carrying several datagrams (UDP GSO)
 };
 
 class VxlanPort : public Port {
  public:
   static constexpr int kMaxReadsPerWake = 64;
   static constexpr int kSocketBuffer = 4 << 20;
+  static constexpr size_t kRxBatchBytes = 1 << 20;
+  static constexpr size_t kMaxGsoSegments = 64;   // the kernel's UDP_MAX_SEGMENTS
+  static constexpr size_t kMaxGsoBytes = 65507;   // one IPv4 UDP datagram's payload
 
   // Opens and binds the socket. Throws std::invalid_argument for a config
   // that makes no sense (a VNI above 24 bits, a multicast or unspecified
@@ -122,6 +138,12 @@ class VxlanPort : public Port {
   bool transmit(Frame frame, const Offload& offload) override;
 
  private:
+  // One datagram: the VXLAN header and `frame` (a plain frame).
+  bool send_one(Frame frame);
+  // A GSO frame, cut into segments sent in batches (see the top).
+  bool send_segments(Frame frame, const Offload& offload);
+  // Sends batch_: `count` datagrams of `size` bytes each but the last.
+  bool flush_batch(size_t size, size_t count);
   VxlanPort(uv_loop_t* loop, int fd, VxlanConfig config, VxlanEndpoint local);
   void on_readable();
   void receive(Frame datagram, const sockaddr_storage& from);
@@ -132,8 +154,12 @@ class VxlanPort : public Port {
   sockaddr_storage remote_{};
   socklen_t remote_len_ = 0;
   std::unique_ptr<PolledFd> sock_;
-  std::vector<std::byte> rx_;
+  size_t rx_slot_ = 0, rx_slots_ = 1;  // (declared before rx_, which they size)
+  std::vector<std::byte> rx_;          // rx_slots_ buffers of rx_slot_ bytes, one per datagram
   std::array<std::byte, wire::kVxlanHeaderLen> tx_header_{};
+  bool udp_gso_ = false;                  // the socket takes UDP_SEGMENT
+  std::vector<std::byte> scratch_;        // a frame being finished, a segment
+  std::vector<std::byte> batch_;          // datagrams for one UDP GSO send
   VxlanStats vxlan_stats_;
 };
 
