@@ -398,6 +398,7 @@ KeyDef def(std::string_view table, std::string_view name, std::string_view flag,
 }
 
 const std::vector<std::string_view> kModes = {"nat", "mirrored"};
+const std::vector<std::string_view> kEngines = {"lwip", "slirp"};
 const std::vector<std::string_view> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 constexpr int64_t kMaxFlows = 1 << 20;
 
@@ -407,6 +408,9 @@ const std::vector<KeyDef>& schema() {
       def<&S::mode>(
           "", "mode", "--mode", [](auto& n, auto& c, S& s) { s.mode = one_of(n, c, kModes); },
           [](const S& s) { return quote(s.mode); }),
+      def<&S::engine>(
+          "", "engine", "--engine", [](auto& n, auto& c, S& s) { s.engine = one_of(n, c, kEngines); },
+          [](const S& s) { return quote(s.engine); }),
       // [network]
       def<&S::address>(
           "network", "address", "--address",
@@ -436,6 +440,9 @@ const std::vector<KeyDef>& schema() {
           "network", "host_loopback", "--no-host-loopback",
           [](auto& n, auto& c, S& s) { s.no_host_loopback = !bool_of(n, c); },
           [](const S& s) { return bool_toml(!s.no_host_loopback); }),
+      def<&S::restrict_guest>(
+          "network", "restrict", "--restrict", [](auto& n, auto& c, S& s) { s.restrict_guest = bool_of(n, c); },
+          [](const S& s) { return bool_toml(s.restrict_guest); }),
       def<&S::no_configure>(
           "network", "configure", "--no-configure", [](auto& n, auto& c, S& s) { s.no_configure = !bool_of(n, c); },
           [](const S& s) { return bool_toml(!s.no_configure); }),
@@ -567,6 +574,9 @@ const std::vector<KeyDef>& schema() {
       def<&S::netns>(
           "serve", "netns", "--netns", [](auto& n, auto& c, S& s) { s.netns = paths_of(n, c); },
           [](const S& s) { return strings_toml(s.netns); }),
+      def<&S::vxlan>(
+          "serve", "vxlan", "--vxlan", [](auto& n, auto& c, S& s) { s.vxlan = paths_of(n, c); },
+          [](const S& s) { return strings_toml(s.vxlan); }),
       def<&S::isolate>(
           "serve", "isolate", "--isolate", [](auto& n, auto& c, S& s) { s.isolate = bool_of(n, c); },
           [](const S& s) { return bool_toml(s.isolate); }),
@@ -644,6 +654,26 @@ void check_together(const Settings& s, const Positions& where, const std::string
       fail({"ipv6.dns", "ipv6.prefix"},
            quote(s.ipv6_dns) + " is not in " + s.ipv6_prefix + "; allowed: an address in ipv6.prefix");
   }
+  if (s.engine == "slirp") {
+    // What libslirp cannot do is refused, not dropped (README, "Engines").
+    const Settings d;
+    const std::string no = " is not available with engine \"slirp\"";
+    if (s.mode == "mirrored")
+      fail({"mode", "engine"}, "mirrored mode" + no + " (libslirp serves a private network only); allowed: engine = \"lwip\"");
+    if (s.publish_source == "gateway")
+      fail({"forwarding.source", "engine"},
+           "source = \"gateway\"" + no + " (libslirp's host forwards show the client); allowed: \"client\"");
+    if (s.max_tcp_flows != d.max_tcp_flows)
+      fail({"limits.max_tcp_flows", "engine"}, "a TCP flow limit" + no + " (libslirp has none); allowed: the default");
+    if (s.max_udp_flows != d.max_udp_flows)
+      fail({"limits.max_udp_flows", "engine"}, "a UDP flow limit" + no + " (libslirp has none); allowed: the default");
+    if (s.max_new_flows_per_second != d.max_new_flows_per_second)
+      fail({"limits.max_new_flows_per_second", "engine"},
+           "a new-flow rate limit" + no + " (libslirp has none); allowed: the default");
+    if (s.max_buffered_mib != d.max_buffered_mib)
+      fail({"limits.max_buffered_mib", "engine"},
+           "a buffered-bytes budget" + no + " (libslirp has none); allowed: the default");
+  }
   std::set<std::string> macs, addresses, names;
   auto net = parse_cidr4(s.address);
   for (const auto& st : s.dhcp_static) {
@@ -701,7 +731,7 @@ Loaded parse(std::string_view text, const std::string& path, const Settings& bas
   }
   Loaded out{base, {}};
   Positions where;
-  std::vector<std::string_view> top = {"mode"};
+  std::vector<std::string_view> top = {"mode", "engine"};
   for (auto t : table_names()) top.push_back(t);
 
   auto read_key = [&](const KeyDef& def, const toml::node& value) {
@@ -712,8 +742,8 @@ Loaded parse(std::string_view text, const std::string& path, const Settings& bas
   };
   for (auto&& [k, v] : root) {
     std::string_view name = k.str();
-    if (name == "mode") {
-      read_key(*find_key("mode"), v);
+    if (name == "mode" || name == "engine") {
+      read_key(*find_key(name), v);
       continue;
     }
     auto tables = table_names();
@@ -765,6 +795,7 @@ void check(const Settings& s, const std::string& origin) {
     return quote(v) + " is not allowed; allowed: " + join(allowed);
   };
   value("mode", member(s.mode, kModes));
+  value("engine", member(s.engine, kEngines));
   value("ipv6.prefix", check_cidr6(s.ipv6_prefix));
   value("ipv6.gateway", check_ipv6(s.ipv6_gateway));
   value("ipv6.dns", check_ipv6(s.ipv6_dns));
@@ -778,6 +809,7 @@ void check(const Settings& s, const std::string& origin) {
 std::string to_toml(const Settings& s) {
   std::string out = "# slipway configuration: every setting with its value\n";
   out += "mode = " + quote(s.mode) + "\n";
+  out += "engine = " + quote(s.engine) + "\n";
   for (auto table : table_names()) {
     out += "\n[" + std::string(table) + "]\n";
     for (const auto& k : schema())

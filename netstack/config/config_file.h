@@ -7,8 +7,9 @@
 //   gateway is built). The file schema (examples/nat.toml and
 //   examples/mirrored.toml document every key):
 //     mode                                               nat | mirrored
+//     engine                                             lwip | slirp
 //     [network]    address gateway dns mac mtu interface host_loopback
-//                  configure search
+//                  restrict configure search
 //     [ipv6]       enabled prefix gateway dns
 //     [dns]        upstreams routes hosts_file cache, and [dns.names]
 //                  (NAME = "ADDR" or ["ADDR", ...])
@@ -19,7 +20,7 @@
 //     [log]        level pcap
 //     [control]    socket
 //     [dhcp]       and [[dhcp.static]] tables {mac, address, name}
-//     [serve]      vhost_user stream dgram netns  (each a string or an array
+//     [serve]      vhost_user stream dgram netns vxlan  (each a string or an array
 //                  of them: the guests) isolate
 //     [mirrored]   addresses                      loopback | all
 // - parse()/load_file() read a file over a base Settings (the defaults) and
@@ -57,6 +58,7 @@ namespace slipway::config {
 
 struct Settings {
   std::string mode = "nat";  // nat | mirrored
+  std::string engine = "lwip";  // lwip | slirp: what terminates the guest's TCP and UDP
   // [network]
   std::string address = "10.0.2.15/24";
   std::string gateway = "10.0.2.2";
@@ -65,6 +67,7 @@ struct Settings {
   uint32_t mtu = 65520;
   std::string interface = "eth0";
   bool no_host_loopback = false;
+  bool restrict_guest = false;  // --restrict: gateway services and published ports only
   bool no_configure = false;
   bool no_offload = false;
   std::vector<std::string> search;
@@ -110,6 +113,7 @@ struct Settings {
   std::vector<std::string> stream;
   std::vector<std::string> dgram;
   std::vector<std::string> netns;
+  std::vector<std::string> vxlan;  // REMOTE[:PORT],vni=N[,...]: another host's segment
   bool isolate = false;  // several guests: each reaches the gateway only
   // [mirrored]
   std::string mirrored_addresses = "loopback";  // loopback | all

@@ -53,6 +53,14 @@ json ports_of(const vswitch::Switch& sw) {
                  {"rx_dropped_vlan", st.rx_dropped_vlan},
                  {"rx_dropped_malformed", st.rx_dropped_malformed},
                  {"flooded", st.flooded}};
+    // What the link itself refused before the switch saw it (a VXLAN
+    // port's wrong VNI, say), and its own counters.
+    if (const link::Port* lp = sw.port(p.id)) {
+      port["rx_dropped"] = lp->stats().rx_dropped;
+      json counters = json::object();
+      for (const auto& [name, value] : lp->link_counters()) counters[name] = value;
+      if (!counters.empty()) port["link"] = counters;
+    }
     if (o.mode == vswitch::PortOptions::Mode::kAccess) port["vlan"] = o.vlan;
     if (o.mode == vswitch::PortOptions::Mode::kTrunk) port["trunk"] = o.trunk;
     list.push_back(port);

@@ -19,7 +19,8 @@
 //   accept_inbound_tcp() and inbound_udp(): portfwd owns the host listeners,
 //   the engine opens the guest side.
 //
-//   Implementations: LwipEngine (lwip_engine.h), the default. An engine is
+//   Implementations: LwipEngine (lwip_engine.h), the default, and
+//   SlirpEngine (slirp_engine.h), on libslirp. An engine is
 //   driven by the stack's clock (sys/clock.h) and its libuv loop.
 //
 // Limits (EngineConfig, each counted in EngineStats and logged at most once
@@ -41,6 +42,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -165,6 +167,17 @@ class Engine {
                            bool source_gateway, wire::Bytes payload) = 0;
   // Forgets the sessions of a listener that is closing.
   virtual void forget_inbound_udp(uv_udp_t* listener) = 0;
+  // An engine that listens on published host ports itself (libslirp's host
+  // forwards) says so here; PublishedPorts then calls add_host_forward() for
+  // each host port instead of binding a listener and calling
+  // accept_inbound_tcp()/inbound_udp(). add_host_forward() returns "" or why
+  // it failed; the guest is resolved once, when the port is added.
+  virtual bool owns_host_listeners() const { return false; }
+  virtual std::string add_host_forward(bool /*udp*/, const sockaddr* /*host*/, const IpAddr& /*guest*/,
+                                       uint16_t /*guest_port*/) {
+    return "this engine does not listen on host ports";
+  }
+  virtual void remove_host_forward(bool /*udp*/, const sockaddr* /*host*/) {}
   // A buffer for host reads whose contents are consumed before the read
   // callback returns (shared by every reader on the loop).
   virtual std::vector<std::byte>& read_buffer() = 0;

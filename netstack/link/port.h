@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "netstack/wire/offload.h"
@@ -101,6 +102,9 @@ class Port {
   bool tx_ready() const { return tx_ready_; }
   // Called with the new state whenever tx_ready() changes.
   void set_tx_ready_listener(std::function<void(bool)> listener) { ready_listener_ = std::move(listener); }
+  // The link's own counters beyond PortStats, by name (a VXLAN port's
+  // refusals, say), for the control API's port list. None by default.
+  virtual std::vector<std::pair<const char*, uint64_t>> link_counters() const { return {}; }
 
  protected:
   // The link's own send: `offload` is plain or within capabilities().

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "netstack/engine/lwip_engine.h"
+#include "netstack/engine/slirp_engine.h"
 #include "netstack/link/patch_port.h"
 #include "netstack/wire/ipv6.h"
 #include "netstack/wire/udp.h"
@@ -96,9 +97,11 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
       loop_, [this](const engine::IcmpEchoReply& r) { gateway_->echo_reply(r); },
       [this](const engine::IcmpError& e) { gateway_->echo_error(e); }, engine::IcmpEchoRelay::Mode::kAuto,
       config_.max_icmp_flows);
-  engine_ = std::make_unique<engine::LwipEngine>(
-      loop_, *clock_, engine_config_for(config_),
-      [this](wire::MutBytes frame, const wire::Offload& offload) { gateway_->to_guest(frame, offload); });
+  auto to_gateway = [this](wire::MutBytes frame, const wire::Offload& offload) { gateway_->to_guest(frame, offload); };
+  if (config_.engine == EngineKind::kSlirp)
+    engine_ = std::make_unique<engine::SlirpEngine>(loop_, *clock_, engine_config_for(config_), to_gateway);
+  else
+    engine_ = std::make_unique<engine::LwipEngine>(loop_, *clock_, engine_config_for(config_), to_gateway);
   gateway_ = std::make_unique<gateway::Gateway>(loop_, *clock_, config_.gateway, *engine_, icmp_.get());
   link::connect(*guest_side, *gateway_);
   // The engine leaves to the link what the link can do (checksums, TSO),

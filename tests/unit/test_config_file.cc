@@ -39,6 +39,7 @@ ConfigError must_fail(const std::string& text) {
 }
 
 const char* kEveryKey = R"(mode = "mirrored"
+engine = "lwip"
 [network]
 address = "192.168.7.10/16"
 gateway = "192.168.0.1"
@@ -47,6 +48,7 @@ mac = "02:00:00:00:00:01"
 mtu = 9000
 interface = "tap7"
 host_loopback = false
+restrict = true
 configure = false
 offload = false
 search = ["example.com", "corp.example"]
@@ -92,6 +94,7 @@ stream = "/run/vm.sock"
 vhost_user = ["/run/a.sock", "/run/b.sock,vlan=10"]
 dgram = []
 netns = "/run/netns/web"
+vxlan = "192.0.2.7,vni=42,mtu=1450"
 isolate = true
 [mirrored]
 addresses = "all"
@@ -110,6 +113,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.mtu == 9000);
   CHECK(s.interface == "tap7");
   CHECK(s.no_host_loopback);
+  CHECK(s.restrict_guest);
   CHECK(s.no_configure);
   CHECK(s.no_offload);
   CHECK(s.search == std::vector<std::string>{"example.com", "corp.example"});
@@ -140,6 +144,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.vhost_user == std::vector<std::string>{"/run/a.sock", "/run/b.sock,vlan=10"});
   CHECK(s.dgram.empty());
   CHECK(s.netns == std::vector<std::string>{"/run/netns/web"});
+  CHECK(s.vxlan == std::vector<std::string>{"192.0.2.7,vni=42,mtu=1450"});
   CHECK(s.isolate);
   REQUIRE(s.dhcp_static.size() == 2);
   CHECK(s.dhcp_static[0] == Settings::DhcpStatic{"52:54:00:00:00:10", "192.168.7.20", "db"});
@@ -203,7 +208,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
     auto e = must_fail("[network]\nmtu = 1500\nadress = \"10.0.2.15/24\"\n");
     CHECK(std::string(e.what()) ==
           "t.toml:3:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, "
-          "host_loopback, configure, offload, search");
+          "host_loopback, restrict, configure, offload, search");
     CHECK(e.line() == 3);
     CHECK(e.column() == 1);
     CHECK(e.key() == "network.adress");
@@ -211,7 +216,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("unknown table") {
     auto e = must_fail("[netwrok]\nmtu = 1\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:2: netwrok: unknown key; allowed: mode, network, ipv6, dns, forwarding, limits, log, control, "
+          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, limits, log, control, "
           "dhcp, serve, mirrored");
   }
   SECTION("a table that is not one") {
@@ -426,4 +431,32 @@ TEST_CASE("config: the example files are valid", "[config]") {
     auto l = config::load_file(path);
     CHECK(l.settings.mode == (std::string(name) == "nat.toml" ? "nat" : "mirrored"));
   }
+}
+
+TEST_CASE("config: engine, and what the slirp engine refuses", "[config]") {
+  CHECK(Settings{}.engine == "lwip");
+  CHECK(must_parse("engine = \"slirp\"\n").settings.engine == "slirp");
+  auto e = must_fail("engine = \"qemu\"\n");
+  CHECK(e.key() == "engine");
+  INFO(e.what());
+  CHECK(std::string(e.what()).find("lwip") != std::string::npos);
+  CHECK(std::string(e.what()).find("slirp") != std::string::npos);
+  // Each refusal points at the option's key and names the engine.
+  e = must_fail("engine = \"slirp\"\nmode = \"mirrored\"\n");
+  CHECK(e.key() == "mode");
+  CHECK(e.line() == 2);
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_tcp_flows = 100\n");
+  CHECK(e.key() == "limits.max_tcp_flows");
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_udp_flows = 100\n");
+  CHECK(e.key() == "limits.max_udp_flows");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_new_flows_per_second = 5\n");
+  CHECK(e.key() == "limits.max_new_flows_per_second");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_buffered_mib = 5\n");
+  CHECK(e.key() == "limits.max_buffered_mib");
+  e = must_fail("engine = \"slirp\"\n[forwarding]\nsource = \"gateway\"\n");
+  CHECK(e.key() == "forwarding.source");
+  // The same settings are fine on lwIP.
+  CHECK_NOTHROW(must_parse("mode = \"mirrored\"\n[limits]\nmax_tcp_flows = 100\n"));
 }
