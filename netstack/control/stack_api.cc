@@ -166,6 +166,7 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                 {"dns_tcp_refused", e.dns_tcp_refused},
                 {"buffered_bytes", e.buffered_bytes},
                 {"buffer_waits", e.buffer_waits},
+                {"link_waits", e.link_waits},
                 {"memory_trims", e.memory_trims}};
       const auto& c = stack.config();
       s["limits"] = {{"max_tcp_flows", c.max_tcp_flows},
@@ -180,7 +181,8 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
       const auto& t = stack.transport().stats();
       s["link"] = {{"rx_frames", t.rx_frames},     {"tx_frames", t.tx_frames},
                    {"rx_dropped", t.rx_dropped},   {"tx_dropped", t.tx_dropped},
-                   {"tx_finished", t.tx_finished}, {"tx_bad_offload", t.tx_bad_offload}};
+                   {"tx_finished", t.tx_finished}, {"tx_bad_offload", t.tx_bad_offload},
+                   {"tx_queued", t.tx_queued},     {"tx_queue_full", t.tx_queue_full}};
       if (const auto* d = stack.dns()) {
         const auto& ds = d->stats();
         s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},
