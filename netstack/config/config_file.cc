@@ -21,6 +21,8 @@
 #include <sstream>
 
 #include "dns-proxy/upstreams.h"
+#include "netstack/engine/egress_policy.h"
+#include "netstack/link/fault_port.h"
 #include "netstack/wire/bytes.h"
 #include "portfwd/rule.h"
 
@@ -195,6 +197,16 @@ std::string check_upstream(std::string_view s) {
 
 std::string check_route(std::string_view s) {
   return dns::parse_route(s) ? "" : quote(s) + " is not SUFFIX=ADDR[:PORT]";
+}
+
+std::string check_egress(std::string_view s) {
+  std::string error;
+  return engine::EgressRule::parse(s, false, &error) ? "" : quote(s) + ": " + error;
+}
+
+std::string check_link_faults(std::string_view s) {
+  std::string error;
+  return link::LinkFaults::parse(s, &error) ? "" : quote(s) + ": " + error;
 }
 
 std::string check_name_address(std::string_view s) {
@@ -515,6 +527,27 @@ const std::vector<KeyDef>& schema() {
           "limits", "max_udp_flows", "--max-udp-flows",
           [](auto& n, auto& c, S& s) { s.max_udp_flows = static_cast<size_t>(int_of(n, c, 1, kMaxFlows)); },
           [](const S& s) { return std::to_string(s.max_udp_flows); }),
+      // [egress]
+      def<&S::egress_allow>(
+          "egress", "allow", "--allow",
+          [](auto& n, auto& c, S& s) { s.egress_allow = strings_of(n, c, check_egress, "CIDR[:PORTS] strings"); },
+          [](const S& s) { return strings_toml(s.egress_allow); }),
+      def<&S::egress_deny>(
+          "egress", "deny", "--deny",
+          [](auto& n, auto& c, S& s) { s.egress_deny = strings_of(n, c, check_egress, "CIDR[:PORTS] strings"); },
+          [](const S& s) { return strings_toml(s.egress_deny); }),
+      // [sandbox]
+      def<&S::no_sandbox>(
+          "sandbox", "enabled", "--no-sandbox", [](auto& n, auto& c, S& s) { s.no_sandbox = !bool_of(n, c); },
+          [](const S& s) { return bool_toml(!s.no_sandbox); }),
+      // [faults]
+      def<&S::link_faults>(
+          "faults", "link", "--link-faults",
+          [](auto& n, auto& c, S& s) {
+            s.link_faults = checked_string(n, c, check_link_faults, "a string loss=P%,dup=P%,reorder=P%,corrupt=P%,"
+                                                                    "delay=Nms,seed=N");
+          },
+          [](const S& s) { return quote(s.link_faults); }),
       // [log]
       def<&S::log_level>(
           "log", "level", "--log-level", [](auto& n, auto& c, S& s) { s.log_level = one_of(n, c, kLogLevels); },

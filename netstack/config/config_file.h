@@ -15,6 +15,9 @@
 //     [forwarding] forwards (rule strings or {host_addr, host_port,
 //                  guest_port, protocol} tables) auto exclude agent_port source
 //     [limits]     max_tcp_flows max_udp_flows
+//     [egress]     allow deny  (CIDR[:PORTS] strings; engine/egress_policy.h)
+//     [sandbox]    enabled
+//     [faults]     link        (link/fault_port.h)
 //     [log]        level pcap
 //     [control]    socket
 //     [dhcp]       and [[dhcp.static]] tables {mac, address, name}
@@ -83,6 +86,13 @@ struct Settings {
   // [limits]
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
+  // [egress]: CIDR[:PORTS] rules; an allow rule wins over a deny rule
+  std::vector<std::string> egress_allow;
+  std::vector<std::string> egress_deny;
+  // [sandbox]
+  bool no_sandbox = false;
+  // [faults]: "loss=1%,reorder=1%,..." ("" for a reliable link)
+  std::string link_faults;
   // [log]
   std::string log_level = "warn";
   std::string pcap;

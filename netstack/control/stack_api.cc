@@ -146,11 +146,20 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                 {"udp_datagrams_in", e.udp_datagrams_in},
                 {"udp_dropped", e.udp_dropped},
                 {"dns_udp_queries", e.dns_udp_queries},
-                {"dns_tcp_sessions", e.dns_tcp_sessions}};
+                {"dns_tcp_sessions", e.dns_tcp_sessions},
+                {"egress_denied", e.egress_denied + g.icmp_echo_denied}};
       const auto& t = stack.transport().stats();
       s["link"] = {{"rx_frames", t.rx_frames},     {"tx_frames", t.tx_frames},
                    {"rx_dropped", t.rx_dropped},   {"tx_dropped", t.tx_dropped},
                    {"tx_finished", t.tx_finished}, {"tx_bad_offload", t.tx_bad_offload}};
+      if (auto* f = stack.faults()) {
+        auto dir = [](const link::FaultStats& x) {
+          return json{{"frames", x.frames},         {"lost", x.lost},         {"corrupted", x.corrupted},
+                      {"duplicated", x.duplicated}, {"reordered", x.reordered}, {"delayed", x.delayed}};
+        };
+        s["faults"] = {{"to_guest", dir(f->to_inner_stats())}, {"from_guest", dir(f->from_inner_stats())},
+                       {"dropped_bad_checksum", g.dropped_bad_checksum}};
+      }
       if (const auto* d = stack.dns()) {
         const auto& ds = d->stats();
         s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},

@@ -61,6 +61,7 @@ struct EngineStats {
   uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
   uint64_t packets_dropped = 0;
   uint64_t dns_udp_queries = 0, dns_tcp_sessions = 0;
+  uint64_t egress_denied = 0;  // SYNs and datagrams the egress policy denied
 };
 
 // One flow as the control API lists it.

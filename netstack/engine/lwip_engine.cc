@@ -334,7 +334,7 @@ void LwipEngine::input(const wire::Ipv4Packet& packet) {
     return;
   }
   if (proto == wire::ipproto::kUdp && !packet.is_fragment()) {
-    input_udp(packet.src(), packet.dst(), packet.payload());
+    input_udp(packet.src(), packet.dst(), packet.payload(), packet.bytes());
     return;
   }
   feed(packet.bytes());  // fragments: lwIP reassembles
@@ -358,16 +358,16 @@ void LwipEngine::input6(const wire::Ipv6Packet& packet) {
     input_tcp(packet.src(), packet.dst(), ul->data, packet.bytes());
     return;
   }
-  input_udp(packet.src(), packet.dst(), ul->data);
+  input_udp(packet.src(), packet.dst(), ul->data, packet.bytes());
 }
 
-void LwipEngine::input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4) {
+void LwipEngine::input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet) {
   auto udp = wire::UdpDatagram::parse(l4);
   if (!udp) {
     stats_.packets_dropped++;
     return;
   }
-  udp_from_guest(src, udp->src_port(), dst, udp->dst_port(), udp->payload());
+  udp_from_guest(src, udp->src_port(), dst, udp->dst_port(), udp->payload(), packet);
 }
 
 void LwipEngine::feed(wire::Bytes packet) {
@@ -457,6 +457,10 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
     spdlog::debug("tcp: {} refused by policy", key.to_string());
     stats_.tcp_refused++;
     refuse_syn(key, syn_seq);
+    return;
+  }
+  if (!config_.nat.egress.allows(key.remote, *host, EgressPolicy::Proto::kTcp, key.remote_port)) {
+    deny_egress(key.to_string(), syn);
     return;
   }
   if (tcp_flows_.size() >= config_.max_tcp_flows) {
@@ -583,6 +587,14 @@ void LwipEngine::refuse_syn(const FlowKey& key, uint32_t syn_seq) {
   tcp_rst(nullptr, 0, syn_seq + 1, &local, &remote, key.remote_port, key.guest_port);
 }
 
+void LwipEngine::deny_egress(const std::string& what, wire::Bytes packet) {
+  stats_.egress_denied++;
+  spdlog::debug("egress: {} denied by policy", what);
+  // A datagram reassembled by lwIP has no packet left to quote: dropped.
+  if (!packet.empty())
+    report_unreachable(packet, wire::icmpcode::kAdminProhibited, wire::icmpv6code::kAdminProhibited);
+}
+
 void LwipEngine::report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6) {
   if (!packet.empty() && (static_cast<uint8_t>(packet[0]) >> 4) == 6) {
     auto ip = wire::Ipv6Packet::parse(packet);
@@ -615,7 +627,7 @@ void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port
 }
 
 void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port,
-                                wire::Bytes payload) {
+                                wire::Bytes payload, wire::Bytes packet) {
   uint64_t now = clock_.now_ms();
   if (config_.nat.is_dns(dst) && dst_port == kDnsPort && dns_resolver_) {
     resolve_udp_dns(payload, dst, src, src_port);
@@ -633,6 +645,10 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
   auto host = config_.nat.host_destination(dst);
   if (!host || dst_port == 0 || src_port == 0) {
     stats_.udp_dropped++;
+    return;
+  }
+  if (!config_.nat.egress.allows(dst, *host, EgressPolicy::Proto::kUdp, dst_port)) {
+    deny_egress("udp " + dst.endpoint(dst_port), packet);
     return;
   }
   UdpKey key{src, src_port};

@@ -156,10 +156,15 @@ class LwipEngine final : public Engine, private FlowHost {
   void start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq);
   // UDP from the guest: whole datagrams bypass lwIP (input_udp); fragments
   // come back from lwIP's reassembly (handle_udp); both end here.
-  void input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4);
+  void input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet);
   void handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port);
+  // `packet`: the whole IP packet, to quote in an ICMP error ({} when
+  // reassembled).
   void udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port,
-                      wire::Bytes payload);
+                      wire::Bytes payload, wire::Bytes packet = {});
+  // A SYN or datagram the egress policy denies: counted, logged at debug,
+  // answered with ICMP administratively prohibited quoting `packet`.
+  void deny_egress(const std::string& what, wire::Bytes packet);
   void resolve_udp_dns(wire::Bytes query, const IpAddr& dns, const IpAddr& src, uint16_t src_port);
   void start_dns_session(struct tcp_pcb* pcb);
   bool is_line_service(const FlowKey& key) const {
