@@ -142,9 +142,16 @@ relay_guest_ipv6() {
 # slipway socket, as a restarted or live-migrated VMM would; returns 0 once
 # the gateway answers again.
 relay_guest_reconnect() {
+  local i log="$E2E_TMP/$RG_NAME-slipway.log" before
+  before=$(grep -c 'frontend disconnected' "$log" || true)
   stop_bg "${RG_PIDS[2]}" KILL
-  local i
   for ((i = 0; i < 250; i++)); do in_ns "$RG_NS" ip link show eth0 >/dev/null 2>&1 || break; sleep 0.02; done
+  # As a restarted VMM: back once slipway has seen the old one go (a
+  # frontend arriving while the old one is still connected is refused).
+  for ((i = 0; i < 250; i++)); do
+    [ "$(grep -c 'frontend disconnected' "$log" || true)" -gt "$before" ] && break
+    sleep 0.02
+  done
   rg_start_relay
 }
 
