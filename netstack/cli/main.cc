@@ -350,10 +350,12 @@ int main(int argc, char** argv) {
       "check", "Validate FILE and print the effective configuration (every setting, defaults included) as TOML");
   check_cmd->add_option("FILE", config_path, "The configuration file")->required();
 
+  // Every start-up error exits 1 with its message, not with CLI11's own
+  // codes (105 and up); --help and --version exit 0.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 1;
   }
   if (check_cmd->parsed()) return check_config_file(config_path);
 
@@ -433,7 +435,7 @@ int main(int argc, char** argv) {
     forward.agent = serve_net.forward_auto;
     return serve_one([&](uv_loop_t* l) { return open_vm_port(l, g, mtu); }, serve_net, -1, forward);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "slipway: %s\n", e.what());
     return 1;

@@ -68,6 +68,16 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("--pcap", pcap, "Record every frame on the guest link to FILE (pcap format)");
   app.add_option("--max-tcp-flows", max_tcp_flows, "Most TCP connections at once")->capture_default_str();
   app.add_option("--max-udp-flows", max_udp_flows, "Most UDP mappings at once")->capture_default_str();
+  app.add_option("--max-icmp-flows", max_icmp_flows, "Most ping sockets at once (the least recently used is closed)")
+      ->capture_default_str();
+  app.add_option("--max-new-flows-per-second", max_new_flows_per_second,
+                 "Most new outbound TCP connections and UDP mappings a second (0: no limit)")
+      ->check(CLI::Range(0u, 1u << 20))
+      ->capture_default_str();
+  app.add_option("--max-buffered-mib", max_buffered_mib,
+                 "Most MiB of data held for all flows together before they wait (0: no limit)")
+      ->check(CLI::Range(0u, 1u << 20))
+      ->capture_default_str();
   app.add_option("--allow", egress_allow,
                  "Let the guest reach CIDR[:PORTS] (80, 1000-2000, 80,443; IPv6 with ports as [NET/LEN]:PORTS) "
                  "even where a --deny rule or the built-in metadata rule covers it (repeatable)")
@@ -279,6 +289,9 @@ stack::StackConfig NetworkOptions::stack_config() const {
   c.search_domains = search;
   sc.max_tcp_flows = max_tcp_flows;
   sc.max_udp_flows = max_udp_flows;
+  sc.max_icmp_flows = max_icmp_flows;
+  sc.max_new_flows_per_second = max_new_flows_per_second;
+  sc.max_buffered_bytes = uint64_t{max_buffered_mib} << 20;
   for (const auto& u : dns_upstreams) {
     auto up = dns::parse_upstream(u);
     if (!up) throw CLI::ValidationError("--dns-upstream", "'" + u + "' is not ADDR[:PORT]");

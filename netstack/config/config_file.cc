@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -23,6 +22,7 @@
 #include "dns-proxy/upstreams.h"
 #include "netstack/engine/egress_policy.h"
 #include "netstack/link/fault_port.h"
+#include "netstack/sys/read_file.h"
 #include "netstack/wire/bytes.h"
 #include "portfwd/rule.h"
 
@@ -197,6 +197,14 @@ std::string check_upstream(std::string_view s) {
 
 std::string check_route(std::string_view s) {
   return dns::parse_route(s) ? "" : quote(s) + " is not SUFFIX=ADDR[:PORT]";
+}
+
+// A hosts file must be there when the proxy starts: a readable regular file
+// within the proxy's bound ("" is no file).
+std::string check_hosts_file(std::string_view s) {
+  if (s.empty()) return "";
+  auto f = sys::read_regular_file(std::string(s), dns::kMaxHostsFileBytes);
+  return f ? "" : "cannot read the hosts file " + quote(s) + ": " + f.why();
 }
 
 std::string check_egress(std::string_view s) {
@@ -476,7 +484,8 @@ const std::vector<KeyDef>& schema() {
           [](auto& n, auto& c, S& s) { s.dns_routes = strings_of(n, c, check_route, "SUFFIX=ADDR[:PORT] strings"); },
           [](const S& s) { return strings_toml(s.dns_routes); }),
       def<&S::dns_hosts>(
-          "dns", "hosts_file", "--dns-hosts", [](auto& n, auto& c, S& s) { s.dns_hosts = string_of(n, c); },
+          "dns", "hosts_file", "--dns-hosts",
+          [](auto& n, auto& c, S& s) { s.dns_hosts = checked_string(n, c, check_hosts_file, "a file name"); },
           [](const S& s) { return quote(s.dns_hosts); }),
       def<&S::no_dns_cache>(
           "dns", "cache", "--no-dns-cache", [](auto& n, auto& c, S& s) { s.no_dns_cache = !bool_of(n, c); },
@@ -527,6 +536,20 @@ const std::vector<KeyDef>& schema() {
           "limits", "max_udp_flows", "--max-udp-flows",
           [](auto& n, auto& c, S& s) { s.max_udp_flows = static_cast<size_t>(int_of(n, c, 1, kMaxFlows)); },
           [](const S& s) { return std::to_string(s.max_udp_flows); }),
+      def<&S::max_icmp_flows>(
+          "limits", "max_icmp_flows", "--max-icmp-flows",
+          [](auto& n, auto& c, S& s) { s.max_icmp_flows = static_cast<size_t>(int_of(n, c, 1, kMaxFlows)); },
+          [](const S& s) { return std::to_string(s.max_icmp_flows); }),
+      def<&S::max_new_flows_per_second>(
+          "limits", "max_new_flows_per_second", "--max-new-flows-per-second",
+          [](auto& n, auto& c, S& s) {
+            s.max_new_flows_per_second = static_cast<uint32_t>(int_of(n, c, 0, kMaxFlows));
+          },
+          [](const S& s) { return std::to_string(s.max_new_flows_per_second); }),
+      def<&S::max_buffered_mib>(
+          "limits", "max_buffered_mib", "--max-buffered-mib",
+          [](auto& n, auto& c, S& s) { s.max_buffered_mib = static_cast<uint32_t>(int_of(n, c, 0, 1 << 20)); },
+          [](const S& s) { return std::to_string(s.max_buffered_mib); }),
       // [egress]
       def<&S::egress_allow>(
           "egress", "allow", "--allow",
@@ -749,14 +772,9 @@ Loaded parse(std::string_view text, const std::string& path, const Settings& bas
 }
 
 Loaded load_file(const std::string& path, const Settings& base) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw ConfigError(path, 0, 0, "", std::string("cannot read the configuration file: ") + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad())
-    throw ConfigError(path, 0, 0, "", std::string("cannot read the configuration file: ") + std::strerror(errno));
-  return parse(text.str(), path, base);
+  auto file = sys::read_regular_file(path, kMaxFileBytes);
+  if (!file) throw ConfigError(path, 0, 0, "", "cannot read the configuration file: " + file.why());
+  return parse(file.text, path, base);
 }
 
 void merge(Settings& into, const Loaded& file, const std::set<std::string>& given) {
@@ -784,6 +802,7 @@ void check(const Settings& s, const std::string& origin) {
   value("ipv6.gateway", check_ipv6(s.ipv6_gateway));
   value("ipv6.dns", check_ipv6(s.ipv6_dns));
   value("mirrored.addresses", member(s.mirrored_addresses, {"loopback", "all"}));
+  value("dns.hosts_file", check_hosts_file(s.dns_hosts));
   for (const auto& [name, addrs] : s.dns_names)
     for (const auto& a : addrs) value("dns.names." + key_text(name), check_name_address(a));
   check_together(s, {}, origin);

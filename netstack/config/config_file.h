@@ -14,7 +14,8 @@
 //                  (NAME = "ADDR" or ["ADDR", ...])
 //     [forwarding] forwards (rule strings or {host_addr, host_port,
 //                  guest_port, protocol} tables) auto exclude agent_port source
-//     [limits]     max_tcp_flows max_udp_flows
+//     [limits]     max_tcp_flows max_udp_flows max_icmp_flows
+//                  max_new_flows_per_second max_buffered_mib
 //     [egress]     allow deny  (CIDR[:PORTS] strings; engine/egress_policy.h)
 //     [sandbox]    enabled
 //     [faults]     link        (link/fault_port.h)
@@ -38,8 +39,12 @@
 // - to_toml() prints a Settings as a complete file in schema order (every
 //   key, defaults included), which parse() reads back to the same Settings.
 //
-// Limits: the file is read whole (toml++); no includes, no environment
-// expansion. Nothing here touches the network; the caller applies settings.
+// Limits: the file is read whole (toml++) if it is a regular file of at most
+// kMaxFileBytes (1 MiB): a directory, a FIFO or a device is an error, never
+// read. No includes, no environment expansion. The one key that names a
+// file to read, dns.hosts_file, is checked the same way (a readable regular
+// file within the DNS proxy's bound). Nothing here touches the network; the
+// caller applies settings.
 #pragma once
 
 #include <cstddef>
@@ -86,6 +91,9 @@ struct Settings {
   // [limits]
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
+  size_t max_icmp_flows = 1024;
+  uint32_t max_new_flows_per_second = 10'000;  // 0: no limit
+  uint32_t max_buffered_mib = 256;             // 0: no limit
   // [egress]: CIDR[:PORTS] rules; an allow rule wins over a deny rule
   std::vector<std::string> egress_allow;
   std::vector<std::string> egress_deny;
@@ -133,6 +141,9 @@ class ConfigError : public std::runtime_error {
   uint32_t line_, column_;
   std::string key_, message_;
 };
+
+// The largest configuration file read.
+constexpr size_t kMaxFileBytes = 1 << 20;
 
 // A file read over a base.
 struct Loaded {

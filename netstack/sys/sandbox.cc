@@ -44,9 +44,10 @@ constexpr const char* kAllowed[] = {
 };
 
 // Only with SandboxOptions::namespace_helpers (sys/netns.h's helper: fork,
-// enter the namespace, open the TAP, hand it back).
+// enter the namespace, open the TAP, hand it back; and a namespace guest's
+// /etc/netns/NAME/resolv.conf, cli/port_spec.cc).
 constexpr const char* kNamespaceHelpers[] = {
-    "fork", "vfork", "clone", "clone3", "setns", "set_tid_address", "capget", "capset", "prctl",
+    "fork", "vfork", "clone", "clone3", "setns", "set_tid_address", "capget", "capset", "prctl", "mkdir", "mkdirat",
 };
 
 extern "C" void on_sigsys(int, siginfo_t* info, void*) {

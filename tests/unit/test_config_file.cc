@@ -2,6 +2,9 @@
 // stay when a key is absent, each kind of error names the file, line, column
 // and key with what is allowed, flags override the file (merge), to_toml()
 // reads back to the same settings, and the example files are valid.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
@@ -55,7 +58,7 @@ dns = "fd42:1::35"
 [dns]
 upstreams = ["192.0.2.53", "[2001:db8::1]:5353"]
 routes = ["corp.example=10.8.0.1:53"]
-hosts_file = "/etc/slipway/hosts"
+hosts_file = "/etc/hosts"
 cache = false
 [dns.names]
 "printer.lan" = "192.168.1.9"
@@ -69,6 +72,9 @@ source = "gateway"
 [limits]
 max_tcp_flows = 100
 max_udp_flows = 50
+max_icmp_flows = 20
+max_new_flows_per_second = 0
+max_buffered_mib = 64
 [egress]
 allow = ["169.254.169.254:80"]
 deny = ["0.0.0.0/0:25", "[2001:db8::/32]:443,8000-8080"]
@@ -120,7 +126,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.ipv6_dns == "fd42:1::35");
   CHECK(s.dns_upstreams == std::vector<std::string>{"192.0.2.53", "[2001:db8::1]:5353"});
   CHECK(s.dns_routes == std::vector<std::string>{"corp.example=10.8.0.1:53"});
-  CHECK(s.dns_hosts == "/etc/slipway/hosts");
+  CHECK(s.dns_hosts == "/etc/hosts");
   CHECK(s.no_dns_cache);
   CHECK(s.dns_names.at("printer.lan") == std::vector<std::string>{"192.168.1.9"});
   CHECK(s.dns_names.at("db.lan") == std::vector<std::string>{"10.0.2.50", "fd00::50"});
@@ -131,6 +137,9 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.publish_source == "gateway");
   CHECK(s.max_tcp_flows == 100);
   CHECK(s.max_udp_flows == 50);
+  CHECK(s.max_icmp_flows == 20);
+  CHECK(s.max_new_flows_per_second == 0);
+  CHECK(s.max_buffered_mib == 64);
   CHECK(s.egress_allow == std::vector<std::string>{"169.254.169.254:80"});
   CHECK(s.egress_deny == std::vector<std::string>{"0.0.0.0/0:25", "[2001:db8::/32]:443,8000-8080"});
   CHECK(s.no_sandbox);
@@ -220,7 +229,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("a table that is not one") {
     auto e = must_fail("limits = 5\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:10: limits: expected a table, got 5; allowed: [limits] with max_tcp_flows, max_udp_flows");
+          "t.toml:1:10: limits: expected a table, got 5; allowed: [limits] with max_tcp_flows, max_udp_flows, max_icmp_flows, max_new_flows_per_second, max_buffered_mib");
   }
   SECTION("wrong type") {
     CHECK(std::string(must_fail("[network]\nmtu = \"big\"\n").what()) ==
@@ -326,6 +335,54 @@ TEST_CASE("config: an unreadable file is an error naming it", "[config]") {
     CHECK(std::string(e.what()) ==
           "/nonexistent/slipway.toml: cannot read the configuration file: No such file or directory");
   }
+}
+
+TEST_CASE("config: only a regular file is read, within its bound", "[config]") {
+  char dir[] = "/tmp/slipway-config.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string d = dir;
+  auto error_of = [](const std::string& path) -> std::string {
+    try {
+      config::load_file(path);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // A directory used to read as an empty file: every default, exit 0.
+  CHECK(error_of(d) == d + ": cannot read the configuration file: not a regular file (a directory)");
+  CHECK(error_of("/dev/zero") == "/dev/zero: cannot read the configuration file: not a regular file (a character device)");
+  // A FIFO is refused at once instead of blocking until a writer comes.
+  REQUIRE(mkfifo((d + "/fifo").c_str(), 0600) == 0);
+  CHECK(error_of(d + "/fifo") == d + "/fifo: cannot read the configuration file: not a regular file (a FIFO)");
+  {
+    std::ofstream big(d + "/big.toml");
+    big << std::string(config::kMaxFileBytes + 1, '#');
+  }
+  CHECK(error_of(d + "/big.toml") == d + "/big.toml: cannot read the configuration file: larger than " +
+                                         std::to_string(config::kMaxFileBytes) + " bytes");
+  std::remove((d + "/fifo").c_str());
+  std::remove((d + "/big.toml").c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("config: hosts_file must name a readable regular file", "[config]") {
+  auto e = must_fail("[dns]\nhosts_file = \"/dev/zero\"\n");
+  CHECK(e.key() == "dns.hosts_file");
+  CHECK(std::string(e.what()) == "t.toml:2:14: dns.hosts_file: cannot read the hosts file \"/dev/zero\": not a regular "
+                                 "file (a character device)");
+  auto dir = must_fail("[dns]\nhosts_file = \"/tmp\"\n");
+  CHECK(dir.message() == "cannot read the hosts file \"/tmp\": not a regular file (a directory)");
+  auto missing = must_fail("[dns]\nhosts_file = \"/nonexistent/hosts\"\n");
+  CHECK(missing.message() == "cannot read the hosts file \"/nonexistent/hosts\": No such file or directory");
+  CHECK(must_parse("[dns]\nhosts_file = \"/etc/hosts\"\n").settings.dns_hosts == "/etc/hosts");
+  CHECK(must_parse("[dns]\nhosts_file = \"\"\n").settings.dns_hosts.empty());
+  // The command line's --dns-hosts is checked the same way.
+  Settings s;
+  s.dns_hosts = "/dev/urandom";
+  CHECK_THROWS_WITH(config::check(s, "command line"),
+                    "command line: dns.hosts_file: cannot read the hosts file \"/dev/urandom\": not a regular file (a "
+                    "character device)");
 }
 
 TEST_CASE("config: flags override the file", "[config]") {
