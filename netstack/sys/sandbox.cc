@@ -24,7 +24,7 @@ constexpr const char* kAllowed[] = {
     "dup3", "fsync", "fdatasync", "ftruncate",
     // files: the DNS hosts file, the configuration (SIGHUP), /proc, pcap
     "open", "openat", "stat", "fstat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
-    "readlink", "readlinkat", "getdents64", "unlink", "unlinkat",
+    "readlink", "readlinkat", "getdents64", "unlink", "unlinkat", "rmdir",
     // sockets
     "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
     "setsockopt", "getsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown",
