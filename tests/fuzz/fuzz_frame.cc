@@ -23,6 +23,7 @@ struct Rig {
   link::MemoryPort* gw_end = nullptr;
   sys::ManualClock* clock = nullptr;
   std::unique_ptr<stack::Stack> stack;
+  uint64_t received = 0;  // frames to the guest
 
   Rig() {
     uv_loop_init(&loop);
@@ -39,16 +40,19 @@ struct Rig {
     auto clk = std::make_unique<sys::ManualClock>();
     clock = clk.get();
     stack = std::make_unique<stack::Stack>(&loop, std::move(b), c, std::move(clk));
-    guest->set_sink([](link::Frame) {});
+    guest->set_sink([this](link::Frame) { received++; });
   }
 };
 
 Rig* rig = nullptr;
+// FUZZ_VERBOSE=1: what each input did (to check that the seeds get answers).
+bool verbose = false;
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   fuzz::quiet();
+  verbose = std::getenv("FUZZ_VERBOSE") != nullptr;
   fuzz::isolate_network();
   rig = new Rig;  // lives until exit
   return 0;
@@ -65,6 +69,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::spin(&rig->loop, 2);
     rig->gw_end->poll();
     rig->guest->poll();
+  }
+  if (verbose) {
+    const auto& s = rig->stack->gateway().stats();
+    std::fprintf(stderr, "frame: in %llu, out %llu, malformed %llu, unsupported %llu; the guest has had %llu frames\n",
+                 static_cast<unsigned long long>(s.frames_in), static_cast<unsigned long long>(s.frames_out),
+                 static_cast<unsigned long long>(s.dropped_malformed),
+                 static_cast<unsigned long long>(s.dropped_unsupported), static_cast<unsigned long long>(rig->received));
   }
   return 0;
 }

@@ -25,6 +25,8 @@ namespace {
 
 constexpr size_t kMemorySize = 1 << 20;
 uv_loop_t loop;
+// FUZZ_VERBOSE=1: what each input did (to check that the seeds reach the rings).
+bool verbose = false;
 
 uint64_t load_le(std::span<const std::byte> b, size_t off, size_t n) {
   uint64_t v = 0;
@@ -60,6 +62,7 @@ void drain(int sock) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   fuzz::quiet();
+  verbose = std::getenv("FUZZ_VERBOSE") != nullptr;
   uv_loop_init(&loop);
   return 0;
 }
@@ -115,6 +118,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     port->send(frame);
     fuzz::spin(&loop, 2);
     drain(sv[0]);
+    if (verbose) {
+      const auto& d = port->device_stats();
+      std::fprintf(stderr, "vhost_user: connected %d, frames from the guest %llu, to the guest %llu, ring errors %llu\n",
+                   port->connected() ? 1 : 0, static_cast<unsigned long long>(d.tx_frames),
+                   static_cast<unsigned long long>(d.rx_frames), static_cast<unsigned long long>(d.ring_errors));
+    }
   }
   fuzz::spin(&loop, 4);
   for (int k : kicks) close(k);
