@@ -30,6 +30,8 @@ namespace {
 int udp_fd = -1, tcp_fd = -1;
 uint16_t port = 0;
 uv_loop_t loop;
+// FUZZ_VERBOSE=1: what each input did (to check that the seeds reach the upstream).
+bool verbose = false;
 
 void setup_upstream() {
   udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -65,6 +67,7 @@ std::vector<std::byte> make_answer(std::span<const std::byte> fuzzed, std::span<
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   fuzz::quiet();
+  verbose = std::getenv("FUZZ_VERBOSE") != nullptr;
   fuzz::isolate_network();
   uv_loop_init(&loop);
   setup_upstream();
@@ -134,6 +137,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         clock.advance(5);
       }
       if (conn >= 0) close(conn);
+    }
+    if (verbose) {
+      const auto& s = proxy.stats();
+      std::fprintf(stderr, "dns: answered %d; queries %llu, cache hits %llu, upstream %llu, TCP fallbacks %llu, "
+                   "SERVFAIL %llu, FORMERR %llu, dropped %llu\n", answered,
+                   static_cast<unsigned long long>(s.queries), static_cast<unsigned long long>(s.cache_hits),
+                   static_cast<unsigned long long>(s.upstream_queries), static_cast<unsigned long long>(s.tcp_fallbacks),
+                   static_cast<unsigned long long>(s.servfail), static_cast<unsigned long long>(s.formerr),
+                   static_cast<unsigned long long>(s.dropped));
     }
   }
   // The proxy is gone: let its handles close.
