@@ -156,11 +156,22 @@ def frame_seeds():
     tq = struct.pack("!H", len(q)) + q
     write("frame", "dns-tcp", records(
         eth(GW_MAC, 0x0800, ipv4(GUEST, DNS4, 6, tcp(GUEST, 40001, DNS4, 53, 1000, 0, 0x02, opts=mss))),
-        eth(GW_MAC, 0x0800, ipv4(GUEST, DNS4, 6, tcp(GUEST, 40001, DNS4, 53, 1001, 1, 0x10))),
-        eth(GW_MAC, 0x0800, ipv4(GUEST, DNS4, 6, tcp(GUEST, 40001, DNS4, 53, 1001, 1, 0x18, tq)))))
+        b"\xac" + eth(GW_MAC, 0x0800, ipv4(GUEST, DNS4, 6, tcp(GUEST, 40001, DNS4, 53, 1001, 1, 0x10))),
+        b"\xac" + eth(GW_MAC, 0x0800, ipv4(GUEST, DNS4, 6, tcp(GUEST, 40001, DNS4, 53, 1001, 1, 0x18, tq)))))
+    # The 0xAC prefix: the target fills in the acknowledgment number.
+    AC = b"\xac"
     write("frame", "tcp-loopback", records(
         eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40002, GW, 8080, 5000, 0, 0x02, opts=mss))),
-        eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40002, GW, 8080, 5001, 1, 0x04)))))
+        AC + eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40002, GW, 8080, 5001, 0, 0x10))),
+        AC + eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40002, GW, 8080, 5001, 0, 0x18, b"hello, echo\n"))),
+        AC + eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40002, GW, 8080, 5013, 0, 0x10))),
+        AC + eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40002, GW, 8080, 5013, 0, 0x11))),
+        AC + eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40002, GW, 8080, 5014, 0, 0x10)))))
+    write("frame", "tcp-reset", records(
+        eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40003, GW, 8080, 7000, 0, 0x02, opts=mss))),
+        eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 6, tcp(GUEST, 40003, GW, 8080, 7001, 1, 0x04)))))
+    write("frame", "udp-echo", records(
+        eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 17, udp4(GUEST, 40010, GW, 8080, b"ping over udp")))))
     # A UDP datagram in two IPv4 fragments, to the host's loopback.
     dg = udp4(GUEST, 40003, GW, 9999, b"F" * 64)
     write("frame", "ipv4-fragments", records(
@@ -185,7 +196,10 @@ def frame_seeds():
     write("frame", "ipv6-ext-fragments", records(eth(GW_MAC, 0x86DD, ipv6(GUEST6, GW6, 0, f1)),
                                                  eth(GW_MAC, 0x86DD, ipv6(GUEST6, GW6, 0, f2))))
     write("frame", "tcp6", records(
-        eth(GW_MAC, 0x86DD, ipv6(GUEST6, GW6, 6, tcp(GUEST6, 40005, GW6, 8080, 77, 0, 0x02, v6=True, opts=mss)))))
+        eth(GW_MAC, 0x86DD, ipv6(GUEST6, GW6, 6, tcp(GUEST6, 40005, GW6, 8080, 77, 0, 0x02, v6=True, opts=mss))),
+        b"\xac" + eth(GW_MAC, 0x86DD, ipv6(GUEST6, GW6, 6, tcp(GUEST6, 40005, GW6, 8080, 78, 0, 0x10, v6=True))),
+        b"\xac" + eth(GW_MAC, 0x86DD, ipv6(GUEST6, GW6, 6, tcp(GUEST6, 40005, GW6, 8080, 78, 0, 0x18, b"six", v6=True))),
+        b"\xac" + eth(GW_MAC, 0x86DD, ipv6(GUEST6, GW6, 6, tcp(GUEST6, 40005, GW6, 8080, 81, 0, 0x10, v6=True)))))
     q6 = dns_query("fuzz.test", qtype=28)
     write("frame", "dns6", records(eth(GW_MAC, 0x86DD, ipv6(GUEST6, DNS6, 17, udp6(GUEST6, 40006, DNS6, 53, q6)))))
 
