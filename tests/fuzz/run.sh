@@ -9,6 +9,7 @@
 #   tests/fuzz/run.sh 10                  every target, 10 s each (ctest does this, label fuzz)
 #   tests/fuzz/run.sh 3600 frame dns      the long campaign, for the targets named
 #   tests/fuzz/run.sh --merge 600         ... and minimise what was found into the committed corpus
+#   tests/fuzz/run.sh --fresh 10          from the committed corpus only, in BUILD/fuzz/fresh (what ctest does)
 #
 # FUZZ_BUILD_DIR: the build with -DSLIPWAY_FUZZ=ON (default: build-asan,
 # which scripts/test.sh builds). FUZZ_ARGS: more libFuzzer flags.
@@ -16,16 +17,16 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-asan}
-quiet=0 merge=0
+merge=0 fresh=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quiet) quiet=1; shift ;;
+    --fresh) fresh=1; shift ;;
     --merge) merge=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-seconds=${1:?usage: run.sh [--quiet] [--merge] SECONDS [TARGET...]}
+seconds=${1:?usage: run.sh [--fresh] [--merge] SECONDS [TARGET...]}
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -40,9 +41,12 @@ for t in "${targets[@]}"; do
     exit 2
   fi
   seeds="$here/corpus/$t"
-  work="$build/fuzz/corpus/$t"
-  art="$build/fuzz/artifacts/$t"
-  log="$build/fuzz/$t.log"
+  out="$build/fuzz"
+  [ $fresh = 1 ] && out="$build/fuzz/fresh"
+  work="$out/corpus/$t"
+  art="$out/artifacts/$t"
+  log="$out/$t.log"
+  if [ $fresh = 1 ]; then rm -rf "$work"; fi
   mkdir -p "$work" "$art"
   # halt_on_error and no leak detection: the targets keep one Stack for the
   # whole run on purpose (lwIP's state is global).
@@ -63,7 +67,6 @@ for t in "${targets[@]}"; do
   if [ $rc -ne 0 ]; then
     failed=1
     echo "fuzz $t: FAILED (exit $rc) after ${execs:-?} runs; log $log; inputs in $art/"
-    [ $quiet = 1 ] || true
     grep -E 'ERROR: |SUMMARY: |runtime error|Test unit written' "$log" | head -n 8
   else
     printf 'fuzz %-11s %9s runs %7s exec/s  corpus %-12s peak RSS %s MB\n' \
