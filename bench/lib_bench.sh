@@ -46,12 +46,12 @@
 # run's budget) in its own process group (bg), killed when the script exits.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL_SYSTEMS=(loopback veth slirp4netns pasta slipway)
+ALL_SYSTEMS=(loopback veth slirp4netns pasta slipway slipway_slirp)
 
 # Guest-side ports of the inbound servers, and the host ports each tool
 # publishes them on (distinct per tool: all guests run at once).
 declare -A GUEST_PORT=([iperf]=5201 [http]=8080 [sockperf]=11111)
-declare -A PUBLISH_BASE=([slirp4netns]=22000 [pasta]=23000 [slipway]=24000)
+declare -A PUBLISH_BASE=([slirp4netns]=22000 [pasta]=23000 [slipway]=24000 [slipway_slirp]=25000)
 declare -A PUBLISH_OFFSET=([iperf]=1 [http]=2 [sockperf]=3)
 LOOPBACK_BASE=25000
 
@@ -136,6 +136,13 @@ prepare_pasta() {
 prepare_slipway() {
   [ -x "$SLIPWAY" ] || { NOTE="not built ($SLIPWAY)"; return 1; }
   "$SLIPWAY" run --help 2>/dev/null | grep -q -- --max-tcp-flows || { NOTE="'slipway run' lacks --max-tcp-flows"; return 1; }
+}
+
+# slipway_slirp: slipway with --engine slirp (libslirp behind the same
+# gateway), to set the two engines side by side.
+prepare_slipway_slirp() {
+  prepare_slipway || return 1
+  "$SLIPWAY" run --help 2>/dev/null | grep -q -- --engine || { NOTE="'slipway run' lacks --engine"; return 1; }
 }
 
 variant_mtu() { case $1 in mtu1500) echo 1500 ;; *) echo 65520 ;; esac; }
@@ -247,23 +254,28 @@ start_pasta() {
   [ -n "$NS" ] || { NOTE="pasta's guest process not found"; return 1; }
 }
 
+# start_slipway VARIANT [ENGINE]
 start_slipway() {
-  local v=$1 mtu d; mtu=$(variant_mtu "$1")
-  d="$E2E_TMP/slipway-$v"; mkdir -p "$d"
-  local opts=(--mtu "$mtu")
+  local v=$1 engine=${2:-lwip} mtu d; mtu=$(variant_mtu "$1")
+  local sys=slipway; [ "$engine" = slirp ] && sys=slipway_slirp
+  d="$E2E_TMP/$sys-$v"; mkdir -p "$d"
+  local opts=(--mtu "$mtu" --engine "$engine")
   if [ "$v" = main ]; then
     local what
-    for what in "${!GUEST_PORT[@]}"; do opts+=(-p "127.0.0.1:$(publish_port slipway "$what"):${GUEST_PORT[$what]}"); done
+    for what in "${!GUEST_PORT[@]}"; do opts+=(-p "127.0.0.1:$(publish_port "$sys" "$what"):${GUEST_PORT[$what]}"); done
   fi
-  [ "$v" = scale ] && opts+=(--max-tcp-flows 200000)
-  D=$d bg "slipway-$v" timeout -k 5 "$BENCH_LIMIT" "$SLIPWAY" run "${opts[@]}" -- sh -c 'echo up >"$D/guest"; exec sleep '"$BENCH_LIMIT"
+  # libslirp has no flow limit (the option is refused with it).
+  [ "$v" = scale ] && [ "$engine" = lwip ] && opts+=(--max-tcp-flows 200000)
+  D=$d bg "$sys-$v" timeout -k 5 "$BENCH_LIMIT" "$SLIPWAY" run "${opts[@]}" -- sh -c 'echo up >"$D/guest"; exec sleep '"$BENCH_LIMIT"
   BGPIDS=("$BG_PID")
-  wait_file "$d/guest" 20 "$BG_PID" || { NOTE="slipway did not start: $(tail -n1 "$E2E_TMP/slipway-$v.log")"; return 1; }
+  wait_file "$d/guest" 20 "$BG_PID" || { NOTE="slipway did not start: $(tail -n1 "$E2E_TMP/$sys-$v.log")"; return 1; }
   TOOL=$(child_of "$BG_PID")
   local i
   for ((i = 0; i < 250; i++)); do NS=$(descendant_named "$TOOL" sleep) && break; sleep 0.02; done
   [ -n "$NS" ] || { NOTE="slipway's guest process not found"; return 1; }
 }
+
+start_slipway_slirp() { start_slipway "$1" slirp; }
 
 # publish_port SYSTEM WHAT: the host port SYSTEM publishes guest server WHAT on.
 publish_port() { echo $((PUBLISH_BASE[$1] + PUBLISH_OFFSET[$2])); }
@@ -330,7 +342,7 @@ use() {
     veth)
       GW4=$(gx ip -4 route show default | awk '{print $3; exit}')
       GW6=$(gx ip -6 route show default | awk '{print $3; exit}') ;;
-    slirp4netns | slipway) GW4=10.0.2.2 GW6=fd00::2 ;;
+    slirp4netns | slipway | slipway_slirp) GW4=10.0.2.2 GW6=fd00::2 ;;
     pasta) GW4=$PEER_IP GW6= ;;
   esac
   for what in "${!GUEST_PORT[@]}"; do

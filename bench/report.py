@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-SYSTEMS = ["loopback", "veth", "slirp4netns", "pasta", "slipway"]
+SYSTEMS = ["loopback", "veth", "slirp4netns", "pasta", "slipway", "slipway_slirp"]
 PEERS = ["slirp4netns", "pasta"]
 
 # Every figure: key -> (label, unit, higher is better, target or None).
@@ -334,7 +334,7 @@ def chart(rows, systems, path):
     nrows = math.ceil(len(panels) / cols)
     fig_, axes = plt.subplots(nrows, cols, figsize=(15, 4.2 * nrows), squeeze=False)
     colors = {"loopback": "#9e9e9e", "veth": "#4c72b0", "slirp4netns": "#dd8452", "pasta": "#55a868",
-              "slipway": "#c44e52"}
+              "slipway": "#c44e52", "slipway_slirp": "#8172b3"}
     for ax, (title, items, norm, line, log) in zip(axes.flat, panels):
         items = [(k, label) for k, label in items if k in by_key]
         width = 0.8 / len(systems)

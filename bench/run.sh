@@ -7,6 +7,7 @@
 # Usage: bench/run.sh
 # Env:   QUICK=1          a short pass (about 3.7 minutes instead of 8.5 here)
 #        SYSTEMS="..."    a subset of: loopback veth slirp4netns pasta slipway
+#                         slipway_slirp (slipway --engine slirp)
 #        FIGURES="..."    a subset of: bulk rr udp conn inbound scale
 #                         (bulk also gives the CPU-per-GB figures)
 #        RESULTS_DIR=DIR  where results.json, chart.png and table.txt go
@@ -34,7 +35,7 @@ else
   : "${DURATION:=4}" "${RR_SECONDS:=2}" "${UDP_SECONDS:=2}" "${WINDOWS:=10}" "${IN_WINDOWS:=5}"
   : "${SCALE_STEPS:=10000,100000}" "${SCALE_STEP_SECONDS:=20,40}"
 fi
-: "${SYSTEMS:=loopback veth slirp4netns pasta slipway}"
+: "${SYSTEMS:=loopback veth slirp4netns pasta slipway slipway_slirp}"
 : "${FIGURES:=bulk rr udp conn inbound scale}"
 export DURATION RR_SECONDS UDP_SECONDS WINDOWS IN_WINDOWS SCALE_STEPS SCALE_STEP_SECONDS SYSTEMS FIGURES QUICK
 # The whole run's hard limit (every process is bounded by it too).
@@ -346,6 +347,7 @@ fi
 version() {
   case $1 in
     slipway) "$SLIPWAY" --version 2>/dev/null | head -n1 ;;
+    slipway_slirp) echo "$("$SLIPWAY" --version 2>/dev/null | head -n1), libslirp $(dpkg-query -W -f='${Version}' libslirp0 2>/dev/null)" ;;
     slirp4netns) slirp4netns --version 2>/dev/null | head -n1 ;;
     pasta) dpkg-query -W -f='passt ${Version}' passt 2>/dev/null ;;
   esac

@@ -5,9 +5,9 @@
 #include <sys/random.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
+
+#include "netstack/sys/read_file.h"
 
 namespace slipway::dns {
 
@@ -16,14 +16,6 @@ namespace {
 constexpr uint64_t kRefreshIntervalMs = 1000;
 constexpr size_t kMinAttempts = 3;
 constexpr size_t kRandomPool = 256;
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 }  // namespace
 
@@ -61,8 +53,10 @@ UpstreamSet check_config(const ProxyConfig& config) {
       if (!address_rdata(a))
         throw std::runtime_error("dns-proxy: static name '" + name + "': bad address '" + a + "'");
   }
-  if (!config.hosts_file.empty() && !read_file(config.hosts_file))
-    throw std::runtime_error("dns-proxy: cannot read hosts file '" + config.hosts_file + "'");
+  if (!config.hosts_file.empty()) {
+    if (auto f = sys::read_regular_file(config.hosts_file, kMaxHostsFileBytes); !f)
+      throw std::runtime_error("dns-proxy: cannot read hosts file '" + config.hosts_file + "': " + f.why());
+  }
   // Validates routes and explicit upstreams (throws with the bad entry).
   return UpstreamSet(config.upstreams, config.routes);
 }
@@ -110,12 +104,15 @@ Proxy::FileStamp Proxy::stamp_of(const std::string& path) {
 
 void Proxy::load_resolv_conf() {
   resolv_stamp_ = stamp_of(config_.resolv_conf_path);
-  auto text = read_file(config_.resolv_conf_path);
+  auto text = sys::read_regular_file(config_.resolv_conf_path, kMaxResolvConfBytes);
   std::vector<Upstream> servers;
-  if (text) servers = parse_resolv_conf(*text);
-  if (servers.empty())
+  if (!text) {
+    spdlog::warn("dns-proxy: cannot read {}: {}: queries will get SERVFAIL until it is readable",
+                 config_.resolv_conf_path, text.why());
+  } else if (servers = parse_resolv_conf(text.text); servers.empty()) {
     spdlog::warn("dns-proxy: no nameserver in {}: queries will get SERVFAIL until it has one",
                  config_.resolv_conf_path);
+  }
   try {
     upstreams_ = UpstreamSet(servers, config_.routes);
   } catch (const std::exception& e) {
@@ -135,10 +132,10 @@ void Proxy::load_statics() {
   };
   if (!config_.hosts_file.empty()) {
     hosts_stamp_ = stamp_of(config_.hosts_file);
-    if (auto text = read_file(config_.hosts_file)) {
-      for (const auto& [name, addrs] : parse_hosts(*text)) add(name, addrs);
+    if (auto text = sys::read_regular_file(config_.hosts_file, kMaxHostsFileBytes)) {
+      for (const auto& [name, addrs] : parse_hosts(text.text)) add(name, addrs);
     } else {
-      spdlog::warn("dns-proxy: cannot read hosts file {}", config_.hosts_file);
+      spdlog::warn("dns-proxy: cannot read hosts file {}: {}", config_.hosts_file, text.why());
     }
   }
   // Configured names win over the file: they replace its records.

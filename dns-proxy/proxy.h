@@ -27,7 +27,10 @@
 // - Configuration files: resolv.conf (when no upstream is given) and the hosts
 //   file are stat()ed at most once a second when queries arrive and re-read
 //   when they changed; reload() re-reads them now; reconfigure() takes a
-//   whole new configuration.
+//   whole new configuration. Each is read only if it is a regular file
+//   within its bound (upstreams.h: 1 MiB and 8 MiB), never a FIFO, a device
+//   or a directory; a hosts file that cannot be read is an error at
+//   construction and a warning on a re-read.
 // - Lifetime: the Proxy owns every timer and exchange; its destructor aborts
 //   them, so no callback (and no `respond`) runs after it. `respond` may be
 //   called before resolve() returns and may call resolve() again, but must not

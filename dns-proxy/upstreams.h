@@ -10,6 +10,10 @@
 //   Names no route matches go to the default upstreams.
 // - resolv.conf: only `nameserver` lines matter; unknown lines are ignored,
 //   as glibc does. Hosts files: "ADDRESS NAME [NAME...]" with '#' comments.
+// - Limits: the files are read only if they are regular files of at most
+//   kMaxResolvConfBytes (1 MiB) and kMaxHostsFileBytes (8 MiB: parsed, a
+//   hosts file costs about 12 times its size while it is loaded; the
+//   largest public block lists are under 5 MiB).
 // - UpstreamSet resolves the addresses to sockaddrs once; it is a plain value
 //   that the proxy replaces as a whole when the configuration is re-read.
 #pragma once
@@ -25,6 +29,9 @@
 #include <vector>
 
 namespace slipway::dns {
+
+constexpr size_t kMaxResolvConfBytes = 1 << 20;
+constexpr size_t kMaxHostsFileBytes = 8 << 20;
 
 struct Upstream {
   std::string address;  // IPv4 or IPv6 literal

@@ -19,6 +19,9 @@ struct PublishedPorts::Listener {
   uint16_t guest_port;
   std::string guest;  // the rule's
   PublishedPorts* owner;  // null once the owner is gone
+  // The engine listens itself (Engine::owns_host_listeners): no handle.
+  bool in_engine = false;
+  sockaddr_storage host{};
 
   static void on_close(uv_handle_t* h) { delete static_cast<Listener*>(h->data); }
 };
@@ -75,14 +78,31 @@ std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint
       return "host address " + rule.host_addr + " is not an IPv4 or IPv6 address";
     v6 = true;
   }
+  const std::string host = v6 ? "[" + rule.host_addr + "]" : rule.host_addr;
+  std::string where = host + ":" + std::to_string(host_port) + "/" + std::string(to_string(rule.proto));
+  if (engine_.owns_host_listeners()) {
+    // The engine binds the port itself; the guest is the one of now.
+    auto to = target(rule.guest);
+    if (!to) return "cannot listen on " + where + ": no guest '" + rule.guest + "' now";
+    auto err = engine_.add_host_forward(rule.proto == Protocol::kUdp, reinterpret_cast<const sockaddr*>(&sa), *to,
+                                        guest_port);
+    if (!err.empty()) return "cannot listen on " + where + ": " + err;
+    auto* l = new Listener;
+    l->proto = rule.proto;
+    l->guest_port = guest_port;
+    l->guest = rule.guest;
+    l->owner = this;
+    l->in_engine = true;
+    l->host = sa;
+    entry.listeners.push_back(l);
+    return "";
+  }
   auto* l = new Listener;
   l->proto = rule.proto;
   l->guest_port = guest_port;
   l->guest = rule.guest;
   l->owner = this;
   int rc = 0;
-  const std::string host = v6 ? "[" + rule.host_addr + "]" : rule.host_addr;
-  std::string where = host + ":" + std::to_string(host_port) + "/" + std::string(to_string(rule.proto));
   if (rule.proto == Protocol::kTcp) {
     uv_tcp_init(loop_, &l->tcp);
     l->handle.data = l;
@@ -141,6 +161,11 @@ std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint
 
 void PublishedPorts::close_entry(Entry& entry) {
   for (Listener* l : entry.listeners) {
+    if (l->in_engine) {
+      engine_.remove_host_forward(l->proto == Protocol::kUdp, reinterpret_cast<const sockaddr*>(&l->host));
+      delete l;
+      continue;
+    }
     l->owner = nullptr;
     if (l->proto == Protocol::kUdp) engine_.forget_inbound_udp(&l->udp);
     uv_close(&l->handle, Listener::on_close);

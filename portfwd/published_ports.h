@@ -25,6 +25,10 @@
 // back out of this socket to that client (IPv6 clients included). Sessions
 // expire when idle.
 //
+// An engine that listens on host ports itself (Engine::owns_host_listeners,
+// libslirp's host forwards) gets each host port through add_host_forward()
+// instead; the rule's guest is then resolved when the port is added.
+//
 // Limits: a host port that cannot be bound (already taken) is reported as an
 // error for that rule, which is then not added (all or nothing per rule).
 // Accepts per wake-up are bounded by libuv. Handles are heap blocks freed in

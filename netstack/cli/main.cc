@@ -56,13 +56,13 @@ class Session {
   Session(uv_loop_t* loop, const std::vector<PortSpec>& guests, const NetworkOptions& o)
       : stack_(std::make_unique<stack::Stack>(loop, o.stack_config())), iface_(o.guest_interface()) {
     for (auto spec : guests) {
-      spec.options.isolated = o.isolate;
+      spec.options.isolated = o.isolate && !spec.options.uplink;
       add_port(loop, *stack_, spec, iface_);
     }
     const bool isolate = o.isolate;
     serve_control(loop, o, [this, loop, isolate](const std::string& text) {
       auto spec = parse_port_spec(text);
-      spec.options.isolated = isolate;
+      spec.options.isolated = isolate && !spec.options.uplink;
       auto id = add_port(loop, *stack_, spec, iface_);
       spdlog::info("port {} added: {}", spec.options.name, spec.to_string());
       (void)id;
@@ -157,6 +157,9 @@ int serve(const SessionFactory& make_session, const NetworkOptions& o, pid_t chi
       if (forward.sock_diag_fd >= 0) {
         session->stack().forward_from_namespace(forward.sock_diag_fd);
         forward.sock_diag_fd = -1;
+      } else if (forward.agent && o.engine == "slirp") {
+        // libslirp cannot serve the agent's port on the gateway address.
+        spdlog::warn("--engine slirp: automatic forwarding from portfwd-agent in a VM is not available (use -p)");
       } else if (forward.agent) {
         session->stack().forward_from_agent(o.agent_port);
       }
@@ -306,11 +309,12 @@ int main(int argc, char** argv) {
   serve_net.forward_auto = true;
   auto* serve_cmd = app.add_subcommand(
       "serve",
-      "Serve virtual machines (virtio-net backend sockets) and network namespaces until SIGINT or SIGTERM.\n"
+      "Serve virtual machines (virtio-net backend sockets), network namespaces and other hosts' segments "
+      "(VXLAN) until SIGINT or SIGTERM.\n"
       "One guest is served directly; several share one gateway on an internal switch, each with its own DHCP "
       "lease and its name answered as NAME.internal.\n"
       "Each guest value may end in options: ,name=NAME ,vlan=N ,trunk=N+M (and for --netns ,ifname=IF "
-      ",mac=MAC).");
+      ",mac=MAC ,mtu=N; for --vxlan ,vni=N ,local=ADDR[:PORT] ,mtu=N).");
   serve_net.add_to(*serve_cmd);
   serve_net.add_transport_to(*serve_cmd);
 
@@ -325,10 +329,12 @@ int main(int argc, char** argv) {
       "check", "Validate FILE and print the effective configuration (every setting, defaults included) as TOML");
   check_cmd->add_option("FILE", config_path, "The configuration file")->required();
 
+  // Every start-up error exits 1 with its message, not with CLI11's own
+  // codes (105 and up); --help and --version exit 0.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 1;
   }
   if (check_cmd->parsed()) return check_config_file(config_path);
 
@@ -404,10 +410,16 @@ int main(int argc, char** argv) {
       return serve_one([fd, frame, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, frame, vnet); },
                    serve_net, -1, forward);
     }
+    if (g.kind == PortSpec::Kind::kVxlan) {
+      // Another host's segment: its guests are served as a namespace's or
+      // a VM's would be; nobody there runs portfwd-agent for us.
+      warn_vxlan_mtu(g, mtu);
+      return serve_one([&](uv_loop_t* l) { return open_vxlan_port(l, g); }, serve_net, -1, forward);
+    }
     forward.agent = serve_net.forward_auto;
     return serve_one([&](uv_loop_t* l) { return open_vm_port(l, g, mtu); }, serve_net, -1, forward);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "slipway: %s\n", e.what());
     return 1;

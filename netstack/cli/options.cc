@@ -51,6 +51,11 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "routes, MTU and DNS; the gateway address reaches the host's loopback)")
       ->check(CLI::IsMember({"nat", "mirrored"}))
       ->capture_default_str();
+  app.add_option("--engine", engine,
+                 "What terminates the guest's TCP and UDP: lwip (slipway's own, the default) or slirp (libslirp, "
+                 "QEMU's user network; see README \"Engines\" for the differences)")
+      ->check(CLI::IsMember({"lwip", "slirp"}))
+      ->capture_default_str();
   app.add_option("--address", address, "Guest IPv4 address and prefix length")->capture_default_str();
   app.add_option("--gateway", gateway, "Gateway address; connections to it reach the host's loopback")
       ->capture_default_str();
@@ -60,6 +65,9 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("--interface", interface, "Name of the guest interface")->capture_default_str();
   app.add_flag("--no-host-loopback", no_host_loopback,
                "Refuse connections to the gateway address instead of relaying them to the host's loopback");
+  app.add_flag("--restrict", restrict_guest,
+               "The guest reaches only the gateway's own services (DHCP, DNS, ping to the gateway) and answers "
+               "within published ports: no outbound connection, the host's loopback included (QEMU's restrict=on)");
   app.add_flag("--no-configure", no_configure,
                "Only create the interface and bring it up (for a DHCP client in the guest)");
   app.add_flag("--no-offload", no_offload,
@@ -68,6 +76,16 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("--pcap", pcap, "Record every frame on the guest link to FILE (pcap format)");
   app.add_option("--max-tcp-flows", max_tcp_flows, "Most TCP connections at once")->capture_default_str();
   app.add_option("--max-udp-flows", max_udp_flows, "Most UDP mappings at once")->capture_default_str();
+  app.add_option("--max-icmp-flows", max_icmp_flows, "Most ping sockets at once (the least recently used is closed)")
+      ->capture_default_str();
+  app.add_option("--max-new-flows-per-second", max_new_flows_per_second,
+                 "Most new outbound TCP connections and UDP mappings a second (0: no limit)")
+      ->check(CLI::Range(0u, 1u << 20))
+      ->capture_default_str();
+  app.add_option("--max-buffered-mib", max_buffered_mib,
+                 "Most MiB of data held for all flows together before they wait (0: no limit)")
+      ->check(CLI::Range(0u, 1u << 20))
+      ->capture_default_str();
   app.add_option("--dns-upstream", dns_upstreams,
                  "DNS server ADDR[:PORT] that answers the guest's queries (repeatable; default: the host's "
                  "/etc/resolv.conf)");
@@ -122,6 +140,11 @@ void NetworkOptions::add_transport_to(CLI::App& app) {
                      "A TAP device in that network namespace (/run/netns/NAME, /proc/PID/ns/net or a PID), "
                      "configured with the address the gateway leases to it")
       ->type_name("NS[,OPT=V]...");
+  guests->add_option("--vxlan", vxlan,
+                     "Another host's L2 segment in VXLAN over UDP (a Linux vxlan device, a vswitch): "
+                     "REMOTE[:PORT],vni=N[,local=ADDR[:PORT]][,mtu=N] (port 4789 by default, inner MTU 1500; "
+                     "give --mtu to match it)")
+      ->type_name("REMOTE,vni=N[,OPT=V]...");
   app.add_flag("--isolate", isolate, "Several guests: each reaches the gateway but not the other guests");
 }
 
@@ -134,9 +157,9 @@ void NetworkOptions::apply_config_file(const CLI::App& app) {
   }
   // The guests are one list: a guest on the command line replaces the file's.
   if (given_.count("serve.vhost_user") + given_.count("serve.stream") + given_.count("serve.dgram") +
-          given_.count("serve.netns") >
+          given_.count("serve.netns") + given_.count("serve.vxlan") >
       0)
-    given_.insert({"serve.vhost_user", "serve.stream", "serve.dgram", "serve.netns"});
+    given_.insert({"serve.vhost_user", "serve.stream", "serve.dgram", "serve.netns", "serve.vxlan"});
   command_line_ = *this;
   auto file = config::load_file(config_file, file_base());
   config::merge(*this, file, given_);
@@ -147,7 +170,7 @@ config::Settings NetworkOptions::file_base() const {
   // an --address, say), but the guests are one list: the file's is checked
   // alone (and a guest on the command line replaces it).
   config::Settings base = command_line_;
-  base.vhost_user = base.stream = base.dgram = base.netns = {};
+  base.vhost_user = base.stream = base.dgram = base.netns = base.vxlan = {};
   return base;
 }
 
@@ -175,8 +198,9 @@ std::vector<PortSpec> NetworkOptions::guests() const {
   add(PortSpec::Kind::kStream, stream, "--stream");
   add(PortSpec::Kind::kDgram, dgram, "--dgram");
   add(PortSpec::Kind::kNetns, netns, "--netns");
+  add(PortSpec::Kind::kVxlan, vxlan, "--vxlan");
   if (out.empty())
-    throw CLI::ValidationError("guests", "at least one of --vhost-user, --stream, --dgram, --netns (or [serve] in "
+    throw CLI::ValidationError("guests", "at least one of --vhost-user, --stream, --dgram, --netns, --vxlan (or [serve] in "
                                          "--config) is needed");
   // Derived names that collide get a number: vm, vm-2, ...
   std::set<std::string> names;
@@ -250,12 +274,14 @@ gateway::GatewayConfig NetworkOptions::gateway_config() const { return stack_con
 stack::StackConfig NetworkOptions::stack_config() const {
   stack::StackConfig sc;
   gateway::GatewayConfig& c = sc.gateway;
+  sc.engine = engine == "slirp" ? stack::EngineKind::kSlirp : stack::EngineKind::kLwip;
   auto [guest, prefix] = parse_cidr("--address", address);
   c.nat.guest = guest;
   c.nat.prefix = prefix;
   c.nat.gateway = parse_addr("--gateway", gateway);
   c.nat.dns = parse_addr("--dns", dns);
   c.nat.host_loopback = !no_host_loopback;
+  c.nat.restrict_outbound = restrict_guest;
   if (!c.nat.gateway.in_subnet(guest, prefix))
     throw CLI::ValidationError("--gateway", gateway + " is not in " + address);
   if (!c.nat.dns.in_subnet(guest, prefix)) throw CLI::ValidationError("--dns", dns + " is not in " + address);
@@ -265,6 +291,9 @@ stack::StackConfig NetworkOptions::stack_config() const {
   c.search_domains = search;
   sc.max_tcp_flows = max_tcp_flows;
   sc.max_udp_flows = max_udp_flows;
+  sc.max_icmp_flows = max_icmp_flows;
+  sc.max_new_flows_per_second = max_new_flows_per_second;
+  sc.max_buffered_bytes = uint64_t{max_buffered_mib} << 20;
   for (const auto& u : dns_upstreams) {
     auto up = dns::parse_upstream(u);
     if (!up) throw CLI::ValidationError("--dns-upstream", "'" + u + "' is not ADDR[:PORT]");
@@ -288,6 +317,9 @@ stack::StackConfig NetworkOptions::stack_config() const {
     std::string err;
     auto rule = portfwd::parse_rule(p, &err);
     if (!rule) throw CLI::ValidationError("--publish", "'" + p + "': " + err);
+    if (engine == "slirp" && rule->host_addr.find(':') != std::string::npos)
+      throw CLI::ValidationError("--publish", "'" + p + "': an IPv6 host address is not available with --engine slirp "
+                                              "(libslirp cannot forward an IPv6 client to the guest's IPv4)");
     sc.publish.push_back(*rule);
   }
   sc.publish_source_gateway = publish_source == "gateway";

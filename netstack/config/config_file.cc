@@ -15,12 +15,12 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 
 #include "dns-proxy/upstreams.h"
+#include "netstack/sys/read_file.h"
 #include "netstack/wire/bytes.h"
 #include "portfwd/rule.h"
 
@@ -195,6 +195,14 @@ std::string check_upstream(std::string_view s) {
 
 std::string check_route(std::string_view s) {
   return dns::parse_route(s) ? "" : quote(s) + " is not SUFFIX=ADDR[:PORT]";
+}
+
+// A hosts file must be there when the proxy starts: a readable regular file
+// within the proxy's bound ("" is no file).
+std::string check_hosts_file(std::string_view s) {
+  if (s.empty()) return "";
+  auto f = sys::read_regular_file(std::string(s), dns::kMaxHostsFileBytes);
+  return f ? "" : "cannot read the hosts file " + quote(s) + ": " + f.why();
 }
 
 std::string check_name_address(std::string_view s) {
@@ -390,6 +398,7 @@ KeyDef def(std::string_view table, std::string_view name, std::string_view flag,
 }
 
 const std::vector<std::string_view> kModes = {"nat", "mirrored"};
+const std::vector<std::string_view> kEngines = {"lwip", "slirp"};
 const std::vector<std::string_view> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 constexpr int64_t kMaxFlows = 1 << 20;
 
@@ -399,6 +408,9 @@ const std::vector<KeyDef>& schema() {
       def<&S::mode>(
           "", "mode", "--mode", [](auto& n, auto& c, S& s) { s.mode = one_of(n, c, kModes); },
           [](const S& s) { return quote(s.mode); }),
+      def<&S::engine>(
+          "", "engine", "--engine", [](auto& n, auto& c, S& s) { s.engine = one_of(n, c, kEngines); },
+          [](const S& s) { return quote(s.engine); }),
       // [network]
       def<&S::address>(
           "network", "address", "--address",
@@ -428,6 +440,9 @@ const std::vector<KeyDef>& schema() {
           "network", "host_loopback", "--no-host-loopback",
           [](auto& n, auto& c, S& s) { s.no_host_loopback = !bool_of(n, c); },
           [](const S& s) { return bool_toml(!s.no_host_loopback); }),
+      def<&S::restrict_guest>(
+          "network", "restrict", "--restrict", [](auto& n, auto& c, S& s) { s.restrict_guest = bool_of(n, c); },
+          [](const S& s) { return bool_toml(s.restrict_guest); }),
       def<&S::no_configure>(
           "network", "configure", "--no-configure", [](auto& n, auto& c, S& s) { s.no_configure = !bool_of(n, c); },
           [](const S& s) { return bool_toml(!s.no_configure); }),
@@ -464,7 +479,8 @@ const std::vector<KeyDef>& schema() {
           [](auto& n, auto& c, S& s) { s.dns_routes = strings_of(n, c, check_route, "SUFFIX=ADDR[:PORT] strings"); },
           [](const S& s) { return strings_toml(s.dns_routes); }),
       def<&S::dns_hosts>(
-          "dns", "hosts_file", "--dns-hosts", [](auto& n, auto& c, S& s) { s.dns_hosts = string_of(n, c); },
+          "dns", "hosts_file", "--dns-hosts",
+          [](auto& n, auto& c, S& s) { s.dns_hosts = checked_string(n, c, check_hosts_file, "a file name"); },
           [](const S& s) { return quote(s.dns_hosts); }),
       def<&S::no_dns_cache>(
           "dns", "cache", "--no-dns-cache", [](auto& n, auto& c, S& s) { s.no_dns_cache = !bool_of(n, c); },
@@ -515,6 +531,20 @@ const std::vector<KeyDef>& schema() {
           "limits", "max_udp_flows", "--max-udp-flows",
           [](auto& n, auto& c, S& s) { s.max_udp_flows = static_cast<size_t>(int_of(n, c, 1, kMaxFlows)); },
           [](const S& s) { return std::to_string(s.max_udp_flows); }),
+      def<&S::max_icmp_flows>(
+          "limits", "max_icmp_flows", "--max-icmp-flows",
+          [](auto& n, auto& c, S& s) { s.max_icmp_flows = static_cast<size_t>(int_of(n, c, 1, kMaxFlows)); },
+          [](const S& s) { return std::to_string(s.max_icmp_flows); }),
+      def<&S::max_new_flows_per_second>(
+          "limits", "max_new_flows_per_second", "--max-new-flows-per-second",
+          [](auto& n, auto& c, S& s) {
+            s.max_new_flows_per_second = static_cast<uint32_t>(int_of(n, c, 0, kMaxFlows));
+          },
+          [](const S& s) { return std::to_string(s.max_new_flows_per_second); }),
+      def<&S::max_buffered_mib>(
+          "limits", "max_buffered_mib", "--max-buffered-mib",
+          [](auto& n, auto& c, S& s) { s.max_buffered_mib = static_cast<uint32_t>(int_of(n, c, 0, 1 << 20)); },
+          [](const S& s) { return std::to_string(s.max_buffered_mib); }),
       // [log]
       def<&S::log_level>(
           "log", "level", "--log-level", [](auto& n, auto& c, S& s) { s.log_level = one_of(n, c, kLogLevels); },
@@ -544,6 +574,9 @@ const std::vector<KeyDef>& schema() {
       def<&S::netns>(
           "serve", "netns", "--netns", [](auto& n, auto& c, S& s) { s.netns = paths_of(n, c); },
           [](const S& s) { return strings_toml(s.netns); }),
+      def<&S::vxlan>(
+          "serve", "vxlan", "--vxlan", [](auto& n, auto& c, S& s) { s.vxlan = paths_of(n, c); },
+          [](const S& s) { return strings_toml(s.vxlan); }),
       def<&S::isolate>(
           "serve", "isolate", "--isolate", [](auto& n, auto& c, S& s) { s.isolate = bool_of(n, c); },
           [](const S& s) { return bool_toml(s.isolate); }),
@@ -621,6 +654,26 @@ void check_together(const Settings& s, const Positions& where, const std::string
       fail({"ipv6.dns", "ipv6.prefix"},
            quote(s.ipv6_dns) + " is not in " + s.ipv6_prefix + "; allowed: an address in ipv6.prefix");
   }
+  if (s.engine == "slirp") {
+    // What libslirp cannot do is refused, not dropped (README, "Engines").
+    const Settings d;
+    const std::string no = " is not available with engine \"slirp\"";
+    if (s.mode == "mirrored")
+      fail({"mode", "engine"}, "mirrored mode" + no + " (libslirp serves a private network only); allowed: engine = \"lwip\"");
+    if (s.publish_source == "gateway")
+      fail({"forwarding.source", "engine"},
+           "source = \"gateway\"" + no + " (libslirp's host forwards show the client); allowed: \"client\"");
+    if (s.max_tcp_flows != d.max_tcp_flows)
+      fail({"limits.max_tcp_flows", "engine"}, "a TCP flow limit" + no + " (libslirp has none); allowed: the default");
+    if (s.max_udp_flows != d.max_udp_flows)
+      fail({"limits.max_udp_flows", "engine"}, "a UDP flow limit" + no + " (libslirp has none); allowed: the default");
+    if (s.max_new_flows_per_second != d.max_new_flows_per_second)
+      fail({"limits.max_new_flows_per_second", "engine"},
+           "a new-flow rate limit" + no + " (libslirp has none); allowed: the default");
+    if (s.max_buffered_mib != d.max_buffered_mib)
+      fail({"limits.max_buffered_mib", "engine"},
+           "a buffered-bytes budget" + no + " (libslirp has none); allowed: the default");
+  }
   std::set<std::string> macs, addresses, names;
   auto net = parse_cidr4(s.address);
   for (const auto& st : s.dhcp_static) {
@@ -678,7 +731,7 @@ Loaded parse(std::string_view text, const std::string& path, const Settings& bas
   }
   Loaded out{base, {}};
   Positions where;
-  std::vector<std::string_view> top = {"mode"};
+  std::vector<std::string_view> top = {"mode", "engine"};
   for (auto t : table_names()) top.push_back(t);
 
   auto read_key = [&](const KeyDef& def, const toml::node& value) {
@@ -689,8 +742,8 @@ Loaded parse(std::string_view text, const std::string& path, const Settings& bas
   };
   for (auto&& [k, v] : root) {
     std::string_view name = k.str();
-    if (name == "mode") {
-      read_key(*find_key("mode"), v);
+    if (name == "mode" || name == "engine") {
+      read_key(*find_key(name), v);
       continue;
     }
     auto tables = table_names();
@@ -716,14 +769,9 @@ Loaded parse(std::string_view text, const std::string& path, const Settings& bas
 }
 
 Loaded load_file(const std::string& path, const Settings& base) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw ConfigError(path, 0, 0, "", std::string("cannot read the configuration file: ") + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad())
-    throw ConfigError(path, 0, 0, "", std::string("cannot read the configuration file: ") + std::strerror(errno));
-  return parse(text.str(), path, base);
+  auto file = sys::read_regular_file(path, kMaxFileBytes);
+  if (!file) throw ConfigError(path, 0, 0, "", "cannot read the configuration file: " + file.why());
+  return parse(file.text, path, base);
 }
 
 void merge(Settings& into, const Loaded& file, const std::set<std::string>& given) {
@@ -747,10 +795,12 @@ void check(const Settings& s, const std::string& origin) {
     return quote(v) + " is not allowed; allowed: " + join(allowed);
   };
   value("mode", member(s.mode, kModes));
+  value("engine", member(s.engine, kEngines));
   value("ipv6.prefix", check_cidr6(s.ipv6_prefix));
   value("ipv6.gateway", check_ipv6(s.ipv6_gateway));
   value("ipv6.dns", check_ipv6(s.ipv6_dns));
   value("mirrored.addresses", member(s.mirrored_addresses, {"loopback", "all"}));
+  value("dns.hosts_file", check_hosts_file(s.dns_hosts));
   for (const auto& [name, addrs] : s.dns_names)
     for (const auto& a : addrs) value("dns.names." + key_text(name), check_name_address(a));
   check_together(s, {}, origin);
@@ -759,6 +809,7 @@ void check(const Settings& s, const std::string& origin) {
 std::string to_toml(const Settings& s) {
   std::string out = "# slipway configuration: every setting with its value\n";
   out += "mode = " + quote(s.mode) + "\n";
+  out += "engine = " + quote(s.engine) + "\n";
   for (auto table : table_names()) {
     out += "\n[" + std::string(table) + "]\n";
     for (const auto& k : schema())

@@ -7,18 +7,20 @@
 //   gateway is built). The file schema (examples/nat.toml and
 //   examples/mirrored.toml document every key):
 //     mode                                               nat | mirrored
+//     engine                                             lwip | slirp
 //     [network]    address gateway dns mac mtu interface host_loopback
-//                  configure search
+//                  restrict configure search
 //     [ipv6]       enabled prefix gateway dns
 //     [dns]        upstreams routes hosts_file cache, and [dns.names]
 //                  (NAME = "ADDR" or ["ADDR", ...])
 //     [forwarding] forwards (rule strings or {host_addr, host_port,
 //                  guest_port, protocol} tables) auto exclude agent_port source
-//     [limits]     max_tcp_flows max_udp_flows
+//     [limits]     max_tcp_flows max_udp_flows max_icmp_flows
+//                  max_new_flows_per_second max_buffered_mib
 //     [log]        level pcap
 //     [control]    socket
 //     [dhcp]       and [[dhcp.static]] tables {mac, address, name}
-//     [serve]      vhost_user stream dgram netns  (each a string or an array
+//     [serve]      vhost_user stream dgram netns vxlan  (each a string or an array
 //                  of them: the guests) isolate
 //     [mirrored]   addresses                      loopback | all
 // - parse()/load_file() read a file over a base Settings (the defaults) and
@@ -35,8 +37,12 @@
 // - to_toml() prints a Settings as a complete file in schema order (every
 //   key, defaults included), which parse() reads back to the same Settings.
 //
-// Limits: the file is read whole (toml++); no includes, no environment
-// expansion. Nothing here touches the network; the caller applies settings.
+// Limits: the file is read whole (toml++) if it is a regular file of at most
+// kMaxFileBytes (1 MiB): a directory, a FIFO or a device is an error, never
+// read. No includes, no environment expansion. The one key that names a
+// file to read, dns.hosts_file, is checked the same way (a readable regular
+// file within the DNS proxy's bound). Nothing here touches the network; the
+// caller applies settings.
 #pragma once
 
 #include <cstddef>
@@ -52,6 +58,7 @@ namespace slipway::config {
 
 struct Settings {
   std::string mode = "nat";  // nat | mirrored
+  std::string engine = "lwip";  // lwip | slirp: what terminates the guest's TCP and UDP
   // [network]
   std::string address = "10.0.2.15/24";
   std::string gateway = "10.0.2.2";
@@ -60,6 +67,7 @@ struct Settings {
   uint32_t mtu = 65520;
   std::string interface = "eth0";
   bool no_host_loopback = false;
+  bool restrict_guest = false;  // --restrict: gateway services and published ports only
   bool no_configure = false;
   bool no_offload = false;
   std::vector<std::string> search;
@@ -83,6 +91,9 @@ struct Settings {
   // [limits]
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
+  size_t max_icmp_flows = 1024;
+  uint32_t max_new_flows_per_second = 10'000;  // 0: no limit
+  uint32_t max_buffered_mib = 256;             // 0: no limit
   // [log]
   std::string log_level = "warn";
   std::string pcap;
@@ -102,6 +113,7 @@ struct Settings {
   std::vector<std::string> stream;
   std::vector<std::string> dgram;
   std::vector<std::string> netns;
+  std::vector<std::string> vxlan;  // REMOTE[:PORT],vni=N[,...]: another host's segment
   bool isolate = false;  // several guests: each reaches the gateway only
   // [mirrored]
   std::string mirrored_addresses = "loopback";  // loopback | all
@@ -123,6 +135,9 @@ class ConfigError : public std::runtime_error {
   uint32_t line_, column_;
   std::string key_, message_;
 };
+
+// The largest configuration file read.
+constexpr size_t kMaxFileBytes = 1 << 20;
 
 // A file read over a base.
 struct Loaded {

@@ -245,7 +245,22 @@ void ControlServer::on_connection(uv_stream_t* listener, int status) {
   c->last_activity_ms = uv_now(self->loop_);
   // Connections already closing do not count: their close callbacks may run
   // after this accept, in the same turn of the loop.
-  const bool full = self->connection_count() >= self->limits_.max_connections;
+  bool full = self->connection_count() >= self->limits_.max_connections;
+  if (full) {
+    // Idle clients must not lock the others out: the one idle longest, with
+    // nothing pending, makes room.
+    Connection* oldest = nullptr;
+    for (Connection* o : self->connections_) {
+      if (o->state != Connection::State::kOpen || o->has_line() || o->unsent_bytes() != 0) continue;
+      if (oldest == nullptr || o->last_activity_ms < oldest->last_activity_ms) oldest = o;
+    }
+    if (oldest != nullptr && c->last_activity_ms - oldest->last_activity_ms >= self->limits_.evict_idle_ms) {
+      spdlog::debug("control: {} connections on {}: closing one idle for {} ms to make room",
+                    self->limits_.max_connections, self->path_, c->last_activity_ms - oldest->last_activity_ms);
+      self->close(*oldest);
+      full = false;
+    }
+  }
   self->connections_.push_back(c);
   if (uv_accept(listener, c->stream()) != 0) {
     close(*c);

@@ -39,7 +39,9 @@
 // Limits (Limits below; the defaults are the contract): a request line longer
 // than 64 KiB gets an error reply and the connection is closed once the reply
 // is written; at most 64 connections (the next one gets an error reply and is
-// closed); a connection idle for 60 s is closed; at most 16 lines are handled
+// closed, unless a connection has been idle for 1 s with nothing pending:
+// then the one idle longest is closed to make room, so idle clients cannot
+// lock others out); a connection idle for 60 s is closed; at most 16 lines are handled
 // per connection per wake-up, the rest on the next turn of the loop (an idle
 // handle), and reading from a connection pauses while it has unhandled lines
 // or more than 1 MiB of replies not yet taken by the client, so no buffer
@@ -69,6 +71,9 @@ struct ControlLimits {
   size_t max_line_bytes = 64 * 1024;
   size_t max_connections = 64;
   uint64_t idle_timeout_ms = 60'000;
+  // At max_connections, a new client takes the place of the connection idle
+  // longest, if that one has been idle this long with nothing pending.
+  uint64_t evict_idle_ms = 1'000;
   size_t lines_per_wake = 16;
   size_t max_unsent_bytes = 1024 * 1024;  // replies queued for one slow reader
 };

@@ -53,6 +53,14 @@ json ports_of(const vswitch::Switch& sw) {
                  {"rx_dropped_vlan", st.rx_dropped_vlan},
                  {"rx_dropped_malformed", st.rx_dropped_malformed},
                  {"flooded", st.flooded}};
+    // What the link itself refused before the switch saw it (a VXLAN
+    // port's wrong VNI, say), and its own counters.
+    if (const link::Port* lp = sw.port(p.id)) {
+      port["rx_dropped"] = lp->stats().rx_dropped;
+      json counters = json::object();
+      for (const auto& [name, value] : lp->link_counters()) counters[name] = value;
+      if (!counters.empty()) port["link"] = counters;
+    }
     if (o.mode == vswitch::PortOptions::Mode::kAccess) port["vlan"] = o.vlan;
     if (o.mode == vswitch::PortOptions::Mode::kTrunk) port["trunk"] = o.trunk;
     list.push_back(port);
@@ -142,11 +150,33 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                 {"tcp_inbound", e.tcp_inbound},
                 {"tcp_refused", e.tcp_refused},
                 {"tcp_unreachable", e.tcp_unreachable},
+                {"tcp_limit", e.tcp_limit},
+                {"tcp_rate_limited", e.tcp_rate_limited},
+                {"tcp_no_fd", e.tcp_no_fd},
+                {"tcp_handshake_resets", e.tcp_handshake_resets},
                 {"udp_datagrams_out", e.udp_datagrams_out},
                 {"udp_datagrams_in", e.udp_datagrams_in},
                 {"udp_dropped", e.udp_dropped},
+                {"udp_filtered", e.udp_filtered},
+                {"udp_limit", e.udp_limit},
+                {"udp_rate_limited", e.udp_rate_limited},
+                {"udp_no_fd", e.udp_no_fd},
                 {"dns_udp_queries", e.dns_udp_queries},
-                {"dns_tcp_sessions", e.dns_tcp_sessions}};
+                {"dns_tcp_sessions", e.dns_tcp_sessions},
+                {"dns_tcp_refused", e.dns_tcp_refused},
+                {"buffered_bytes", e.buffered_bytes},
+                {"buffer_waits", e.buffer_waits},
+                {"memory_trims", e.memory_trims}};
+      const auto& c = stack.config();
+      s["limits"] = {{"max_tcp_flows", c.max_tcp_flows},
+                     {"max_udp_flows", c.max_udp_flows},
+                     {"max_icmp_flows", c.max_icmp_flows},
+                     {"max_new_flows_per_second", c.max_new_flows_per_second},
+                     {"max_buffered_bytes", c.max_buffered_bytes}};
+      const auto& i = stack.icmp().stats();
+      s["icmp"] = {{"requests", i.requests}, {"replies", i.replies}, {"errors", i.errors},
+                   {"dropped", i.dropped},   {"no_fd", i.no_fd},     {"evicted", i.evicted},
+                   {"sockets", i.sockets}};
       const auto& t = stack.transport().stats();
       s["link"] = {{"rx_frames", t.rx_frames},     {"tx_frames", t.tx_frames},
                    {"rx_dropped", t.rx_dropped},   {"tx_dropped", t.tx_dropped},

@@ -42,6 +42,16 @@ DnsTcpSession::DnsTcpSession(struct tcp_pcb* pcb, DnsResolver resolver, std::fun
       last_active_(clock.now_ms()) {}
 
 void DnsTcpSession::start() {
+  // lwIP opened a window scaled to TCP_WND (2 MiB) when the guest offered
+  // window scaling, but so far the guest has only been told the SYN-ACK's
+  // unscaled window (at most 65535): shrink lwIP's to kReceiveWindow
+  // before any data is taken (this runs when lwIP accepts, before the
+  // handshake's last segment is processed).
+  if (pcb_->rcv_wnd > kReceiveWindow) {
+    pcb_->rcv_wnd = kReceiveWindow;
+    pcb_->rcv_ann_wnd = std::min<tcpwnd_size_t>(pcb_->rcv_ann_wnd, std::min<tcpwnd_size_t>(kReceiveWindow, 0xffff));
+    pcb_->rcv_ann_right_edge = pcb_->rcv_nxt + pcb_->rcv_ann_wnd;
+  }
   tcp_arg(pcb_, this);
   tcp_recv(pcb_, DnsTcpCallbacks::on_recv);
   tcp_sent(pcb_, DnsTcpCallbacks::on_sent);
@@ -49,8 +59,9 @@ void DnsTcpSession::start() {
   tcp_nagle_disable(pcb_);
 }
 
-void DnsTcpSession::received(struct pbuf* p, uint64_t now) {
-  last_active_ = now;
+void DnsTcpSession::received(struct pbuf* p, uint64_t) {
+  // Not activity by itself: only whole queries and answers keep the
+  // session (a client trickling bytes that never make a query does not).
   size_t old = in_.size();
   in_.resize(old + p->tot_len);
   pbuf_copy_partial(p, in_.data() + old, p->tot_len, 0);
@@ -67,17 +78,21 @@ void DnsTcpSession::process() {
   if (processing_) return;
   processing_ = true;
   size_t off = 0;
-  while (outstanding_ < kMaxOutstanding && in_.size() - off >= 2) {
+  while (outstanding_ < kMaxOutstanding && !answers_backlogged() && in_.size() - off >= 2) {
     size_t len = wire::load16(in_, off);
     if (in_.size() - off < 2 + len) break;
     wire::Bytes query(in_.data() + off + 2, len);
     off += 2 + len;
     outstanding_++;
+    last_active_ = clock_.now_ms();
     std::weak_ptr<DnsTcpSession> weak = weak_from_this();
-    resolver_(query, true, [weak](std::vector<std::byte> response) {
+    bool answering = resolver_(query, true, [weak](std::vector<std::byte> response) {
       if (auto s = weak.lock()) s->answer(std::move(response));
     });
     if (closed_) return;
+    // Dropped without an answer: its slot is free again (it used to stay
+    // taken, and 16 such queries stopped the session for good).
+    if (!answering && outstanding_ > 0) outstanding_--;
   }
   processing_ = false;
   in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(off));
@@ -90,12 +105,13 @@ void DnsTcpSession::process() {
       n -= c;
     }
   }
-  if (guest_fin_ && outstanding_ == 0 && out_.empty()) close();
+  if (finished_after_fin()) close();
 }
 
 void DnsTcpSession::answer(std::vector<std::byte> response) {
   if (outstanding_ > 0) outstanding_--;
   if (closed_ || pcb_ == nullptr) return;
+  last_active_ = clock_.now_ms();
   if (response.size() > 0xffff) {
     process();
     return;
@@ -122,12 +138,29 @@ void DnsTcpSession::flush() {
   }
   out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(off));
   if (off > 0) tcp_output(pcb_);
-  if (guest_fin_ && outstanding_ == 0 && out_.empty()) close();
+  if (finished_after_fin()) {
+    close();
+    return;
+  }
+  // Queries held back while answers waited may go on.
+  if (!closed_ && !answers_backlogged() && !in_.empty()) process();
+}
+
+bool DnsTcpSession::answers_backlogged() const {
+  if (!out_.empty()) return true;
+  // Written to lwIP and not yet acknowledged by the guest.
+  return pcb_ != nullptr && static_cast<uint32_t>(pcb_->snd_lbb - pcb_->lastack) > kMaxUnackedAnswerBytes;
 }
 
 void DnsTcpSession::guest_fin() {
   guest_fin_ = true;
-  if (outstanding_ == 0 && out_.empty()) close();
+  if (finished_after_fin()) close();
+}
+
+bool DnsTcpSession::finished_after_fin() const {
+  if (!guest_fin_ || outstanding_ != 0 || !out_.empty()) return false;
+  // A whole query held back (answers were backlogged) is still to be answered.
+  return !(in_.size() >= 2 && in_.size() >= 2 + size_t{wire::load16(in_, 0)});
 }
 
 struct tcp_pcb* DnsTcpSession::detach() {

@@ -4,12 +4,24 @@
 // DNS over TCP frames each message with a 2-byte length (RFC 1035 4.2.2).
 // The guest may pipeline queries; each goes to the resolver as it is
 // complete and each answer is written back as it arrives, in any order (the
-// IDs tell them apart, RFC 7766). Limits: a message is at most 65535 bytes by
-// construction; at most kMaxOutstanding queries are in flight, beyond which
-// the session stops acknowledging guest bytes (its window closes); answers
-// that do not fit lwIP's send buffer wait in a queue bounded by
-// kMaxQueuedBytes (beyond it the connection is reset). A session idle for
-// kIdleTimeoutMs is closed by the engine's housekeeping.
+// IDs tell them apart, RFC 7766). A query the resolver drops without an
+// answer (shorter than a header, or a response: QR=1) frees its slot at
+// once.
+//
+// Limits: a message is at most 65535 bytes by construction. The guest's
+// window is kReceiveWindow (80 KiB: one whole query and a little, not
+// lwIP's 2 MiB), so a session holds at most that much unread. At most
+// kMaxOutstanding (16) queries are in flight, and no new one is taken while
+// answers wait to be written or more than kMaxUnackedAnswerBytes (64 KiB)
+// of them wait for the guest's acknowledgment; meanwhile the session stops
+// acknowledging guest bytes (its window closes). Answers that do not fit
+// lwIP's send buffer wait in a queue bounded by kMaxQueuedBytes (the
+// answers to kMaxOutstanding queries; beyond it the connection is reset).
+// So a session holds about 1.2 MiB at worst. A session with no complete
+// query or answer for kIdleTimeoutMs (30 s) is closed by the engine's
+// housekeeping: bytes that never make a query (a slow-loris client) do not
+// keep it open. The engine bounds the number of sessions
+// (LwipEngine::kMaxServedSessions).
 #pragma once
 
 #include <cstdint>
@@ -29,8 +41,10 @@ namespace slipway::engine {
 class DnsTcpSession : public std::enable_shared_from_this<DnsTcpSession> {
  public:
   static constexpr size_t kMaxOutstanding = 16;
-  static constexpr size_t kMaxQueuedBytes = 1u << 20;
+  static constexpr size_t kMaxQueuedBytes = kMaxOutstanding * (2 + 0xffff);
   static constexpr uint64_t kIdleTimeoutMs = 30'000;
+  static constexpr uint32_t kReceiveWindow = 80 * 1024;
+  static constexpr size_t kMaxUnackedAnswerBytes = 64 * 1024;
 
   DnsTcpSession(struct tcp_pcb* pcb, DnsResolver resolver, std::function<void(DnsTcpSession*)> on_closed,
                 const sys::Clock& clock);
@@ -45,6 +59,10 @@ class DnsTcpSession : public std::enable_shared_from_this<DnsTcpSession> {
   void process();
   void answer(std::vector<std::byte> response);
   void flush();
+  // Answers wait (queued, or unacknowledged beyond kMaxUnackedAnswerBytes).
+  bool answers_backlogged() const;
+  // The guest has sent FIN and every query it sent is answered.
+  bool finished_after_fin() const;
   void finished();
   void abort();
   struct tcp_pcb* detach();  // clears lwIP's callbacks; returns the pcb

@@ -19,19 +19,30 @@
 //   accept_inbound_tcp() and inbound_udp(): portfwd owns the host listeners,
 //   the engine opens the guest side.
 //
-//   Implementations: LwipEngine (lwip_engine.h), the default. An engine is
+//   Implementations: LwipEngine (lwip_engine.h), the default, and
+//   SlirpEngine (slirp_engine.h), on libslirp. An engine is
 //   driven by the stack's clock (sys/clock.h) and its libuv loop.
 //
-// Limits: flow counts are bounded by EngineConfig (a SYN beyond the limit
-// gets a RST, a datagram beyond it is dropped); idle UDP mappings expire
-// after udp_idle_timeout_ms (60 s); a TCP handshake that has not completed
-// within tcp_connect_timeout_ms (30 s) is closed.
+// Limits (EngineConfig, each counted in EngineStats and logged at most once
+// per 10 s, sys/log_limiter.h): TCP flows (max_tcp_flows, 16384; DNS and
+// line sessions count too) and UDP mappings (max_udp_flows, 4096); new
+// outbound flows per second (max_new_flows_per_second, 10,000, with a burst of
+// as many); bytes held for all flows together (max_buffered_bytes, 256
+// MiB). A guest SYN refused by a limit, or because the host is out of
+// file descriptors (EMFILE, ENFILE), gets a RST at once; a datagram, ICMP
+// destination unreachable (administratively prohibited). Existing flows are
+// not affected, except that past max_buffered_bytes every flow waits (no
+// host reads, no window reopened to the guest) until the total is under
+// 7/8 of it again. Idle UDP mappings expire after udp_idle_timeout_ms
+// (60 s); a TCP handshake that has not completed within
+// tcp_connect_timeout_ms (30 s) is closed.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -49,18 +60,36 @@ namespace slipway::engine {
 struct EngineConfig {
   NatPolicy nat;
   uint16_t mtu = 65520;
-  size_t max_tcp_flows = 16384;
-  size_t max_udp_flows = 4096;
+  size_t max_tcp_flows = 16384;  // TCP connections at once, DNS and line sessions included
+  size_t max_udp_flows = 4096;   // UDP mappings at once (and published-port UDP sessions)
+  // New outbound TCP connections and UDP mappings per second (a token
+  // bucket holding one second's worth); 0: no limit.
+  uint32_t max_new_flows_per_second = 10'000;
+  // Bytes held for all flows together (data not yet taken by the host
+  // socket or acknowledged by the guest); 0: no limit.
+  uint64_t max_buffered_bytes = 256ull << 20;
   uint64_t udp_idle_timeout_ms = 60'000;
   uint64_t tcp_connect_timeout_ms = 30'000;
 };
 
 struct EngineStats {
   uint64_t tcp_inbound = 0, udp_inbound = 0;
-  uint64_t tcp_connects = 0, tcp_refused = 0, tcp_unreachable = 0, tcp_limit = 0;
+  uint64_t tcp_connects = 0, tcp_refused = 0, tcp_unreachable = 0;
+  // Guest SYNs refused (RST) at max_tcp_flows, at max_new_flows_per_second, or
+  // because the host had no file descriptor left (EMFILE/ENFILE).
+  uint64_t tcp_limit = 0, tcp_rate_limited = 0, tcp_no_fd = 0;
+  uint64_t tcp_handshake_resets = 0;  // the guest reset a connection before completing it
   uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
+  // Guest datagrams refused (ICMP unreachable) for want of a mapping: at
+  // max_udp_flows, at max_new_flows_per_second, or with no file descriptor.
+  // They count in udp_dropped too.
+  uint64_t udp_limit = 0, udp_rate_limited = 0, udp_no_fd = 0;
   uint64_t packets_dropped = 0;
   uint64_t dns_udp_queries = 0, dns_tcp_sessions = 0;
+  uint64_t dns_tcp_refused = 0;  // connections to the DNS (or line) service refused at its limit
+  uint64_t buffered_bytes = 0;   // now: held for all flows (see max_buffered_bytes)
+  uint64_t buffer_waits = 0;     // times a flow waited for the total to fall
+  uint64_t memory_trims = 0;     // free memory returned to the system after a flood
 };
 
 // One flow as the control API lists it.
@@ -73,8 +102,10 @@ struct FlowInfo {
 };
 
 // Answers one DNS message; `respond` is called at most once, maybe at once.
+// Returns false when the query is dropped without an answer (`respond` is
+// then never called), so that a TCP session frees its slot.
 using DnsResolver =
-    std::function<void(wire::Bytes query, bool over_tcp, std::function<void(std::vector<std::byte>)> respond)>;
+    std::function<bool(wire::Bytes query, bool over_tcp, std::function<void(std::vector<std::byte>)> respond)>;
 // Takes one line a guest sent to the line service (without its newline).
 using LineHandler = std::function<void(std::string_view line)>;
 
@@ -126,6 +157,17 @@ class Engine {
                            bool source_gateway, wire::Bytes payload) = 0;
   // Forgets the sessions of a listener that is closing.
   virtual void forget_inbound_udp(uv_udp_t* listener) = 0;
+  // An engine that listens on published host ports itself (libslirp's host
+  // forwards) says so here; PublishedPorts then calls add_host_forward() for
+  // each host port instead of binding a listener and calling
+  // accept_inbound_tcp()/inbound_udp(). add_host_forward() returns "" or why
+  // it failed; the guest is resolved once, when the port is added.
+  virtual bool owns_host_listeners() const { return false; }
+  virtual std::string add_host_forward(bool /*udp*/, const sockaddr* /*host*/, const IpAddr& /*guest*/,
+                                       uint16_t /*guest_port*/) {
+    return "this engine does not listen on host ports";
+  }
+  virtual void remove_host_forward(bool /*udp*/, const sockaddr* /*host*/) {}
   // A buffer for host reads whose contents are consumed before the read
   // callback returns (shared by every reader on the loop).
   virtual std::vector<std::byte>& read_buffer() = 0;

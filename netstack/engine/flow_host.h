@@ -4,8 +4,9 @@
 // one host socket. It calls back into its engine only through this narrow
 // interface: the loop and the clock, the NAT policy, the guest-side stack
 // (feed a saved SYN, refuse it, report a destination unreachable, send a
-// datagram), the counters, and "I am closed". The engine implements it;
-// tests may implement it to drive a flow alone.
+// datagram), the counters, the engine's budget of buffered bytes, the one
+// warning a flood may cause (no file descriptors), and "I am closed". The
+// engine implements it; tests may implement it to drive a flow alone.
 #pragma once
 
 #include <uv.h>
@@ -47,6 +48,20 @@ class FlowHost {
   // A datagram to the guest from src:src_port.
   virtual void send_udp_to_guest(const IpAddr& src, uint16_t src_port, const IpAddr& guest, uint16_t guest_port,
                                  wire::Bytes payload) = 0;
+
+  // The host refused a socket for want of file descriptors (EMFILE, ENFILE;
+  // `uv_error` is libuv's code): logged at most once per 10 s (the caller
+  // counts it and refuses the guest's flow).
+  virtual void out_of_descriptors(const char* what, int uv_error) = 0;
+
+  // The engine's budget of bytes held for all flows
+  // (EngineConfig::max_buffered_bytes): a flow reports the change in what
+  // it holds, and while the budget is spent it neither reads from its host
+  // socket nor reopens the guest's window; it asks to be resumed
+  // (TcpFlow::resume()) once the total has fallen again.
+  virtual void buffered(int64_t delta) = 0;
+  virtual bool buffers_full() const = 0;
+  virtual void wait_for_buffers(TcpFlow* flow) = 0;
 
   // Asks for flush() to be called once the current loop iteration's events
   // are handled (the engine batches guest-bound output per iteration).

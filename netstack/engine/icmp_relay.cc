@@ -107,8 +107,10 @@ IcmpEchoRelay::AddrKey IcmpEchoRelay::key_of(const IpAddr& a) {
 }
 
 IcmpEchoRelay::IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoReply&)> on_reply,
-                             std::function<void(const IcmpError&)> on_error, Mode mode)
+                             std::function<void(const IcmpError&)> on_error, Mode mode,
+                             size_t max_flows)
     : loop_(loop),
+      max_flows_(std::max<size_t>(max_flows, 1)),
       on_reply_(std::move(on_reply)),
       on_error_(std::move(on_error)),
       rx_buf_(kRxBufferSize) {
@@ -198,19 +200,20 @@ bool IcmpEchoRelay::send_ping(const IpAddr& guest, const IpAddr& dst, uint16_t i
   if (auto it = flows_.find(key); it != flows_.end()) {
     s = it->second;
   } else {
-    if (flows_.size() >= kMaxFlows) {
+    if (flows_.size() >= max_flows_) {
       auto lru = flows_.begin();
       for (auto it2 = flows_.begin(); it2 != flows_.end(); ++it2) {
         if (it2->second->last_used_ms < lru->second->last_used_ms) lru = it2;
       }
       close_socket(lru->second);
       flows_.erase(lru);
+      stats_.evicted++;
     }
     int fd = open_icmp_socket(dst.v6, SOCK_DGRAM);
     if (fd < 0) {
       spdlog::debug("icmp relay: {} ping socket: {}", dst.v6 ? "IPv6" : "IPv4",
                     std::strerror(-fd));
-      stats_.dropped++;
+      socket_failed(guest, dst, id, seq, -fd, now_ms);
       return false;
     }
     const int one = 1;
@@ -245,9 +248,10 @@ bool IcmpEchoRelay::send_raw(const IpAddr& guest, const IpAddr& dst, uint16_t id
                              wire::Bytes payload, uint8_t hop_limit, uint64_t now_ms) {
   Socket*& raw = dst.v6 ? raw6_ : raw4_;
   if (raw == nullptr) {
+    errno = 0;
     raw = open_raw(dst.v6);
     if (raw == nullptr) {
-      stats_.dropped++;
+      socket_failed(guest, dst, id, seq, errno, now_ms);
       return false;
     }
   }
@@ -276,6 +280,7 @@ IcmpEchoRelay::Socket* IcmpEchoRelay::open_raw(bool v6) {
   int fd = open_icmp_socket(v6, SOCK_RAW);
   if (fd < 0) {
     spdlog::debug("icmp relay: {} raw socket: {}", v6 ? "IPv6" : "IPv4", std::strerror(-fd));
+    errno = -fd;  // for the caller (socket_failed)
     return nullptr;
   }
   // Only what can answer an echo request reaches us; the rest of the
@@ -380,6 +385,23 @@ bool IcmpEchoRelay::set_hop_limit(Socket* s, uint8_t hop_limit) {
   }
   s->hop_limit = hop_limit;
   return true;
+}
+
+void IcmpEchoRelay::socket_failed(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq, int err,
+                                  uint64_t now_ms) {
+  stats_.dropped++;
+  if (err != EMFILE && err != ENFILE) return;
+  stats_.no_fd++;
+  uint64_t held = 0;
+  if (log_limit_.allow("no-fd", now_ms, &held))
+    spdlog::warn("icmp relay: the host refused a socket ({}): answering pings with unreachable until descriptors "
+                 "are free (RLIMIT_NOFILE){}",
+                 std::strerror(err), log_limit_.suffix(held));
+  if (local_errors_.size() >= kMaxQueuedErrors) return;
+  // As a router that may not forward it would: administratively prohibited.
+  uint8_t code = dst.v6 ? wire::icmpv6code::kAdminProhibited : wire::icmpcode::kAdminProhibited;
+  local_errors_.push_back(IcmpError{guest, dst, id, seq, types_of(dst.v6).dest_unreachable, code});
+  uv_idle_start(idle_, &IcmpEchoRelay::on_idle);
 }
 
 void IcmpEchoRelay::queue_local_error(const IpAddr& guest, const IpAddr& dst, uint16_t id,

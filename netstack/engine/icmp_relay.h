@@ -21,11 +21,14 @@
 //    IP_RECVERR (IPV6_RECVERR) queues ICMP errors (unreachable, time
 //    exceeded) on the socket's error queue; SO_SELECT_ERR_QUEUE makes them
 //    show up as POLLPRI, which libuv hands us instead of stopping the handle
-//    on a bare POLLERR. At most kMaxFlows sockets over both families; when
-//    full, the least recently used is closed.
+//    on a bare POLLERR. At most max_flows sockets over both families
+//    (kMaxFlows, 1024, unless the constructor is given another number); when
+//    full, the least recently used is closed (counted: evicted).
 //    (Each is a file descriptor: the program should raise RLIMIT_NOFILE's
-//    soft limit, whose usual default is also 1024; a socket() failure drops
-//    the request.)
+//    soft limit, whose usual default is also 1024. When socket() fails for
+//    want of descriptors, EMFILE or ENFILE, the guest gets destination
+//    unreachable, administratively prohibited, at once, counted (no_fd) and
+//    logged at most once per 10 s; another failure drops the request.)
 //  * One raw socket per family (SOCK_RAW, IPPROTO_ICMP or IPPROTO_ICMPV6;
 //    needs CAP_NET_RAW), used when ping sockets are refused (EACCES/EPERM)
 //    or not built in. The guest's id goes out unchanged. A raw socket sees
@@ -85,6 +88,7 @@
 #include <vector>
 
 #include "netstack/engine/ip_addr.h"
+#include "netstack/sys/log_limiter.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/icmp.h"
 
@@ -127,11 +131,14 @@ class IcmpEchoRelay {
     uint64_t replies = 0;   // replies reported
     uint64_t errors = 0;    // errors reported
     uint64_t dropped = 0;   // requests refused (bad input, socket failure) or replies malformed
+    uint64_t no_fd = 0;     // requests refused for want of file descriptors (EMFILE, ENFILE)
+    uint64_t evicted = 0;   // ping sockets closed to make room (max_flows)
     size_t sockets = 0;     // open sockets
   };
 
   IcmpEchoRelay(uv_loop_t* loop, std::function<void(const IcmpEchoReply&)> on_reply,
-                std::function<void(const IcmpError&)> on_error, Mode mode = Mode::kAuto);
+                std::function<void(const IcmpError&)> on_error, Mode mode = Mode::kAuto,
+                size_t max_flows = kMaxFlows);
   IcmpEchoRelay(const IcmpEchoRelay&) = delete;
   IcmpEchoRelay& operator=(const IcmpEchoRelay&) = delete;
   ~IcmpEchoRelay();
@@ -195,6 +202,9 @@ class IcmpEchoRelay {
   bool set_hop_limit(Socket* s, uint8_t hop_limit);
   void queue_local_error(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq,
                          int err);
+  // socket() failed with `err`: EMFILE/ENFILE answer the guest with an error.
+  void socket_failed(const IpAddr& guest, const IpAddr& dst, uint16_t id, uint16_t seq, int err,
+                     uint64_t now_ms);
 
   static void on_poll(uv_poll_t* handle, int status, int events);
   static void on_idle(uv_idle_t* handle);
@@ -213,6 +223,8 @@ class IcmpEchoRelay {
                       uint8_t code);
 
   uv_loop_t* loop_;
+  size_t max_flows_;
+  sys::LogLimiter log_limit_;
   std::function<void(const IcmpEchoReply&)> on_reply_;
   std::function<void(const IcmpError&)> on_error_;
   Mode mode_ = Mode::kAuto;

@@ -1,5 +1,6 @@
 #include "netstack/engine/lwip_engine.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <netinet/in.h>
 #include <sys/random.h>
@@ -138,10 +139,12 @@ struct EngineCallbacks {
     if (e == nullptr || err != ERR_OK || pcb == nullptr) return ERR_VAL;
     FlowKey key{from_lwip(&pcb->remote_ip), pcb->remote_port, from_lwip(&pcb->local_ip), pcb->local_port};
     if (e->config_.nat.is_dns(key.remote) && key.remote_port == kDnsPort && e->dns_resolver_) {
+      e->served_handshakes_.erase(key);
       e->start_dns_session(pcb);
       return ERR_OK;
     }
     if (e->is_line_service(key)) {
+      e->served_handshakes_.erase(key);
       auto session = std::make_unique<LineSession>(
           pcb, e->line_handler_,
           [e](LineSession* ls) {
@@ -200,6 +203,7 @@ struct EngineCallbacks {
     if (e->udp_to_flush_.empty()) e->udp_to_flush_.swap(udp);
     e->dead_dns_sessions_.clear();
     e->dead_line_sessions_.clear();
+    e->resume_waiting_flows();
     u32_t sleep = sys_timeouts_sleeptime();
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
       uv_timer_stop(e->lwip_timer_);
@@ -231,6 +235,8 @@ LwipEngine::LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig co
   // engine's clock: count them from this one.
   sys_restart_timeouts();
   read_buffer_.resize(256 * 1024);
+  flow_tokens_ = config_.max_new_flows_per_second;  // a full second's worth to start with
+  tokens_at_ = clock_.now_ms();
 
   ip4_addr_t addr = to_lwip4(config_.nat.gateway);
   ip4_addr_t mask;
@@ -294,6 +300,7 @@ LwipEngine::~LwipEngine() {
   }
   tcp_flows_.clear();
   udp_flows_.clear();
+  waiting_for_buffers_.clear();
   to_flush_.clear();
   udp_to_flush_.clear();
   std::vector<std::shared_ptr<DnsTcpSession>> dns;
@@ -334,7 +341,7 @@ void LwipEngine::input(const wire::Ipv4Packet& packet) {
     return;
   }
   if (proto == wire::ipproto::kUdp && !packet.is_fragment()) {
-    input_udp(packet.src(), packet.dst(), packet.payload());
+    input_udp(packet.src(), packet.dst(), packet.payload(), packet.bytes());
     return;
   }
   feed(packet.bytes());  // fragments: lwIP reassembles
@@ -358,16 +365,16 @@ void LwipEngine::input6(const wire::Ipv6Packet& packet) {
     input_tcp(packet.src(), packet.dst(), ul->data, packet.bytes());
     return;
   }
-  input_udp(packet.src(), packet.dst(), ul->data);
+  input_udp(packet.src(), packet.dst(), ul->data, packet.bytes());
 }
 
-void LwipEngine::input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4) {
+void LwipEngine::input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet) {
   auto udp = wire::UdpDatagram::parse(l4);
   if (!udp) {
     stats_.packets_dropped++;
     return;
   }
-  udp_from_guest(src, udp->src_port(), dst, udp->dst_port(), udp->payload());
+  udp_from_guest(src, udp->src_port(), dst, udp->dst_port(), udp->payload(), packet);
 }
 
 void LwipEngine::feed(wire::Bytes packet) {
@@ -413,7 +420,7 @@ void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
   auto it = tcp_flows_.find(key);
   if (syn_only) {
     if ((config_.nat.is_dns(key.remote) && key.remote_port == kDnsPort && dns_resolver_) || is_line_service(key)) {
-      feed(packet);  // served here, not relayed
+      start_served_session(key, packet, seg->seq());  // served here, not relayed
       return;
     }
     if (it == tcp_flows_.end()) {
@@ -421,11 +428,126 @@ void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
       return;
     }
     if (it->second->state() == TcpFlow::State::kConnecting) return;  // retransmitted SYN
-  } else if (it != tcp_flows_.end() && it->second->state() == TcpFlow::State::kConnecting) {
-    if (flags & wire::tcpflag::kRst) it->second->cancel();
-    return;
+  } else if (it != tcp_flows_.end()) {
+    TcpFlow* flow = it->second;
+    if (flow->state() == TcpFlow::State::kConnecting) {
+      if (flags & wire::tcpflag::kRst) {
+        stats_.tcp_handshake_resets++;
+        flow->cancel();
+      }
+      return;
+    }
+    if (flow->state() == TcpFlow::State::kAccepting && (flags & wire::tcpflag::kRst)) {
+      // lwIP drops its half-open pcb without telling anyone; the flow would
+      // keep its host connection for the whole connect timeout. lwIP takes
+      // the RST when its sequence number is the one it expects next, the
+      // SYN's + 1 (RFC 5961): then the flow goes too.
+      const uint32_t syn_seq = flow->syn_seq();
+      feed(packet);
+      if (seg->seq() == syn_seq + 1) {
+        auto again = tcp_flows_.find(key);
+        if (again != tcp_flows_.end() && again->second == flow) {
+          stats_.tcp_handshake_resets++;
+          flow->cancel();
+        }
+      }
+      return;
+    }
+  } else if ((flags & wire::tcpflag::kRst) && !served_handshakes_.empty()) {
+    // A reset handshake of the DNS or line service frees its place.
+    auto h = served_handshakes_.find(key);
+    if (h != served_handshakes_.end() && seg->seq() == h->second.syn_seq + 1) served_handshakes_.erase(h);
   }
   feed(packet);
+}
+
+void LwipEngine::start_served_session(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq) {
+  if (served_handshakes_.count(key) != 0) {  // retransmitted: lwIP answers it
+    feed(syn);
+    return;
+  }
+  std::string suffix;
+  if (served_session_count() >= kMaxServedSessions ||
+      tcp_flows_.size() + served_session_count() >= config_.max_tcp_flows) {
+    stats_.dns_tcp_refused++;
+    if (may_log("served-limit", &suffix))
+      spdlog::warn("tcp: {} DNS and agent sessions open (limit {}, {} TCP flows): refusing {}{}",
+                   served_session_count(), kMaxServedSessions, tcp_flows_.size(), key.to_string(), suffix);
+    refuse_syn(key, syn_seq);
+    return;
+  }
+  uint64_t now = clock_.now_ms();
+  if (!take_flow_token(now)) {
+    stats_.tcp_rate_limited++;
+    if (may_log("tcp-rate", &suffix))
+      spdlog::warn("tcp: more than {} new flows a second: refusing {}{}", config_.max_new_flows_per_second,
+                   key.to_string(), suffix);
+    refuse_syn(key, syn_seq);
+    return;
+  }
+  served_handshakes_.emplace(key, Handshake{syn_seq, now});
+  feed(syn);
+}
+
+bool LwipEngine::take_flow_token(uint64_t now) {
+  if (config_.max_new_flows_per_second == 0) return true;
+  const double rate = config_.max_new_flows_per_second;
+  if (now > tokens_at_) {
+    flow_tokens_ = std::min(rate, flow_tokens_ + static_cast<double>(now - tokens_at_) * rate / 1000.0);
+    tokens_at_ = now;
+  }
+  if (flow_tokens_ < 1.0) return false;
+  flow_tokens_ -= 1.0;
+  return true;
+}
+
+bool LwipEngine::may_log(std::string_view key, std::string* suffix) {
+  uint64_t held = 0;
+  if (!log_limit_.allow(key, clock_.now_ms(), &held)) return false;
+  *suffix = log_limit_.suffix(held);
+  return true;
+}
+
+void LwipEngine::out_of_descriptors(const char* what, int uv_error) {
+  std::string suffix;
+  if (may_log("no-fd", &suffix))
+    spdlog::warn("{}: the host refused a socket ({}): refusing new flows until descriptors are free "
+                 "(RLIMIT_NOFILE){}",
+                 what, uv_strerror(uv_error), suffix);
+}
+
+void LwipEngine::buffered(int64_t delta) {
+  if (delta < 0 && static_cast<uint64_t>(-delta) > stats_.buffered_bytes) {
+    stats_.buffered_bytes = 0;  // never below zero (a flow's own invariant, kept here)
+    return;
+  }
+  stats_.buffered_bytes = static_cast<uint64_t>(static_cast<int64_t>(stats_.buffered_bytes) + delta);
+}
+
+void LwipEngine::wait_for_buffers(TcpFlow* flow) {
+  stats_.buffer_waits++;
+  if (waiting_for_buffers_.empty()) {
+    std::string suffix;
+    if (may_log("buffers-full", &suffix))
+      spdlog::warn("tcp: {} bytes held for the flows (limit {}): flows wait until some are taken{}",
+                   stats_.buffered_bytes, config_.max_buffered_bytes, suffix);
+  }
+  waiting_for_buffers_.push_back(flow);
+}
+
+void LwipEngine::resume_waiting_flows() {
+  if (waiting_for_buffers_.empty()) return;
+  if (config_.max_buffered_bytes != 0 && stats_.buffered_bytes > config_.max_buffered_bytes / 8 * 7) return;
+  // Flows that must wait again register anew, in the member list.
+  std::vector<TcpFlow*> flows;
+  flows.swap(waiting_for_buffers_);
+  for (TcpFlow* f : flows)
+    if (f != nullptr) f->resume();
+}
+
+void LwipEngine::refuse_udp(wire::Bytes packet) {
+  if (packet.empty()) return;  // reassembled from fragments: nothing to quote
+  report_unreachable(packet, wire::icmpcode::kAdminProhibited, wire::icmpv6code::kAdminProhibited);
 }
 
 void LwipEngine::take_time_wait() {
@@ -459,14 +581,25 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
     refuse_syn(key, syn_seq);
     return;
   }
-  if (tcp_flows_.size() >= config_.max_tcp_flows) {
+  std::string suffix;
+  if (tcp_flows_.size() + served_session_count() >= config_.max_tcp_flows) {
     stats_.tcp_limit++;
-    spdlog::warn("tcp: flow limit {} reached, refusing {}", config_.max_tcp_flows, key.to_string());
+    if (may_log("tcp-limit", &suffix))
+      spdlog::warn("tcp: flow limit {} reached, refusing {}{}", config_.max_tcp_flows, key.to_string(), suffix);
+    refuse_syn(key, syn_seq);
+    return;
+  }
+  uint64_t now = clock_.now_ms();
+  if (!take_flow_token(now)) {
+    stats_.tcp_rate_limited++;
+    if (may_log("tcp-rate", &suffix))
+      spdlog::warn("tcp: more than {} new flows a second: refusing {}{}", config_.max_new_flows_per_second,
+                   key.to_string(), suffix);
     refuse_syn(key, syn_seq);
     return;
   }
   stats_.tcp_connects++;
-  auto* flow = new TcpFlow(*this, key, syn, syn_seq, clock_.now_ms());
+  auto* flow = new TcpFlow(*this, key, syn, syn_seq, now);
   tcp_flows_.emplace(key, flow);
   flow->connect(*host, key.remote_port);
 }
@@ -477,9 +610,17 @@ void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, 
   if (flow == nullptr) return;
   IpAddr client;
   uint16_t client_port = 0;
-  if (!flow->peer_address(&client, &client_port) || tcp_flows_.size() >= config_.max_tcp_flows) {
+  if (!flow->peer_address(&client, &client_port)) {
+    flow->reset();
+    return;
+  }
+  if (tcp_flows_.size() + served_session_count() >= config_.max_tcp_flows) {
     stats_.tcp_limit++;
-    flow->close();
+    std::string suffix;
+    if (may_log("tcp-limit-inbound", &suffix))
+      spdlog::warn("tcp: flow limit {} reached, resetting an inbound connection from {}{}", config_.max_tcp_flows,
+                   client.endpoint(client_port), suffix);
+    flow->reset();
     return;
   }
   // The guest sees a source of its own family: an IPv4 client on an IPv6
@@ -529,7 +670,12 @@ void LwipEngine::inbound_udp(uv_udp_t* listener, const sockaddr* client, const I
     auto it = udp_inbound_.find(key);
     if (it == udp_inbound_.end()) {
       if (udp_inbound_.size() >= config_.max_udp_flows) {
+        stats_.udp_limit++;
         stats_.udp_dropped++;
+        std::string suffix;
+        if (may_log("udp-limit-inbound", &suffix))
+          spdlog::warn("udp: {} published-port sessions (limit {}): dropping datagrams of new clients{}",
+                       udp_inbound_.size(), config_.max_udp_flows, suffix);
         return;
       }
       InboundUdp session{listener, {}, now};
@@ -611,11 +757,11 @@ void LwipEngine::handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port
   std::vector<std::byte> data(p->tot_len);
   pbuf_copy_partial(p, data.data(), p->tot_len, 0);
   pbuf_free(p);
-  udp_from_guest(src, src_port, dst, dst_port, data);
+  udp_from_guest(src, src_port, dst, dst_port, data, {});
 }
 
 void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port,
-                                wire::Bytes payload) {
+                                wire::Bytes payload, wire::Bytes packet) {
   uint64_t now = clock_.now_ms();
   if (config_.nat.is_dns(dst) && dst_port == kDnsPort && dns_resolver_) {
     resolve_udp_dns(payload, dst, src, src_port);
@@ -641,13 +787,29 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
   if (it != udp_flows_.end()) {
     flow = it->second;
   } else {
+    std::string suffix;
     if (udp_flows_.size() >= config_.max_udp_flows) {
+      stats_.udp_limit++;
       stats_.udp_dropped++;
+      if (may_log("udp-limit", &suffix))
+        spdlog::warn("udp: mapping limit {} reached, refusing datagrams from {}{}", config_.max_udp_flows,
+                     src.endpoint(src_port), suffix);
+      refuse_udp(packet);
+      return;
+    }
+    if (!take_flow_token(now)) {
+      stats_.udp_rate_limited++;
+      stats_.udp_dropped++;
+      if (may_log("udp-rate", &suffix))
+        spdlog::warn("udp: more than {} new flows a second: refusing datagrams from {}{}",
+                     config_.max_new_flows_per_second, src.endpoint(src_port), suffix);
+      refuse_udp(packet);
       return;
     }
     flow = new UdpFlow(*this, src, src_port, now);
     if (!flow->open()) {
       stats_.udp_dropped++;
+      refuse_udp(packet);
       return;
     }
     udp_flows_.emplace(key, flow);
@@ -762,6 +924,8 @@ std::vector<FlowInfo> LwipEngine::flows() const {
 
 void LwipEngine::closed(TcpFlow* flow) {
   std::replace(to_flush_.begin(), to_flush_.end(), flow, static_cast<TcpFlow*>(nullptr));
+  if (flow->waiting_for_buffers())
+    std::replace(waiting_for_buffers_.begin(), waiting_for_buffers_.end(), flow, static_cast<TcpFlow*>(nullptr));
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
 }
@@ -801,6 +965,19 @@ void LwipEngine::housekeeping(uint64_t now) {
   for (auto& [k, ls] : line_sessions_)
     if (now - ls->last_active() > LineSession::kIdleTimeoutMs) idle_lines.push_back(k);
   for (auto* ls : idle_lines) ls->close();
+  // lwIP forgets a half-open pcb after TCP_SYN_RCVD_TIMEOUT; so do we.
+  std::erase_if(served_handshakes_,
+                [&](const auto& kv) { return now - kv.second.since > TCP_SYN_RCVD_TIMEOUT + kHousekeepingMs; });
+  // After a flood: give the memory its flows used back to the system, once
+  // their number has fallen well below its peak (glibc keeps freed memory
+  // for reuse otherwise: tens of MB after 16,000 connections).
+  size_t flows = tcp_flows_.size() + udp_flows_.size() + time_wait_.size() + served_session_count();
+  peak_flows_ = std::max(peak_flows_, flows);
+  if (peak_flows_ - flows >= kTrimFlows) {
+    malloc_trim(0);
+    stats_.memory_trims++;
+    peak_flows_ = flows;
+  }
 }
 
 }  // namespace slipway::engine

@@ -55,14 +55,34 @@
 // transport does.
 //
 // Limits: lwIP keeps global state, so there is one engine per process (a
-// second constructor throws std::logic_error). Flow counts are bounded
-// (EngineConfig); a SYN beyond the limit gets a RST and a datagram beyond it
-// is dropped. Timers: lwIP's timeouts run from a libuv timer re-armed after
-// every loop iteration; housekeeping (idle UDP mappings after
-// udp_idle_timeout_ms, handshakes stuck for tcp_connect_timeout_ms, idle
-// DNS and line sessions, TIME-WAIT entries whose 20 s are up) runs every
-// kHousekeepingMs (1 s). At most max_tcp_flows TIME-WAIT entries, the
-// oldest dropped first.
+// second constructor throws std::logic_error). The limits of EngineConfig
+// (engine.h) hold here as follows:
+//   - max_tcp_flows counts TcpFlows, DNS and line sessions, and the
+//     handshakes of those two services (lwIP's half-open pcbs, which live
+//     at most TCP_SYN_RCVD_TIMEOUT, 20 s); the services have a limit of
+//     their own, kMaxServedSessions (64). A SYN beyond either gets RST.
+//   - max_new_flows_per_second: a token bucket refilled continuously,
+//     holding at most one second's worth; each new outbound TCP flow, UDP
+//     mapping and service connection takes a token.
+//   - max_udp_flows: a datagram that would need a mapping beyond it gets
+//     ICMP unreachable (administratively prohibited).
+//   - max_buffered_bytes: the flows report what they hold (tcp_flow.h);
+//     past it, flows wait in a list, resumed at the end of a loop iteration
+//     once the total is below 7/8 of the limit.
+//   Every refusal is counted (EngineStats) and logged at most once per
+//   kLogIntervalMs (10 s) per kind, with the number held back.
+// A guest RST for a flow still in its handshake (kConnecting, or kAccepting
+// with the sequence number lwIP accepts) cancels it and resets the host
+// connection at once, so a SYN flood the guest's kernel answers with RSTs
+// holds no host connections.
+// Timers: lwIP's timeouts run from a libuv timer re-armed after every loop
+// iteration; housekeeping (idle UDP mappings after udp_idle_timeout_ms,
+// handshakes stuck for tcp_connect_timeout_ms, idle DNS and line sessions,
+// TIME-WAIT entries whose 20 s are up) runs every kHousekeepingMs (1 s).
+// At most max_tcp_flows TIME-WAIT entries, the oldest dropped first.
+// Memory: after a flood, once the flows and TIME-WAIT entries have fallen
+// by kTrimFlows (1024) from their peak, housekeeping returns the C heap's
+// free memory to the system (malloc_trim), once per such fall.
 #pragma once
 
 #include <uv.h>
@@ -70,6 +90,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -81,6 +103,7 @@
 #include "netstack/engine/nat.h"
 #include "netstack/engine/time_wait.h"
 #include "netstack/sys/clock.h"
+#include "netstack/sys/log_limiter.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/ipv6.h"
@@ -99,6 +122,9 @@ class LwipEngine final : public Engine, private FlowHost {
  public:
   static constexpr uint64_t kHousekeepingMs = 1000;
   static constexpr size_t kTsoSegmentBytes = 32 * 1024;
+  static constexpr size_t kMaxServedSessions = 64;  // DNS over TCP and line sessions, with their handshakes
+  static constexpr uint64_t kLogIntervalMs = 10'000;
+  static constexpr size_t kTrimFlows = 1024;
 
   LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig config, Output output);
   ~LwipEngine() override;
@@ -121,6 +147,10 @@ class LwipEngine final : public Engine, private FlowHost {
   const EngineConfig& config() const override { return config_; }
   const EngineStats& stats() const override { return stats_; }
   size_t tcp_flow_count() const override { return tcp_flows_.size(); }
+  // DNS and line sessions, and those services' handshakes under way.
+  size_t served_session_count() const {
+    return dns_sessions_.size() + line_sessions_.size() + served_handshakes_.size();
+  }
   size_t udp_flow_count() const override { return udp_flows_.size(); }
   std::vector<FlowInfo> flows() const override;
 
@@ -147,6 +177,23 @@ class LwipEngine final : public Engine, private FlowHost {
   void flush_later(UdpFlow* flow) override { udp_to_flush_.push_back(flow); }
   void closed(TcpFlow* flow) override;
   void closed(UdpFlow* flow) override;
+  void out_of_descriptors(const char* what, int uv_error) override;
+  void buffered(int64_t delta) override;
+  bool buffers_full() const override {
+    return config_.max_buffered_bytes != 0 && stats_.buffered_bytes >= config_.max_buffered_bytes;
+  }
+  void wait_for_buffers(TcpFlow* flow) override;
+  // Resumes the flows waiting for the buffer budget once it has room.
+  void resume_waiting_flows();
+
+  // A token for a new outbound flow (max_new_flows_per_second).
+  bool take_flow_token(uint64_t now);
+  // Whether a line for `key` may be logged now; *suffix says how many were
+  // held back (kLogIntervalMs).
+  bool may_log(std::string_view key, std::string* suffix);
+  // A SYN to the DNS or line service: refused at its limits, or given to lwIP.
+  void start_served_session(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq);
+  void refuse_udp(wire::Bytes packet);
 
   void send_frame(std::vector<std::byte> frame);  // a whole frame built outside lwIP
   // Moves the pcbs that entered TIME-WAIT out of lwIP (time_wait.h).
@@ -156,10 +203,12 @@ class LwipEngine final : public Engine, private FlowHost {
   void start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq);
   // UDP from the guest: whole datagrams bypass lwIP (input_udp); fragments
   // come back from lwIP's reassembly (handle_udp); both end here.
-  void input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4);
+  void input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet);
   void handle_udp(struct pbuf* p, const IpAddr& src, uint16_t src_port);
+  // `packet`: the whole IP packet, quoted in an ICMP error if the datagram
+  // is refused (empty for a reassembled one: dropped without an error).
   void udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port,
-                      wire::Bytes payload);
+                      wire::Bytes payload, wire::Bytes packet);
   void resolve_udp_dns(wire::Bytes query, const IpAddr& dns, const IpAddr& src, uint16_t src_port);
   void start_dns_session(struct tcp_pcb* pcb);
   bool is_line_service(const FlowKey& key) const {
@@ -211,6 +260,19 @@ class LwipEngine final : public Engine, private FlowHost {
   LineHandler line_handler_;
   std::unordered_map<LineSession*, std::unique_ptr<LineSession>> line_sessions_;
   std::vector<std::unique_ptr<LineSession>> dead_line_sessions_;
+  // SYNs to the DNS and line services given to lwIP, until lwIP accepts the
+  // connection, the guest resets it, or lwIP's SYN-RCVD timeout is up: the
+  // SYN's sequence number and when it came.
+  struct Handshake {
+    uint32_t syn_seq;
+    uint64_t since;
+  };
+  std::unordered_map<FlowKey, Handshake, FlowKeyHash> served_handshakes_;
+  std::vector<TcpFlow*> waiting_for_buffers_;  // null: closed since
+  double flow_tokens_ = 0;                     // max_new_flows_per_second
+  uint64_t tokens_at_ = 0;
+  sys::LogLimiter log_limit_{kLogIntervalMs};
+  size_t peak_flows_ = 0;                      // since the last malloc_trim
   bool shutting_down_ = false;
 };
 

@@ -3,6 +3,9 @@
 //
 // The guest may talk to any address, with these exceptions, checked here so
 // that no flow can reach a host address the configuration does not allow:
+//   - with restrict_outbound (--restrict) every destination is refused: the
+//     guest reaches only what the gateway serves itself (DHCP, DNS, NDP,
+//     ping to the gateway) and answers within inbound (published) flows;
 //   - the gateway address (IPv4 and IPv6) maps to the host's loopback
 //     (127.0.0.1, ::1) when host_loopback is on, and is refused when it is off;
 //   - the DNS addresses are served by the gateway itself (never relayed);
@@ -36,12 +39,14 @@ struct NatPolicy {
   // NAT mode: prefix6 is the guest's private link, never a host destination.
   // Mirrored mode: it is the host's real link, whose other hosts are reached.
   bool refuse_prefix6 = true;
+  bool restrict_outbound = false;  // --restrict: no destination at all
 
   static constexpr wire::Ipv4Addr kHostLoopback{127, 0, 0, 1};
   static constexpr wire::Ipv6Addr kHostLoopback6 = wire::Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0, 0, 1});
 
   // The host-side address for a guest destination, or nullopt if refused.
   std::optional<wire::Ipv4Addr> host_destination(wire::Ipv4Addr dst) const {
+    if (restrict_outbound) return std::nullopt;
     if (dst == gateway) {
       if (host_loopback) return kHostLoopback;
       return std::nullopt;
@@ -57,7 +62,7 @@ struct NatPolicy {
   }
 
   std::optional<wire::Ipv6Addr> host_destination(const wire::Ipv6Addr& dst) const {
-    if (!ipv6) return std::nullopt;
+    if (!ipv6 || restrict_outbound) return std::nullopt;
     if (dst == gateway6) {
       if (host_loopback) return kHostLoopback6;
       return std::nullopt;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 extern "C" {
 #include "lwip/pbuf.h"
@@ -19,7 +20,6 @@ extern "C" {
 namespace slipway::engine {
 namespace {
 
-// A uv_write request with its own copy of the bytes it writes.
 // A uv_write request for what the host socket did not take at once: it
 // keeps lwIP's pbuf chains (no copy) until the write completes.
 struct WriteReq {
@@ -73,6 +73,7 @@ struct TcpFlowCallbacks {
       // the host closes right behind these bytes.
       f->host_reads_++;
       f->host_data(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread), false);
+      if (!f->closing_) f->account();
     } else if (nread == UV_EOF) {
       f->host_eof();
     } else if (nread < 0) {
@@ -88,6 +89,7 @@ struct TcpFlowCallbacks {
     pbuf_free(w->p);
     delete w;
     f->host_written(len, status);
+    if (!f->closing_) f->account();
   }
 
   static void on_shutdown(uv_shutdown_t* req, int) {
@@ -107,6 +109,7 @@ struct TcpFlowCallbacks {
       f->guest_fin();
     } else {
       f->guest_data(p);
+      if (!f->closing_) f->account();
     }
     return ERR_OK;
   }
@@ -118,7 +121,9 @@ struct TcpFlowCallbacks {
   }
 
   static err_t on_lwip_sent(void* arg, struct tcp_pcb*, u16_t) {
-    static_cast<TcpFlow*>(arg)->guest_acked();
+    auto* f = static_cast<TcpFlow*>(arg);
+    f->guest_acked();
+    if (!f->closing_) f->account();
     return ERR_OK;
   }
 
@@ -185,6 +190,7 @@ void TcpFlow::connect(const IpAddr& host, uint16_t port) {
   int rc = uv_tcp_init(host_->loop(), &sock_);
   if (rc != 0) {
     // Nothing to close: report and delete at once.
+    host_->counters().tcp_refused++;
     host_->refuse_syn(key_, syn_seq_);
     host_->closed(this);
     delete this;
@@ -213,6 +219,16 @@ void TcpFlow::connect_failed(int status) {
       stats.tcp_unreachable++;
       host_->report_unreachable(syn_, wire::icmpcode::kAdminProhibited, wire::icmpv6code::kAdminProhibited);
       break;
+    case UV_EMFILE:
+    case UV_ENFILE:
+    case UV_ENOBUFS:
+    case UV_ENOMEM:
+      // The host is out of descriptors (or memory): refused at once, and
+      // said once in a while (a connection storm would log a line each).
+      stats.tcp_no_fd++;
+      host_->out_of_descriptors("tcp", status);
+      host_->refuse_syn(key_, syn_seq_);
+      break;
     default:  // ECONNREFUSED and anything else
       stats.tcp_refused++;
       host_->refuse_syn(key_, syn_seq_);
@@ -223,8 +239,48 @@ void TcpFlow::connect_failed(int status) {
 }
 
 void TcpFlow::cancel() {
-  spdlog::debug("tcp: {}: guest reset while connecting", key_.to_string());
-  close();
+  spdlog::debug("tcp: {}: guest reset before the connection was established", key_.to_string());
+  // lwIP has dropped (or never had) its half-open pcb; the host connection
+  // is reset rather than closed, as after any guest RST (and leaves no
+  // TIME-WAIT on the host).
+  close_socket(true);
+}
+
+void TcpFlow::resume() {
+  waiting_buffers_ = false;
+  if (closing_) return;
+  if (owed_window_ > 0) open_window(std::exchange(owed_window_, 0));
+  if (!to_guest_.empty()) {
+    push_to_guest();
+  } else {
+    start_reading();
+  }
+  account();
+}
+
+void TcpFlow::open_window(size_t n) {
+  if (pcb_ == nullptr || n == 0) return;
+  if (host_ != nullptr && host_->buffers_full()) {
+    owed_window_ += n;
+    wait_for_buffers();
+    return;
+  }
+  recved(pcb_, n + std::exchange(owed_window_, 0));
+}
+
+void TcpFlow::wait_for_buffers() {
+  if (waiting_buffers_ || host_ == nullptr || closing_) return;
+  waiting_buffers_ = true;
+  host_->wait_for_buffers(this);
+}
+
+void TcpFlow::account() {
+  size_t held = to_host_inflight_ + to_guest_.size();
+  // snd_buf itself: tcp_sndbuf() caps it at 0xffff.
+  if (pcb_ != nullptr) held += TCP_SND_BUF - pcb_->snd_buf;
+  if (held == accounted_) return;
+  if (host_ != nullptr) host_->buffered(static_cast<int64_t>(held) - static_cast<int64_t>(accounted_));
+  accounted_ = held;
 }
 
 void TcpFlow::attach(struct tcp_pcb* pcb) {
@@ -241,7 +297,13 @@ void TcpFlow::attach(struct tcp_pcb* pcb) {
 }
 
 void TcpFlow::start_reading() {
-  if (reading_ || host_eof_ || closing_) return;
+  if (host_eof_ || closing_) return;
+  if (host_ != nullptr && host_->buffers_full()) {
+    stop_reading();
+    wait_for_buffers();
+    return;
+  }
+  if (reading_) return;
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&sock_), TcpFlowCallbacks::on_alloc, TcpFlowCallbacks::on_read) ==
       0)
     reading_ = true;
@@ -263,7 +325,7 @@ void TcpFlow::stop_reading() {
 void TcpFlow::guest_data(struct pbuf* p) {
   const size_t total = p->tot_len;
   if (closing_ || host_shutdown_) {
-    if (pcb_ != nullptr) recved(pcb_, total);
+    if (pcb_ != nullptr) recved(pcb_, total);  // dropped, not held
     pbuf_free(p);
     return;
   }
@@ -307,7 +369,7 @@ void TcpFlow::guest_data(struct pbuf* p) {
   } else {
     pbuf_free(p);
   }
-  if (written > 0 && pcb_ != nullptr) recved(pcb_, written);
+  if (written > 0) open_window(written);
 }
 
 void TcpFlow::host_written(size_t len, int status) {
@@ -318,7 +380,7 @@ void TcpFlow::host_written(size_t len, int status) {
     abort_guest();
     return;
   }
-  if (pcb_ != nullptr) recved(pcb_, len);
+  open_window(len);
   maybe_shutdown_host();
 }
 
@@ -475,6 +537,10 @@ void TcpFlow::close_socket(bool reset) {
   closing_ = true;
   state_ = State::kClosed;
   detach_pcb();
+  // What the flow held is freed with it (or left to lwIP's closing pcb,
+  // which its send buffer bounds).
+  if (accounted_ != 0 && host_ != nullptr) host_->buffered(-static_cast<int64_t>(accounted_));
+  accounted_ = 0;
   if (!socket_open_) {
     if (host_ != nullptr) host_->closed(this);
     delete this;

@@ -7,7 +7,11 @@
 //                 lwIP). Refused -> RST to the guest; unreachable -> ICMP
 //                 unreachable; then closed.
 //   kAccepting    lwIP has the SYN and answers SYN-ACK; the flow waits for
-//                 lwIP to accept the connection (the guest's final ACK).
+//                 lwIP to accept the connection (the guest's final ACK). A
+//                 guest RST that lwIP accepts (its sequence number is the
+//                 SYN's + 1: the guest's kernel answering a SYN-ACK it does
+//                 not expect, after an aborted or spoofed SYN) cancels the
+//                 flow at once: the host connection is reset.
 //   kConnectingGuest  (inbound, from a published port) the host connection
 //                 is accepted; lwIP is connecting to the guest. The guest's
 //                 SYN-ACK -> kEstablished; its RST -> the host connection is
@@ -35,7 +39,16 @@
 // (SO_LINGER 0); a host reset or error aborts the lwIP pcb, which sends RST.
 //
 // Memory per flow is bounded by lwIP's window and send buffer (TCP_WND,
-// TCP_SND_BUF) plus at most one host read not yet taken by lwIP.
+// TCP_SND_BUF: 2 MiB each) plus at most one host read not yet taken by lwIP
+// (256 KiB). What the flow holds (guest bytes not yet taken by the host
+// socket, host bytes not yet acknowledged by the guest) is reported to the
+// engine's budget (FlowHost::buffered); while that budget is spent, the
+// flow stops reading from the host and keeps the guest's window closed
+// (the bytes it would reopen it by are owed), until resume().
+//
+// Host sockets: a socket the host refuses for want of file descriptors
+// (EMFILE, ENFILE) refuses the guest's SYN with RST, counted (tcp_no_fd)
+// and logged at most once per 10 s (FlowHost::out_of_descriptors).
 #pragma once
 
 #include <uv.h>
@@ -83,14 +96,22 @@ class TcpFlow {
   void flush();
   // Closes without telling anyone (engine shutdown, timeouts).
   void close();
+  // Resets both sides: RST to the guest (once lwIP has the connection) and
+  // to the host socket (an inbound connection refused at the flow limit).
+  void reset() { abort_guest(); }
   // The engine is going away: from now on the flow only finishes closing
   // and never calls it back (call before close()).
   void orphan() { host_ = nullptr; }
-  // A guest RST arrived while connecting.
+  // A guest RST arrived while connecting or accepting: the host connection
+  // is reset.
   void cancel();
+  // The engine's buffer budget has room again (FlowHost::wait_for_buffers).
+  void resume();
 
   State state() const { return state_; }
   const FlowKey& key() const { return key_; }
+  uint32_t syn_seq() const { return syn_seq_; }
+  bool waiting_for_buffers() const { return waiting_buffers_; }
   uint64_t started() const { return started_; }
   bool inbound() const { return inbound_; }
   uint64_t bytes_to_host() const { return bytes_to_host_; }
@@ -121,6 +142,12 @@ class TcpFlow {
   void close_socket(bool reset);
   void start_reading();
   void stop_reading();
+  // Reopens the guest's window by n bytes, or owes them while the engine's
+  // buffer budget is spent.
+  void open_window(size_t n);
+  // Reports what the flow holds now to the engine's budget.
+  void account();
+  void wait_for_buffers();
 
   FlowHost* host_;  // null once the engine is gone (orphan())
   FlowKey key_;
@@ -144,6 +171,9 @@ class TcpFlow {
   bool inbound_ = false;
   bool flush_pending_ = false;        // registered with FlowHost::flush_later()
   uint32_t host_reads_ = 0;           // reads from the host socket so far
+  size_t accounted_ = 0;              // bytes reported to FlowHost::buffered
+  size_t owed_window_ = 0;            // guest bytes taken but not yet tcp_recved (budget spent)
+  bool waiting_buffers_ = false;      // registered with FlowHost::wait_for_buffers
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
 };
 

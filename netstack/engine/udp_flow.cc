@@ -51,7 +51,14 @@ bool UdpFlow::open() {
   int rc = uv_udp_bind(&sock_, reinterpret_cast<const sockaddr*>(&any), guest_.v6 ? UV_UDP_IPV6ONLY : 0);
   if (rc == 0) rc = uv_udp_recv_start(&sock_, UdpFlowCallbacks::on_alloc, UdpFlowCallbacks::on_recv);
   if (rc != 0) {
-    spdlog::warn("udp: cannot open a host socket for {}:{}: {}", guest_.to_string(), guest_port_, uv_strerror(rc));
+    if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
+      // Counted and logged at most once in a while: a flood meets this once
+      // per datagram.
+      host_->counters().udp_no_fd++;
+      host_->out_of_descriptors("udp", rc);
+    } else {
+      spdlog::debug("udp: cannot open a host socket for {}:{}: {}", guest_.to_string(), guest_port_, uv_strerror(rc));
+    }
     closing_ = true;
     // Not yet in the engine's table: the close callback's erase is a no-op.
     uv_close(reinterpret_cast<uv_handle_t*>(&sock_), UdpFlowCallbacks::on_close);

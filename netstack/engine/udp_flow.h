@@ -33,7 +33,10 @@ class UdpFlow {
   UdpFlow(const UdpFlow&) = delete;
   UdpFlow& operator=(const UdpFlow&) = delete;
 
-  // Opens the host socket; false (and the flow deletes itself) on failure.
+  // Opens the host socket; false (and the flow deletes itself) on failure,
+  // which the engine answers with ICMP unreachable. Out of file descriptors
+  // (EMFILE, ENFILE) is counted (udp_no_fd) and reported to the engine's
+  // rate-limited log (FlowHost::out_of_descriptors).
   bool open();
   // Queues a datagram for the host (sent by flush() or when the queue is full).
   void send(const IpAddr& host_dst, uint16_t port, wire::Bytes payload, uint64_t now);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -16,7 +17,7 @@ std::unique_ptr<DgramPort> DgramPort::bind(uv_loop_t* loop, const std::string& p
 }
 
 DgramPort::DgramPort(uv_loop_t* loop, int fd, std::string path, size_t mtu)
-    : path_(std::move(path)), max_frame_(mtu + 14), rx_(max_frame_ + 1) {
+    : loop_(loop), path_(std::move(path)), max_frame_(mtu + 14), rx_(max_frame_ + 1) {
   sockaddr_un peer{};
   socklen_t len = sizeof(peer);
   // A connected socket (socketpair) has a peer already; a bound one learns it.
@@ -29,11 +30,16 @@ DgramPort::DgramPort(uv_loop_t* loop, int fd, std::string path, size_t mtu)
     on_io(events);
   });
   sock_->watch(UV_READABLE);
+  retry_ = new uv_timer_t;
+  uv_timer_init(loop, retry_);
+  retry_->data = this;
   if (!path_.empty()) spdlog::info("dgram: bound to {}", path_);
 }
 
 DgramPort::~DgramPort() {
+  sender_.reset();
   sock_.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(retry_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   if (!path_.empty()) ::unlink(path_.c_str());
 }
 
@@ -60,23 +66,65 @@ void DgramPort::on_io(int events) {
         std::memcpy(&peer_, &from, from_len);
         peer_len_ = from_len;
         spdlog::info("dgram: frontend at {}", std::string(peer_.sun_path, strnlen(peer_.sun_path, sizeof(peer_.sun_path))));
+        connect_tried_ = false;  // a new address: connect to it now
+        connect_sender();
+      } else if (!sender_ && (!connect_tried_ || uv_now(loop_) - last_connect_ms_ >= kReconnectMs)) {
+        connect_sender();
       }
     }
     deliver(Frame(rx_.data(), static_cast<size_t>(n)));
   }
 }
 
+bool DgramPort::connect_sender() {
+  connect_tried_ = true;
+  last_connect_ms_ = uv_now(loop_);
+  if (!sender_) {
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      spdlog::debug("dgram: sending socket: {}", std::strerror(errno));
+      return false;
+    }
+    sender_ = std::make_unique<PolledFd>(loop_, fd, [this](int status, int events) {
+      if (status == 0 && (events & UV_WRITABLE)) flush();
+    });
+  }
+  if (::connect(sender_->fd(), reinterpret_cast<const sockaddr*>(&peer_), peer_len_) != 0) {
+    spdlog::debug("dgram: cannot connect to the frontend's address: {}; sending from {}", std::strerror(errno),
+                  path_);
+    sender_.reset();
+    return false;
+  }
+  return true;
+}
+
 bool DgramPort::send_now(Frame frame) {
-  ssize_t n = connected_socket_
-                  ? ::send(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
-                  : ::sendto(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                             reinterpret_cast<const sockaddr*>(&peer_), peer_len_);
+  ssize_t n = -1;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (connected_socket_) {
+      n = ::send(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else if (sender_) {
+      n = ::send(sender_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+      n = ::sendto(sock_->fd(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                   reinterpret_cast<const sockaddr*>(&peer_), peer_len_);
+    }
+    if (n >= 0 || errno == EAGAIN || errno == EINTR) break;
+    // The frontend's socket is gone (a restarted frontend may have bound a
+    // new one at the same path): connect again, at most every kReconnectMs.
+    bool gone = errno == ECONNREFUSED || errno == ENOTCONN || errno == ECONNRESET || errno == EDESTADDRREQ ||
+                errno == ENOENT;
+    if (connected_socket_ || !gone || uv_now(loop_) - last_connect_ms_ < kReconnectMs || !connect_sender()) break;
+  }
   if (n >= 0) {
     stats_.tx_frames++;
     stats_.tx_bytes += frame.size();
     return true;
   }
-  if (errno == EAGAIN || errno == EINTR) return false;
+  if (errno == EAGAIN || errno == EINTR) {
+    send_retries_++;
+    return false;
+  }
   // The peer's socket is gone (ECONNREFUSED, ENOENT): drop; its next frame
   // tells us where it is now.
   stats_.tx_dropped++;
@@ -94,16 +142,40 @@ bool DgramPort::transmit(Frame frame, const Offload&) {
     return false;
   }
   tx_queue_.emplace_back(frame.begin(), frame.end());
-  sock_->watch(UV_READABLE | UV_WRITABLE);
+  wait_writable();
   return true;
+}
+
+void DgramPort::wait_writable() {
+  if (connected_socket_) {
+    sock_->watch(UV_READABLE | UV_WRITABLE);
+  } else if (sender_) {
+    sender_->watch(UV_WRITABLE);
+  } else if (retry_ms_ == 0) {
+    // The bound socket would poll writable at once: retry by the clock.
+    retry_ms_ = kRetryMinMs;
+    uv_timer_start(retry_, [](uv_timer_t* t) { static_cast<DgramPort*>(t->data)->flush(); }, retry_ms_, 0);
+  }
 }
 
 void DgramPort::flush() {
   while (!tx_queue_.empty()) {
-    if (!send_now(tx_queue_.front())) return;
+    if (!send_now(tx_queue_.front())) {
+      if (!connected_socket_ && !sender_) {
+        // Still full: try again later, backing off.
+        retry_ms_ = std::min(std::max(retry_ms_ * 2, kRetryMinMs), kRetryMaxMs);
+        uv_timer_start(retry_, [](uv_timer_t* t) { static_cast<DgramPort*>(t->data)->flush(); }, retry_ms_, 0);
+      } else {
+        wait_writable();
+      }
+      return;
+    }
     tx_queue_.pop_front();
   }
-  sock_->watch(UV_READABLE);
+  retry_ms_ = 0;
+  uv_timer_stop(retry_);
+  if (connected_socket_) sock_->watch(UV_READABLE);
+  if (sender_) sender_->watch(0);
 }
 
 }  // namespace slipway::link

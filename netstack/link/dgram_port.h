@@ -7,11 +7,26 @@
 // peer's socket is gone, frames for the guest are dropped and counted.
 //
 // Reads: at most kMaxReadsPerWake datagrams per wake-up; a datagram longer
-// than max_frame (mtu + 14) or empty is dropped and counted. Writes: sendto()
-// at once; on EAGAIN the frame is copied into a bounded queue
-// (kMaxQueuedFrames) written when the socket is writable, beyond which
-// frames are dropped and counted. No connection, so no states beyond
-// "peer known or not", and no timeouts.
+// than max_frame (mtu + 14) or empty is dropped and counted.
+//
+// Writes: send at once; on EAGAIN (the frontend's receive queue is full: a
+// paused VM) the frame is copied into a bounded queue (kMaxQueuedFrames),
+// beyond which frames are dropped and counted. The queue is written when
+// the frontend reads again, which only a socket *connected* to the
+// frontend's address can tell: a bound, unconnected datagram socket always
+// polls writable (the kernel cannot know where its next datagram goes), so
+// waiting for it to be writable retried at once, forever (97 % CPU, tens of
+// thousands of failed sends a second). So frames go out through a second,
+// unbound socket connected to the frontend's address (its writability is
+// the frontend's queue having room), re-connected when the frontend's
+// address changes or its socket was replaced (at most once per
+// kReconnectMs). If the frontend refuses that (EPERM: its socket is
+// connected to our path), frames go out of the bound socket with sendto()
+// and a full queue is retried by a timer, every kRetryMinMs (1 ms) doubling
+// to kRetryMaxMs (64 ms), never by polling. A socketpair end (connected
+// already) polls correctly and is used as it is.
+//
+// No connection state beyond "peer known or not", and no timeouts.
 #pragma once
 
 #include <sys/socket.h>
@@ -32,6 +47,9 @@ class DgramPort : public Port {
  public:
   static constexpr int kMaxReadsPerWake = 64;
   static constexpr size_t kMaxQueuedFrames = 256;
+  static constexpr uint64_t kReconnectMs = 100;
+  static constexpr uint64_t kRetryMinMs = 1;
+  static constexpr uint64_t kRetryMaxMs = 64;
 
   static std::unique_ptr<DgramPort> bind(uv_loop_t* loop, const std::string& path, size_t mtu);
   // Serves an already bound (or socketpair) datagram socket (takes ownership).
@@ -41,21 +59,34 @@ class DgramPort : public Port {
   bool transmit(Frame frame, const Offload& offload) override;
   bool has_peer() const { return peer_len_ > 0 || connected_socket_; }
   uint64_t oversize() const { return oversize_; }
+  // Sends that failed with EAGAIN (the frontend's queue was full).
+  uint64_t send_retries() const { return send_retries_; }
 
  private:
   void on_io(int events);
   bool send_now(Frame frame);  // false on EAGAIN
   void flush();
+  // (Re)connects the sending socket to peer_; false if the frontend
+  // refuses it (frames then go out of the bound socket).
+  bool connect_sender();
+  void wait_writable();  // after EAGAIN: the sender's poll, or the retry timer
 
+  uv_loop_t* loop_;
   std::string path_;
   size_t max_frame_;
   std::unique_ptr<PolledFd> sock_;
+  std::unique_ptr<PolledFd> sender_;  // connected to peer_ (null: none yet, or refused)
+  uint64_t last_connect_ms_ = 0;
+  bool connect_tried_ = false;
+  uv_timer_t* retry_ = nullptr;       // fallback retries; freed in its close callback
+  uint64_t retry_ms_ = 0;             // 0: not waiting
   std::vector<std::byte> rx_;
   sockaddr_un peer_{};
   socklen_t peer_len_ = 0;
   bool connected_socket_ = false;  // a socketpair end: no address to answer
   std::deque<std::vector<std::byte>> tx_queue_;
   uint64_t oversize_ = 0;
+  uint64_t send_retries_ = 0;
 };
 
 }  // namespace slipway::link

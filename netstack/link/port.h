@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "netstack/wire/offload.h"
@@ -80,6 +81,9 @@ class Port {
   // vhost-user frontend negotiated other features.
   void set_capabilities_listener(std::function<void()> listener) { listener_ = std::move(listener); }
   const PortStats& stats() const { return stats_; }
+  // The link's own counters beyond PortStats, by name (a VXLAN port's
+  // refusals, say), for the control API's port list. None by default.
+  virtual std::vector<std::pair<const char*, uint64_t>> link_counters() const { return {}; }
 
  protected:
   // The link's own send: `offload` is plain or within capabilities().

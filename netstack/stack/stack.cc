@@ -3,9 +3,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 
 #include "netstack/engine/lwip_engine.h"
+#include "netstack/engine/slirp_engine.h"
 #include "netstack/link/patch_port.h"
 #include "netstack/wire/ipv6.h"
 #include "netstack/wire/udp.h"
@@ -20,7 +23,24 @@ engine::EngineConfig engine_config_for(const StackConfig& c) {
   e.mtu = c.gateway.mtu;
   e.max_tcp_flows = c.max_tcp_flows;
   e.max_udp_flows = c.max_udp_flows;
+  e.max_new_flows_per_second = c.max_new_flows_per_second;
+  e.max_buffered_bytes = c.max_buffered_bytes;
   return e;
+}
+
+// Every flow holds a host socket: a descriptor limit below the flow limits
+// means flows are refused (RST, ICMP) before the limits are reached. Said
+// once, at start, so that the rate-limited "out of descriptors" warnings
+// later have an explanation.
+void check_descriptor_limit(const StackConfig& c) {
+  struct rlimit nofile {};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY) return;
+  const uint64_t wanted = uint64_t{c.max_tcp_flows} + c.max_udp_flows + c.max_icmp_flows + 64;
+  if (nofile.rlim_cur < wanted)
+    spdlog::info("the descriptor limit ({}) is below the flow limits (TCP {} + UDP {} + ICMP {}): past about {} "
+                 "flows, new ones are refused (RST or ICMP unreachable)",
+                 static_cast<uint64_t>(nofile.rlim_cur), c.max_tcp_flows, c.max_udp_flows, c.max_icmp_flows,
+                 static_cast<uint64_t>(nofile.rlim_cur));
 }
 
 }  // namespace
@@ -66,6 +86,7 @@ bool Stack::remove_guest(const std::string& name) {
 }
 
 void Stack::build(std::unique_ptr<link::Port> transport) {
+  check_descriptor_limit(config_);
   transport_ = std::move(transport);
   link::Port* guest_side = transport_.get();
   if (!config_.pcap.empty()) {
@@ -74,10 +95,13 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
   }
   icmp_ = std::make_unique<engine::IcmpEchoRelay>(
       loop_, [this](const engine::IcmpEchoReply& r) { gateway_->echo_reply(r); },
-      [this](const engine::IcmpError& e) { gateway_->echo_error(e); });
-  engine_ = std::make_unique<engine::LwipEngine>(
-      loop_, *clock_, engine_config_for(config_),
-      [this](wire::MutBytes frame, const wire::Offload& offload) { gateway_->to_guest(frame, offload); });
+      [this](const engine::IcmpError& e) { gateway_->echo_error(e); }, engine::IcmpEchoRelay::Mode::kAuto,
+      config_.max_icmp_flows);
+  auto to_gateway = [this](wire::MutBytes frame, const wire::Offload& offload) { gateway_->to_guest(frame, offload); };
+  if (config_.engine == EngineKind::kSlirp)
+    engine_ = std::make_unique<engine::SlirpEngine>(loop_, *clock_, engine_config_for(config_), to_gateway);
+  else
+    engine_ = std::make_unique<engine::LwipEngine>(loop_, *clock_, engine_config_for(config_), to_gateway);
   gateway_ = std::make_unique<gateway::Gateway>(loop_, *clock_, config_.gateway, *engine_, icmp_.get());
   link::connect(*guest_side, *gateway_);
   // The engine leaves to the link what the link can do (checksums, TSO),
@@ -96,7 +120,8 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
     size_t max_udp = config_.gateway.mtu - wire::Ipv6Header::kLen - wire::UdpDatagram::kHeaderLen;
     engine_->set_dns_resolver([this, max_udp](wire::Bytes query, bool over_tcp,
                                               std::function<void(std::vector<std::byte>)> respond) {
-      dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond), max_udp);
+      return dns_->resolve(query, over_tcp ? dns::Transport::kTcp : dns::Transport::kUdp, std::move(respond),
+                           max_udp);
     });
   }
 

@@ -2,7 +2,7 @@
 //
 // Theory of operation
 //   A Stack owns, on one libuv loop:
-//     transport Port -> [PcapPort] <-> Gateway -> Engine (LwipEngine) -> host sockets
+//     transport Port -> [PcapPort] <-> Gateway -> Engine (LwipEngine or SlirpEngine) -> host sockets
 //                                          |-> IcmpEchoRelay (ping sockets)
 //                                     dns::Proxy (DNS at the DNS address, through the engine)
 //                                     PublishedPorts, AutoForwarder (portfwd: host listeners -> engine)
@@ -66,10 +66,19 @@
 
 namespace slipway::stack {
 
+// What terminates the guest's TCP and UDP (engine/engine.h).
+enum class EngineKind { kLwip, kSlirp };
+
 struct StackConfig {
   gateway::GatewayConfig gateway;   // link layer, addresses, DHCP, RA
+  EngineKind engine = EngineKind::kLwip;
+  // Limits (engine.h, icmp_relay.h): flows at once, new flows a second
+  // (0: none), bytes held for all flows (0: none).
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
+  size_t max_icmp_flows = 1024;
+  uint32_t max_new_flows_per_second = 10'000;
+  uint64_t max_buffered_bytes = 256ull << 20;
   bool dns = true;                  // answer DNS at the DNS addresses
   dns::ProxyConfig dns_config;      // host.internal is added, naming the gateway
   std::vector<portfwd::Rule> publish;

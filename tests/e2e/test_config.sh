@@ -41,7 +41,7 @@ check_error() {
 }
 log "check: each error names the file, line, column and key, and what is allowed"
 check_error unknown-key $'[network]\nadress = "10.0.2.15/24"' \
-  '2:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, host_loopback, configure, offload, search'
+  '2:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, host_loopback, restrict, configure, offload, search'
 check_error wrong-type $'[network]\nmtu = "big"' '2:7: network.mtu: expected an integer from 576 to 65520, got "big"'
 check_error bad-upstream $'[dns]\nupstreams = ["192.0.2.1", "1.2.3"]' '2:27: dns.upstreams[1]: "1.2.3" is not ADDR[:PORT]'
 check_error bad-mode 'mode = "bridge"' '1:8: mode: "bridge" is not allowed; allowed: nat, mirrored'

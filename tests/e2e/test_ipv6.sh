@@ -58,6 +58,12 @@ cat >"$E2E_TMP/guest.sh" <<EOS
 set -u
 for mode in +notcp +tcp; do
   a=\$(dig +short +time=3 +tries=1 @$DNS6 h.test AAAA \$mode)
+  if [ $ENGINE = slirp ] && [ \$mode = +tcp ]; then
+    # README "Engines": slirp refuses DNS over TCP at the IPv6 DNS address.
+    case "\$a" in *"connection refused"*) echo "ok: DNS over TCP at $DNS6 refused (slirp engine)" ;;
+      *) echo "FAIL: DNS over TCP at $DNS6 on slirp: want refused, got '\$a'" ;; esac
+    continue
+  fi
   [ "\$a" = 2001:db8::11 ] && echo "ok: AAAA over IPv6 (\$mode): \$a" || echo "FAIL: AAAA over IPv6 (\$mode): '\$a'"
 done
 a=\$(dig +short +time=3 +tries=1 @$DNS6 host.internal AAAA)

@@ -2,6 +2,9 @@
 // stay when a key is absent, each kind of error names the file, line, column
 // and key with what is allowed, flags override the file (merge), to_toml()
 // reads back to the same settings, and the example files are valid.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
@@ -36,6 +39,7 @@ ConfigError must_fail(const std::string& text) {
 }
 
 const char* kEveryKey = R"(mode = "mirrored"
+engine = "lwip"
 [network]
 address = "192.168.7.10/16"
 gateway = "192.168.0.1"
@@ -44,6 +48,7 @@ mac = "02:00:00:00:00:01"
 mtu = 9000
 interface = "tap7"
 host_loopback = false
+restrict = true
 configure = false
 offload = false
 search = ["example.com", "corp.example"]
@@ -55,7 +60,7 @@ dns = "fd42:1::35"
 [dns]
 upstreams = ["192.0.2.53", "[2001:db8::1]:5353"]
 routes = ["corp.example=10.8.0.1:53"]
-hosts_file = "/etc/slipway/hosts"
+hosts_file = "/etc/hosts"
 cache = false
 [dns.names]
 "printer.lan" = "192.168.1.9"
@@ -69,6 +74,9 @@ source = "gateway"
 [limits]
 max_tcp_flows = 100
 max_udp_flows = 50
+max_icmp_flows = 20
+max_new_flows_per_second = 0
+max_buffered_mib = 64
 [log]
 level = "debug"
 pcap = "/tmp/guest.pcap"
@@ -86,6 +94,7 @@ stream = "/run/vm.sock"
 vhost_user = ["/run/a.sock", "/run/b.sock,vlan=10"]
 dgram = []
 netns = "/run/netns/web"
+vxlan = "192.0.2.7,vni=42,mtu=1450"
 isolate = true
 [mirrored]
 addresses = "all"
@@ -104,6 +113,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.mtu == 9000);
   CHECK(s.interface == "tap7");
   CHECK(s.no_host_loopback);
+  CHECK(s.restrict_guest);
   CHECK(s.no_configure);
   CHECK(s.no_offload);
   CHECK(s.search == std::vector<std::string>{"example.com", "corp.example"});
@@ -113,7 +123,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.ipv6_dns == "fd42:1::35");
   CHECK(s.dns_upstreams == std::vector<std::string>{"192.0.2.53", "[2001:db8::1]:5353"});
   CHECK(s.dns_routes == std::vector<std::string>{"corp.example=10.8.0.1:53"});
-  CHECK(s.dns_hosts == "/etc/slipway/hosts");
+  CHECK(s.dns_hosts == "/etc/hosts");
   CHECK(s.no_dns_cache);
   CHECK(s.dns_names.at("printer.lan") == std::vector<std::string>{"192.168.1.9"});
   CHECK(s.dns_names.at("db.lan") == std::vector<std::string>{"10.0.2.50", "fd00::50"});
@@ -124,6 +134,9 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.publish_source == "gateway");
   CHECK(s.max_tcp_flows == 100);
   CHECK(s.max_udp_flows == 50);
+  CHECK(s.max_icmp_flows == 20);
+  CHECK(s.max_new_flows_per_second == 0);
+  CHECK(s.max_buffered_mib == 64);
   CHECK(s.log_level == "debug");
   CHECK(s.pcap == "/tmp/guest.pcap");
   CHECK(s.control == "/run/slipway.sock");
@@ -131,6 +144,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.vhost_user == std::vector<std::string>{"/run/a.sock", "/run/b.sock,vlan=10"});
   CHECK(s.dgram.empty());
   CHECK(s.netns == std::vector<std::string>{"/run/netns/web"});
+  CHECK(s.vxlan == std::vector<std::string>{"192.0.2.7,vni=42,mtu=1450"});
   CHECK(s.isolate);
   REQUIRE(s.dhcp_static.size() == 2);
   CHECK(s.dhcp_static[0] == Settings::DhcpStatic{"52:54:00:00:00:10", "192.168.7.20", "db"});
@@ -194,7 +208,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
     auto e = must_fail("[network]\nmtu = 1500\nadress = \"10.0.2.15/24\"\n");
     CHECK(std::string(e.what()) ==
           "t.toml:3:1: network.adress: unknown key; allowed: address, gateway, dns, mac, mtu, interface, "
-          "host_loopback, configure, offload, search");
+          "host_loopback, restrict, configure, offload, search");
     CHECK(e.line() == 3);
     CHECK(e.column() == 1);
     CHECK(e.key() == "network.adress");
@@ -202,13 +216,13 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("unknown table") {
     auto e = must_fail("[netwrok]\nmtu = 1\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:2: netwrok: unknown key; allowed: mode, network, ipv6, dns, forwarding, limits, log, control, "
+          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, limits, log, control, "
           "dhcp, serve, mirrored");
   }
   SECTION("a table that is not one") {
     auto e = must_fail("limits = 5\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:10: limits: expected a table, got 5; allowed: [limits] with max_tcp_flows, max_udp_flows");
+          "t.toml:1:10: limits: expected a table, got 5; allowed: [limits] with max_tcp_flows, max_udp_flows, max_icmp_flows, max_new_flows_per_second, max_buffered_mib");
   }
   SECTION("wrong type") {
     CHECK(std::string(must_fail("[network]\nmtu = \"big\"\n").what()) ==
@@ -316,6 +330,54 @@ TEST_CASE("config: an unreadable file is an error naming it", "[config]") {
   }
 }
 
+TEST_CASE("config: only a regular file is read, within its bound", "[config]") {
+  char dir[] = "/tmp/slipway-config.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string d = dir;
+  auto error_of = [](const std::string& path) -> std::string {
+    try {
+      config::load_file(path);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // A directory used to read as an empty file: every default, exit 0.
+  CHECK(error_of(d) == d + ": cannot read the configuration file: not a regular file (a directory)");
+  CHECK(error_of("/dev/zero") == "/dev/zero: cannot read the configuration file: not a regular file (a character device)");
+  // A FIFO is refused at once instead of blocking until a writer comes.
+  REQUIRE(mkfifo((d + "/fifo").c_str(), 0600) == 0);
+  CHECK(error_of(d + "/fifo") == d + "/fifo: cannot read the configuration file: not a regular file (a FIFO)");
+  {
+    std::ofstream big(d + "/big.toml");
+    big << std::string(config::kMaxFileBytes + 1, '#');
+  }
+  CHECK(error_of(d + "/big.toml") == d + "/big.toml: cannot read the configuration file: larger than " +
+                                         std::to_string(config::kMaxFileBytes) + " bytes");
+  std::remove((d + "/fifo").c_str());
+  std::remove((d + "/big.toml").c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("config: hosts_file must name a readable regular file", "[config]") {
+  auto e = must_fail("[dns]\nhosts_file = \"/dev/zero\"\n");
+  CHECK(e.key() == "dns.hosts_file");
+  CHECK(std::string(e.what()) == "t.toml:2:14: dns.hosts_file: cannot read the hosts file \"/dev/zero\": not a regular "
+                                 "file (a character device)");
+  auto dir = must_fail("[dns]\nhosts_file = \"/tmp\"\n");
+  CHECK(dir.message() == "cannot read the hosts file \"/tmp\": not a regular file (a directory)");
+  auto missing = must_fail("[dns]\nhosts_file = \"/nonexistent/hosts\"\n");
+  CHECK(missing.message() == "cannot read the hosts file \"/nonexistent/hosts\": No such file or directory");
+  CHECK(must_parse("[dns]\nhosts_file = \"/etc/hosts\"\n").settings.dns_hosts == "/etc/hosts");
+  CHECK(must_parse("[dns]\nhosts_file = \"\"\n").settings.dns_hosts.empty());
+  // The command line's --dns-hosts is checked the same way.
+  Settings s;
+  s.dns_hosts = "/dev/urandom";
+  CHECK_THROWS_WITH(config::check(s, "command line"),
+                    "command line: dns.hosts_file: cannot read the hosts file \"/dev/urandom\": not a regular file (a "
+                    "character device)");
+}
+
 TEST_CASE("config: flags override the file", "[config]") {
   // The command line gave --mtu 1500 and --log-level debug; the file sets mtu,
   // the forwards and the log level.
@@ -369,4 +431,32 @@ TEST_CASE("config: the example files are valid", "[config]") {
     auto l = config::load_file(path);
     CHECK(l.settings.mode == (std::string(name) == "nat.toml" ? "nat" : "mirrored"));
   }
+}
+
+TEST_CASE("config: engine, and what the slirp engine refuses", "[config]") {
+  CHECK(Settings{}.engine == "lwip");
+  CHECK(must_parse("engine = \"slirp\"\n").settings.engine == "slirp");
+  auto e = must_fail("engine = \"qemu\"\n");
+  CHECK(e.key() == "engine");
+  INFO(e.what());
+  CHECK(std::string(e.what()).find("lwip") != std::string::npos);
+  CHECK(std::string(e.what()).find("slirp") != std::string::npos);
+  // Each refusal points at the option's key and names the engine.
+  e = must_fail("engine = \"slirp\"\nmode = \"mirrored\"\n");
+  CHECK(e.key() == "mode");
+  CHECK(e.line() == 2);
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_tcp_flows = 100\n");
+  CHECK(e.key() == "limits.max_tcp_flows");
+  CHECK(e.message().find("engine \"slirp\"") != std::string::npos);
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_udp_flows = 100\n");
+  CHECK(e.key() == "limits.max_udp_flows");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_new_flows_per_second = 5\n");
+  CHECK(e.key() == "limits.max_new_flows_per_second");
+  e = must_fail("engine = \"slirp\"\n[limits]\nmax_buffered_mib = 5\n");
+  CHECK(e.key() == "limits.max_buffered_mib");
+  e = must_fail("engine = \"slirp\"\n[forwarding]\nsource = \"gateway\"\n");
+  CHECK(e.key() == "forwarding.source");
+  // The same settings are fine on lwIP.
+  CHECK_NOTHROW(must_parse("mode = \"mirrored\"\n[limits]\nmax_tcp_flows = 100\n"));
 }

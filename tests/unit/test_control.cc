@@ -304,6 +304,30 @@ TEST_CASE("control: connection limit and idle timeout", "[control]") {
   CHECK(slipway::control::request(path, {{"op", "echo"}, {"n", 3}})["n"] == 3);
 }
 
+TEST_CASE("control: at the connection limit, a new client takes the place of the one idle longest", "[control]") {
+  TempDir dir;
+  const std::string path = dir.file("ctl.sock");
+  ControlServer::Limits limits;
+  limits.max_connections = 2;
+  limits.evict_idle_ms = 100;
+  ServerThread server(path, limits);
+
+  RawClient a(path);
+  REQUIRE(a.send_all("{\"op\":\"echo\",\"n\":1}\n"));
+  CHECK(a.reply()["n"] == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  RawClient b(path);
+  REQUIRE(b.send_all("{\"op\":\"echo\",\"n\":2}\n"));
+  CHECK(b.reply()["n"] == 2);
+  // Both idle, a for longer: a new client is served (it used to be refused
+  // until the 60 s idle timeout) and a is the one closed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  CHECK(slipway::control::request(path, {{"op", "echo"}, {"n", 3}})["n"] == 3);
+  CHECK(a.line().empty());
+  REQUIRE(b.send_all("{\"op\":\"echo\",\"n\":4}\n"));
+  CHECK(b.reply()["n"] == 4);
+}
+
 TEST_CASE("control: the socket file", "[control]") {
   TempDir dir;
   const std::string path = dir.file("ctl.sock");

@@ -2,9 +2,14 @@
 // 127.0.0.1 (a UDP socket the test answers from): static names, FORMERR and
 // drops, relaying with ID rewriting, spoofed replies ignored, cache hits,
 // SERVFAIL on silence, TC=1 for clients that take less.
-#include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -337,4 +342,43 @@ TEST_CASE("dns proxy: reconfigure switches upstreams and names, and refuses a ba
   }
   drain(&loop);
   uv_loop_close(&loop);
+}
+
+TEST_CASE("dns proxy: a hosts file that is not a regular file, or too large, is refused at once", "[dns]") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  char dir[] = "/tmp/slipway-dns-hosts.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string d = dir;
+  REQUIRE(mkfifo((d + "/fifo").c_str(), 0600) == 0);
+  {
+    std::ofstream big(d + "/big");
+    big << std::string(kMaxHostsFileBytes + 1, '#');
+  }
+  auto error_of = [&](const std::string& path) -> std::string {
+    ProxyConfig c;
+    c.upstreams = {Upstream{"127.0.0.1", 53}};
+    c.hosts_file = path;
+    try {
+      Proxy p(&loop, c);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // /dev/zero once grew the process to 2 GB before failing; a FIFO blocked forever.
+  auto start = std::chrono::steady_clock::now();
+  CHECK(error_of("/dev/zero") ==
+        "dns-proxy: cannot read hosts file '/dev/zero': not a regular file (a character device)");
+  CHECK(error_of(d + "/fifo") == "dns-proxy: cannot read hosts file '" + d + "/fifo': not a regular file (a FIFO)");
+  CHECK(error_of(d) == "dns-proxy: cannot read hosts file '" + d + "': not a regular file (a directory)");
+  CHECK(error_of(d + "/big") == "dns-proxy: cannot read hosts file '" + d + "/big': larger than " +
+                                    std::to_string(kMaxHostsFileBytes) + " bytes");
+  CHECK(error_of("/nonexistent") == "dns-proxy: cannot read hosts file '/nonexistent': No such file or directory");
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+  std::remove((d + "/fifo").c_str());
+  std::remove((d + "/big").c_str());
+  rmdir(dir);
+  drain(&loop);
+  CHECK(uv_loop_close(&loop) == 0);
 }

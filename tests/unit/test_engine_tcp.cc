@@ -597,6 +597,9 @@ TEST_CASE_METHOD(GuestConnection,
   const auto* last = g.last_segment();
   REQUIRE(last != nullptr);
   CHECK(last->window_field == 0);  // the engine's latest ACK: window closed
+  // What the engine counts as held (EngineStats::buffered_bytes): the
+  // guest bytes the host socket has not taken yet, within lwIP's window.
+  CHECK(rig.stats().buffered_bytes <= TCP_WND);
 
   // The host reads: the window opens and every byte arrives, in order.
   idle = 0;
@@ -615,6 +618,12 @@ TEST_CASE_METHOD(GuestConnection,
   CHECK(first_difference(host.received, data) == kSame);
   CHECK(g.out_of_order == 0);
   CHECK(g.bad_checksums == 0);
+  // Everything delivered: the flow holds nothing (it used to count lwIP's
+  // whole send buffer less 64 KiB, ~2 MiB per idle flow, as held).
+  CHECK(rig.run_until([&] {
+    g.poll();
+    return rig.stats().buffered_bytes == 0;
+  }));
 }
 
 TEST_CASE_METHOD(GuestConnection,
@@ -869,6 +878,67 @@ TEST_CASE_METHOD(GuestConnection,
   g.complete();
   REQUIRE(converse(rig, g, nullptr, [&] { return g.got_rst; }));
   CHECK(rig.engine().tcp_flow_count() == 0);
+}
+
+TEST_CASE_METHOD(GuestConnection,
+                 "engine: a guest RST answering the SYN-ACK resets the host connection at once (SYN flood)",
+                 "[engine][tcp]") {
+  g.complete_handshake = false;
+  g.syn(1000);
+  REQUIRE(rig.run_until([&] {
+    g.poll();
+    if (!host.fd) host.fd = listener.accept();
+    return g.got_syn_ack && static_cast<bool>(host.fd);
+  }));
+  REQUIRE(tcp_flow_state(rig) == "accepting");
+  // What a guest kernel sends for a SYN-ACK it does not expect (a spoofed
+  // or aborted SYN): RST with the sequence number the SYN-ACK acknowledged.
+  g.rst();
+  // The flow and its host connection go at once, not after the connect
+  // timeout (30 s of host connections held by a SYN flood).
+  REQUIRE(rig.run_until([&] {
+    host.read_some();
+    return rig.engine().tcp_flow_count() == 0 && (host.eof || host.error != 0);
+  }));
+  CHECK(host.error == ECONNRESET);
+  CHECK(rig.stats().tcp_handshake_resets == 1);
+  // A RST with another sequence number is ignored (RFC 5961): the flow stays.
+  GuestTcp h(rig, kGuest4, 40001, kGateway4, listener.port());
+  h.complete_handshake = false;
+  h.syn(5000);
+  Fd second;
+  REQUIRE(rig.run_until([&] {
+    h.poll();
+    if (!second) second = listener.accept();
+    return h.got_syn_ack && static_cast<bool>(second);
+  }));
+  h.snd_nxt += 1000;
+  h.rst();
+  rig.run_for(50, [&] { h.poll(); });
+  CHECK(rig.engine().tcp_flow_count() == 1);
+  CHECK(rig.stats().tcp_handshake_resets == 1);
+}
+
+TEST_CASE("engine: max_new_flows_per_second: SYNs past the rate get RST at once", "[engine][tcp]") {
+  auto config = engine_config();
+  config.max_new_flows_per_second = 2;
+  EngineRig rig(config);
+  HostListener listener;
+  GuestTcp a(rig, kGuest4, 40201, kGateway4, listener.port());
+  GuestTcp b(rig, kGuest4, 40202, kGateway4, listener.port());
+  GuestTcp c(rig, kGuest4, 40203, kGateway4, listener.port());
+  a.syn(100);
+  b.syn(200);
+  size_t before = rig.out.size();
+  c.syn(300);
+  REQUIRE(rig.out.size() == before + 1);
+  check_refusal(rig.packets(before)[0], kGateway4, listener.port(), kGuest4, 40203, 301);
+  CHECK(rig.stats().tcp_rate_limited == 1);
+  CHECK(rig.stats().tcp_connects == 2);
+  rig.advance(1000);
+  GuestTcp d(rig, kGuest4, 40204, kGateway4, listener.port());
+  HostConn hd = establish(rig, d, listener);
+  CHECK(rig.stats().tcp_connects == 3);
 }
 
 TEST_CASE_METHOD(StalledConnect, "engine: a host connect that never completes is closed after tcp_connect_timeout_ms",

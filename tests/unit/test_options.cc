@@ -116,3 +116,49 @@ TEST_CASE("options: mirrored mode refuses a host network it cannot copy", "[opti
   o.host = h;
   CHECK(o.gateway_config().nat.guest == Ipv4Addr{10, 0, 2, 15});
 }
+
+TEST_CASE("options: --engine slirp reaches the stack; what it cannot do is refused naming the option", "[options]") {
+  cli::NetworkOptions o;
+  CHECK(o.stack_config().engine == stack::EngineKind::kLwip);
+  o.engine = "slirp";
+  CHECK(o.stack_config().engine == stack::EngineKind::kSlirp);
+  auto refused = [&](const char* flag) {
+    try {
+      o.stack_config();
+    } catch (const CLI::ValidationError& e) {
+      std::string what = e.what();
+      INFO(what);
+      CHECK(what.find(flag) != std::string::npos);
+      CHECK(what.find("slirp") != std::string::npos);
+      return true;
+    }
+    return false;
+  };
+  o.publish = {"[::1]:8080:80"};
+  CHECK(refused("--publish"));
+  o.publish = {"127.0.0.1:8080:80"};
+  CHECK_NOTHROW(o.stack_config());
+  o.publish_source = "gateway";
+  CHECK(refused("--publish-source"));
+  o.publish_source = "client";
+  o.max_tcp_flows = 10;
+  CHECK(refused("--max-tcp-flows"));
+  o.max_tcp_flows = cli::NetworkOptions{}.max_tcp_flows;
+  o.mode = "mirrored";
+  o.host = host_network("fe80::1", {"127.0.0.53"});
+  CHECK(refused("--mode"));
+}
+
+TEST_CASE("options: --restrict refuses every destination in the NAT policy", "[options]") {
+  cli::NetworkOptions o;
+  auto open = o.gateway_config().nat;
+  CHECK(open.host_destination(Ipv4Addr{192, 0, 2, 1}).has_value());
+  CHECK(open.host_destination(open.gateway).has_value());  // the host's loopback
+  o.restrict_guest = true;
+  auto nat = o.gateway_config().nat;
+  CHECK(nat.restrict_outbound);
+  CHECK_FALSE(nat.host_destination(Ipv4Addr{192, 0, 2, 1}).has_value());
+  CHECK_FALSE(nat.host_destination(nat.gateway).has_value());
+  CHECK_FALSE(nat.host_destination(v6("2001:db8::1")).has_value());
+  CHECK_FALSE(nat.host_destination(nat.gateway6).has_value());
+}

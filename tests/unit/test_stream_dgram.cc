@@ -1,7 +1,9 @@
 // StreamPort and DgramPort through real unix sockets on a real loop:
 // framing (4-byte big-endian length), partial reads and writes, bad lengths,
-// reconnects, and dgram's "answer the last sender".
+// reconnects, and dgram's "answer the last sender", a frontend that stops
+// reading (no busy retrying) and one restarted at the same path.
 #include <poll.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -245,4 +247,120 @@ TEST_CASE("dgram: a socketpair end works as a connected transport", "[dgram]") {
   ssize_t n = recv(sv[1], buf.data(), buf.size(), 0);
   CHECK(n == 1514);
   close(sv[1]);
+}
+
+namespace {
+
+// A frontend's datagram socket bound at `path` (replacing a stale one).
+int bind_frontend(const std::string& path) {
+  unlink(path.c_str());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un me{};
+  me.sun_family = AF_UNIX;
+  std::strncpy(me.sun_path, path.c_str(), sizeof(me.sun_path) - 1);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) == 0);
+  return fd;
+}
+
+void send_to_path(int fd, const std::string& path, const std::vector<std::byte>& f) {
+  sockaddr_un to{};
+  to.sun_family = AF_UNIX;
+  std::strncpy(to.sun_path, path.c_str(), sizeof(to.sun_path) - 1);
+  REQUIRE(sendto(fd, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == ssize_t(f.size()));
+}
+
+// CPU time this thread has used, in ms.
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1000 + double(ts.tv_nsec) / 1e6;
+}
+
+// Runs the loop for `ms` of wall time, blocking in it as a server would.
+void run_for(Loop& l, uint64_t ms) {
+  uv_timer_t stop;
+  uv_timer_init(&l.loop, &stop);
+  uv_timer_start(&stop, [](uv_timer_t* t) { uv_stop(t->loop); }, ms, 0);
+  for (int i = 0; i < 1000000; ++i) {
+    uv_run(&l.loop, UV_RUN_ONCE);
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&stop))) break;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&stop), nullptr);
+  l.spin(1);
+}
+
+}  // namespace
+
+TEST_CASE("dgram: a frontend that stops reading costs no CPU; its frames wait, bounded, and flow when it reads",
+          "[dgram]") {
+  Loop l;
+  auto path = temp_path("dgram-paused.sock");
+  auto port = DgramPort::bind(&l.loop, path, 1500);
+  port->set_sink([](Frame) {});
+  auto mine = temp_path("dgram-paused-peer.sock");
+  int fd = bind_frontend(mine);
+  send_to_path(fd, path, frame_of(60, 0));  // the port learns where the frontend is
+  l.spin();
+  REQUIRE(port->has_peer());
+  // The frontend does not read (a paused VM): its queue fills, then ours.
+  const size_t total = 2000;
+  for (size_t i = 0; i < total; ++i) {
+    auto f = frame_of(1000, int(i));
+    slipway::wire::store32(f, 0, uint32_t(i));
+    port->send(f);
+  }
+  CHECK(port->stats().tx_dropped > 0);  // beyond the bounded queue
+  const uint64_t retries_before = port->send_retries();
+  double cpu0 = thread_cpu_ms();
+  run_for(l, 500);
+  double cpu = thread_cpu_ms() - cpu0;
+  INFO("CPU " << cpu << " ms and " << port->send_retries() - retries_before << " failed sends in 500 ms");
+  CHECK(cpu < 100);  // retrying at once on "writable" spun at ~100 %
+  CHECK(port->send_retries() - retries_before < 50);
+  // The frontend reads again: what waited arrives, in order.
+  std::vector<uint32_t> seen;
+  for (int round = 0; round < 2000 && seen.size() < total; ++round) {
+    std::vector<std::byte> buf(2000);
+    ssize_t n;
+    while ((n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT)) > 0) seen.push_back(slipway::wire::load32(buf, 0));
+    l.spin(1);
+    if (round > 50 && n < 0 && port->stats().tx_frames + port->stats().tx_dropped >= total) {
+      // Everything was either sent or dropped: nothing more will come.
+      while ((n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT)) > 0) seen.push_back(slipway::wire::load32(buf, 0));
+      break;
+    }
+    usleep(200);
+  }
+  CHECK(seen.size() == port->stats().tx_frames);
+  CHECK(seen.size() + port->stats().tx_dropped == total);
+  CHECK(seen.size() >= DgramPort::kMaxQueuedFrames);
+  CHECK(std::is_sorted(seen.begin(), seen.end()));
+  close(fd);
+  unlink(mine.c_str());
+}
+
+TEST_CASE("dgram: a frontend restarted at the same path is served again", "[dgram]") {
+  Loop l;
+  auto path = temp_path("dgram-restart.sock");
+  auto port = DgramPort::bind(&l.loop, path, 1500);
+  size_t got = 0;
+  port->set_sink([&](Frame) { got++; });
+  auto mine = temp_path("dgram-restart-peer.sock");
+  for (int run = 0; run < 2; ++run) {
+    int fd = bind_frontend(mine);
+    send_to_path(fd, path, frame_of(60, run));
+    l.spin();
+    REQUIRE(got == size_t(run + 1));
+    // Past the reconnect interval, so that a send to the old socket may reconnect.
+    usleep((DgramPort::kReconnectMs + 20) * 1000);
+    uv_update_time(&l.loop);
+    auto reply = frame_of(80, run);
+    CHECK(port->send(reply));
+    std::vector<std::byte> buf(2000);
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(poll(&p, 1, 1000) == 1);
+    CHECK(recv(fd, buf.data(), buf.size(), 0) == 80);
+    close(fd);  // the frontend goes away; the next one binds the same path
+  }
+  unlink(mine.c_str());
 }

@@ -5,6 +5,9 @@
   blob.py recv (--listen HOST:PORT [--port-file F] | --connect HOST:PORT)
   blob.py gen --bytes N [--seed S]          (expected digest, no network)
 
+`send --rate-mbps R` paces the data at about R MB/s (a transfer that lasts
+while something else happens).
+
 `send` writes N bytes of deterministic pseudo-random data (a function of
 --seed), then closes; `recv` reads until EOF. Both print one line:
   sha256=<hex> bytes=<n> seconds=<s> MBps=<rate>
@@ -81,6 +84,8 @@ def main():
     ap.add_argument("--no-retry", action="store_true")
     ap.add_argument("--io-timeout", type=float, default=60,
                     help="fail if no progress for this many seconds")
+    ap.add_argument("--rate-mbps", type=float, default=0,
+                    help="send: pace at about this many MB/s (0: as fast as possible)")
     args = ap.parse_args()
     h = hashlib.sha256()
     if args.mode == "gen":
@@ -100,6 +105,10 @@ def main():
             conn.sendall(c)
             h.update(c)
             n += len(c)
+            if args.rate_mbps > 0:
+                ahead = n / (args.rate_mbps * 1e6) - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
         conn.shutdown(socket.SHUT_WR)
         # Wait for the peer to close, so that it has read everything.
         try:

@@ -17,6 +17,26 @@ import time
 
 MB = 1 << 20
 
+# Backpressure bounds. Bytes a stalled reader lets the writer push sit in
+# fixed places: the writer's send buffer and the reader's receive buffer
+# (set here, no autotuning; the kernel doubles what is asked), slipway's
+# host socket (autotuned up to tcp_wmem's or tcp_rmem's maximum), lwIP's
+# window or send buffer (TCP_WND = TCP_SND_BUF = 2 MiB, lwipopts.h) and at
+# most one host read (256 KiB). The limit is their sum plus 1 MiB, not a
+# number that happened to pass (without these settings, buffers autotuned to
+# a host's large tcp_[rw]mem let 104 MB through in one container).
+SNDBUF = RCVBUF = 1 * MB
+LWIP_BUF = 2 * MB
+
+
+def sysctl_max(name):
+    with open(f"/proc/sys/net/ipv4/{name}") as f:
+        return int(f.read().split()[2])
+
+
+def stall_bound(slipway_socket_sysctl):
+    return 2 * SNDBUF + 2 * RCVBUF + sysctl_max(slipway_socket_sysctl) + LWIP_BUF + 256 * 1024 + MB
+
 
 def recv_all(c):
     h, n = hashlib.sha256(), 0
@@ -84,6 +104,7 @@ def host_conn(c):
             c.sendall(f"{n} {h}\n".encode())
             c.close()
         elif what == "slow-writer-target":        # we send 256 MiB to a guest that pauses reading
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
             c.setblocking(False)
             chunks, h = data(256 * MB)
             sent, t0 = 0, time.time()
@@ -94,8 +115,9 @@ def host_conn(c):
                 except BlockingIOError:
                     time.sleep(0.01)
             print(f"info: host could send {sent // MB} MiB while the guest did not read", flush=True)
-            print("ok: host->guest stalled" if sent < 64 * MB else f"FAIL: host sent {sent} bytes to a stalled guest",
-                  flush=True)
+            bound = stall_bound("tcp_rmem")
+            print(f"ok: host->guest stalled within {bound // 1024} KiB" if sent < bound else
+                  f"FAIL: host sent {sent} bytes to a stalled guest (bound {bound})", flush=True)
             c.setblocking(True)
             c.close()
         else:
@@ -107,6 +129,7 @@ def host_conn(c):
 def host(port_file):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)  # inherited by every connection
     s.bind(("127.0.0.1", 0))
     s.listen(16)
     with open(port_file + ".tmp", "w") as f:
@@ -119,7 +142,13 @@ def host(port_file):
 
 # ---------------------------------------------------------------- guest side
 def guest(hostaddr, port, what):
-    c = socket.create_connection((hostaddr, port), timeout=20)
+    c = socket.socket()
+    c.settimeout(20)
+    if what == "slow-reader":
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
+    if what == "slow-writer-target":
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    c.connect((hostaddr, port))
     c.sendall(what.encode() + b"\n")
     if what == "upload-then-reply":
         chunks, h = data(8 * MB)
@@ -155,7 +184,9 @@ def guest(hostaddr, port, what):
             except BlockingIOError:
                 time.sleep(0.01)
         print(f"info: guest could send {sent // MB} MiB while the host did not read")
-        print("ok: guest->host stalled" if sent < 64 * MB else f"FAIL: guest sent {sent} bytes to a stalled host")
+        bound = stall_bound("tcp_wmem")
+        print(f"ok: guest->host stalled within {bound // 1024} KiB" if sent < bound else
+              f"FAIL: guest sent {sent} bytes to a stalled host (bound {bound})")
         c.setblocking(True)
         c.sendall(stream[sent:])  # the rest of the same byte stream
         c.shutdown(socket.SHUT_WR)
