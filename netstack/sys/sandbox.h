@@ -46,4 +46,8 @@ std::vector<int> default_kept_capabilities();
 // naming the step that failed.
 void enter_sandbox(const SandboxOptions& options);
 
+// False in a sanitizer build, which loads no seccomp filter (LeakSanitizer
+// traces the process at exit); capabilities and no-new-privileges still apply.
+bool sandbox_filters_syscalls();
+
 }  // namespace slipway::sys

@@ -83,7 +83,7 @@ TEST_CASE("sandbox: seccomp mode 2 and no new privileges, and the data path's ca
   INFO(r.output);
   REQUIRE(WIFEXITED(r.status));
   CHECK(WEXITSTATUS(r.status) == 0);
-  CHECK(r.output.find("Seccomp:\t2") != std::string::npos);
+  if (slipway::sys::sandbox_filters_syscalls()) CHECK(r.output.find("Seccomp:\t2") != std::string::npos);
   CHECK(r.output.find("NoNewPrivs:\t1") != std::string::npos);
   // Whatever the test runs as, no capability beyond the kept two remains
   // (CAP_NET_BIND_SERVICE 10, CAP_NET_RAW 13: 0x2400 at most).
@@ -92,6 +92,10 @@ TEST_CASE("sandbox: seccomp mode 2 and no new privileges, and the data path's ca
 }
 
 TEST_CASE("sandbox: a call outside the list ends the process with a line naming it", "[sandbox]") {
+  if (!slipway::sys::sandbox_filters_syscalls()) {
+    WARN("a sanitizer build loads no seccomp filter: nothing to check");
+    return;
+  }
   auto r = in_sandboxed_child([] {
     // execve is not on the list.
     char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
