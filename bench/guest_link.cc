@@ -433,8 +433,8 @@ class VhostUserLink : public GuestLink {
       uint16_t old = rx_posted_at_;
       publish(0);
       rx_posted_at_ = avail_[0];
-      // Slipway drops a frame that finds no buffer rather than waiting for
-      // this kick, but a driver kicks when asked, so this one does.
+      // Frames slipway could not place for want of buffers wait for this
+      // kick (the receive queue's avail_event asks for it).
       __atomic_thread_fence(__ATOMIC_SEQ_CST);
       uint16_t event = get16(ring_off_[0] + used_off_ + 4 + 8 * num_);
       if (uint16_t(avail_[0] - event - 1) < uint16_t(avail_[0] - old)) {

@@ -135,7 +135,7 @@ prepare_pasta() {
 }
 prepare_slipway() {
   [ -x "$SLIPWAY" ] || { NOTE="not built ($SLIPWAY)"; return 1; }
-  "$SLIPWAY" run --help 2>/dev/null | grep -q -- --max-tcp-flows || { NOTE="'slipway run' lacks --max-tcp-flows"; return 1; }
+  "$SLIPWAY" run --help 2>/dev/null | grep -- --max-tcp-flows >/dev/null || { NOTE="'slipway run' lacks --max-tcp-flows"; return 1; }
 }
 
 # slipway_slirp: slipway with --engine slirp (libslirp behind the same

@@ -199,10 +199,9 @@ tcp_table() {
     done
     echo "up: guest -> host, down: host -> guest (-R); Gbit/s received; drops: frames slipway dropped on their way to the guest"
     if [ $any_drop = 1 ]; then
-      echo "(*) slipway, not the relay: slipway drops a frame for the guest that the transport cannot take at once"
-      echo "    (vhost-user: no free receive buffer, and no queue; dgram: socket buffer and 256-frame queue full), while"
-      echo "    lwIP sends bursts of up to its 2 MiB send buffer, then recovers only on its retransmission timer (3-6 s"
-      echo "    here). GUEST_RMEM=262144 (a smaller window) avoids it, RELAY_RING=4096 on vhost-user; see bench/README.md"
+      echo "(*) slipway dropped frames for the guest: its transport's queue (frames the guest's ring or socket"
+      echo "    cannot take yet, 4 MiB on vhost-user and dgram) was full; lwIP then recovers from the loss slowly (its"
+      echo "    retransmission timer). See bench/README.md"
     fi
   } >>"$TABLES"
 }

@@ -14,7 +14,8 @@ build_deps=(build-essential cmake ninja-build pkg-config dpkg-dev
 test_deps=(iproute2 util-linux busybox curl iperf3 slirp4netns python3
   tshark socat procps dnsmasq dnsutils dnsperf rinetd wrk nginx passt iputils-ping
   qemu-system-x86 cpio xz-utils kmod
-  rootlesskit podman runc uidmap help2man bash-completion man-db)
+  rootlesskit podman runc uidmap help2man bash-completion man-db
+  vde2 ethtool)
 
 need_install=0
 for p in "${build_deps[@]}" "${test_deps[@]}"; do

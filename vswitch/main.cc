@@ -61,7 +61,7 @@ class Fabric {
       iface_.configure = false;
     }
     for (auto& s : specs) {
-      s.options.isolated = isolate;
+      s.options.isolated = isolate && !s.options.uplink;
       add(s);
     }
   }
@@ -92,7 +92,8 @@ class Fabric {
           port = cli::open_vm_port(loop_, spec, iface_.mtu);
           break;
         case PortSpec::Kind::kVxlan:
-          throw std::invalid_argument("port '" + spec.to_string() + "': VXLAN ports are not built in yet");
+          port = cli::open_vxlan_port(loop_, spec);
+          break;
         case PortSpec::Kind::kGateway:
           throw std::invalid_argument("a gateway port is given at start-up only");
       }
@@ -142,12 +143,16 @@ int run_switch(int argc, char** argv) {
   size_t max_macs = 4096;
   app.add_option("--port", port_texts,
                  "A port (repeatable): vhost-user:PATH, stream:PATH, dgram:PATH (VMs; vswitch is the server), "
-                 "netns:PATH|PID (a TAP in that namespace), vxlan:ADDR[:PORT],vni=N[,local=ADDR[:PORT]], "
+                 "netns:PATH|PID (a TAP in that namespace), "
+                 "vxlan:ADDR[:PORT],vni=N[,local=ADDR[:PORT]] (Ethernet in VXLAN over UDP to one host, "
+                 "e.g. a Linux vxlan device or another vswitch; port 4789 by default, local binds any "
+                 "address:4789 by default; an uplink), "
                  "gateway[:CONFIG.toml] (slipway's NAT gateway with DHCP and DNS); each may end in ,name=NAME, "
-                 ",vlan=N (access) or ,trunk=N+M (trunk); netns also ,ifname=IF ,mac=MAC")
+                 ",vlan=N (access) or ,trunk=N+M (trunk); netns also ,ifname=IF ,mac=MAC ,mtu=N; "
+                 "vxlan also ,mtu=N (inner MTU, default 1500)")
       ->required()
       ->type_name("SPEC");
-  app.add_flag("--isolate", isolate, "Ports reach the gateway and other uplinks (VXLAN, trunks) but not each other");
+  app.add_flag("--isolate", isolate, "Ports reach the gateway and VXLAN links (uplinks) but not each other");
   app.add_option("--control", control_path,
                  "Serve the control API on this unix socket (list, add and remove ports; leases with a gateway)");
   app.add_option("--pcap", pcap_path, "Record every frame that enters the switch to this file");
@@ -186,6 +191,9 @@ int run_switch(int argc, char** argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   int code = 0;
+  // The signal handles outlive the block below: their close callbacks run
+  // in the last uv_run.
+  uv_signal_t sigs[2];
   {
     std::unique_ptr<Fabric> fabric;
     std::unique_ptr<link::PcapWriter> pcap;
@@ -202,7 +210,7 @@ int run_switch(int argc, char** argv) {
       if (!control_path.empty()) {
         auto open = [&fabric, isolate](const std::string& text) {
           auto spec = cli::parse_port_spec(text);
-          spec.options.isolated = isolate;
+          spec.options.isolated = isolate && !spec.options.uplink;
           return fabric->add(spec);
         };
         auto handler = fabric->stack()
@@ -216,7 +224,6 @@ int run_switch(int argc, char** argv) {
       code = 1;
     }
     if (code == 0) {
-      uv_signal_t sigs[2];
       for (int i = 0; i < 2; ++i) {
         uv_signal_init(&loop, &sigs[i]);
         sigs[i].data = &loop;
@@ -229,9 +236,16 @@ int run_switch(int argc, char** argv) {
             i == 0 ? SIGINT : SIGTERM);
       }
       uv_run(&loop, UV_RUN_DEFAULT);
-      for (const auto& p : fabric->sw().ports())
-        spdlog::info("port {}: {} frames in, {} out, {} dropped", p.options.name, p.stats.rx_frames,
-                     p.stats.tx_frames, p.stats.tx_dropped);
+      for (const auto& p : fabric->sw().ports()) {
+        std::string link;
+        if (const link::Port* lp = fabric->sw().port(p.id)) {
+          link = fmt::format(", {} refused by the link", lp->stats().rx_dropped);
+          for (const auto& [name, value] : lp->link_counters())
+            if (value != 0) link += fmt::format(", {} {}", name, value);
+        }
+        spdlog::info("port {}: {} frames in, {} out, {} dropped{}", p.options.name, p.stats.rx_frames,
+                     p.stats.tx_frames, p.stats.tx_dropped, link);
+      }
       for (auto& s : sigs) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
     }
     control.reset();
@@ -250,7 +264,8 @@ using nlohmann::json;
 using control::cell;
 
 void print_ports(const json& reply) {
-  std::vector<std::vector<std::string>> rows{{"NAME", "VLANS", "MACS", "RX FRAMES", "TX FRAMES", "TX DROPPED", "FLAGS"}};
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "VLANS", "MACS", "RX FRAMES", "RX DROPPED", "TX FRAMES", "TX DROPPED", "FLAGS"}};
   for (const json& p : reply.value("ports", json::array())) {
     std::string vlans = "-";
     if (p.contains("vlan")) vlans = "access " + cell(p, "vlan");
@@ -265,8 +280,13 @@ void print_ports(const json& reply) {
     if (p.value("uplink", false)) flags += "uplink ";
     if (p.value("isolated", false)) flags += "isolated ";
     uint64_t dropped = p.value("tx_dropped", uint64_t{0}) + p.value("tx_dropped_mtu", uint64_t{0});
-    rows.push_back({cell(p, "name"), vlans, macs.empty() ? "-" : macs, cell(p, "rx_frames"), cell(p, "tx_frames"),
-                    std::to_string(dropped), flags.empty() ? "-" : flags.substr(0, flags.size() - 1)});
+    // Refused by the link (a VXLAN port: wrong VNI, source, header) or by
+    // the switch (MTU, VLAN, malformed); `--json` has each counter.
+    uint64_t rx_dropped = p.value("rx_dropped", uint64_t{0}) + p.value("rx_dropped_mtu", uint64_t{0}) +
+                          p.value("rx_dropped_vlan", uint64_t{0}) + p.value("rx_dropped_malformed", uint64_t{0});
+    rows.push_back({cell(p, "name"), vlans, macs.empty() ? "-" : macs, cell(p, "rx_frames"),
+                    std::to_string(rx_dropped), cell(p, "tx_frames"), std::to_string(dropped),
+                    flags.empty() ? "-" : flags.substr(0, flags.size() - 1)});
   }
   control::print_table(rows);
 }

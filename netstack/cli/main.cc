@@ -56,13 +56,13 @@ class Session {
   Session(uv_loop_t* loop, const std::vector<PortSpec>& guests, const NetworkOptions& o)
       : stack_(std::make_unique<stack::Stack>(loop, o.stack_config())), iface_(o.guest_interface()) {
     for (auto spec : guests) {
-      spec.options.isolated = o.isolate;
+      spec.options.isolated = o.isolate && !spec.options.uplink;
       add_port(loop, *stack_, spec, iface_);
     }
     const bool isolate = o.isolate;
     serve_control(loop, o, [this, loop, isolate](const std::string& text) {
       auto spec = parse_port_spec(text);
-      spec.options.isolated = isolate;
+      spec.options.isolated = isolate && !spec.options.uplink;
       auto id = add_port(loop, *stack_, spec, iface_);
       spdlog::info("port {} added: {}", spec.options.name, spec.to_string());
       (void)id;
@@ -309,11 +309,12 @@ int main(int argc, char** argv) {
   serve_net.forward_auto = true;
   auto* serve_cmd = app.add_subcommand(
       "serve",
-      "Serve virtual machines (virtio-net backend sockets) and network namespaces until SIGINT or SIGTERM.\n"
+      "Serve virtual machines (virtio-net backend sockets), network namespaces and other hosts' segments "
+      "(VXLAN) until SIGINT or SIGTERM.\n"
       "One guest is served directly; several share one gateway on an internal switch, each with its own DHCP "
       "lease and its name answered as NAME.internal.\n"
       "Each guest value may end in options: ,name=NAME ,vlan=N ,trunk=N+M (and for --netns ,ifname=IF "
-      ",mac=MAC).");
+      ",mac=MAC ,mtu=N; for --vxlan ,vni=N ,local=ADDR[:PORT] ,mtu=N).");
   serve_net.add_to(*serve_cmd);
   serve_net.add_transport_to(*serve_cmd);
 
@@ -408,6 +409,12 @@ int main(int argc, char** argv) {
       bool vnet = iface.offload;
       return serve_one([fd, frame, vnet](uv_loop_t* l) { return std::make_unique<link::TapPort>(l, fd, frame, vnet); },
                    serve_net, -1, forward);
+    }
+    if (g.kind == PortSpec::Kind::kVxlan) {
+      // Another host's segment: its guests are served as a namespace's or
+      // a VM's would be; nobody there runs portfwd-agent for us.
+      warn_vxlan_mtu(g, mtu);
+      return serve_one([&](uv_loop_t* l) { return open_vxlan_port(l, g); }, serve_net, -1, forward);
     }
     forward.agent = serve_net.forward_auto;
     return serve_one([&](uv_loop_t* l) { return open_vm_port(l, g, mtu); }, serve_net, -1, forward);

@@ -147,6 +147,11 @@ void NetworkOptions::add_transport_to(CLI::App& app) {
                      "A TAP device in that network namespace (/run/netns/NAME, /proc/PID/ns/net or a PID), "
                      "configured with the address the gateway leases to it")
       ->type_name("NS[,OPT=V]...");
+  guests->add_option("--vxlan", vxlan,
+                     "Another host's L2 segment in VXLAN over UDP (a Linux vxlan device, a vswitch): "
+                     "REMOTE[:PORT],vni=N[,local=ADDR[:PORT]][,mtu=N] (port 4789 by default, inner MTU 1500; "
+                     "give --mtu to match it)")
+      ->type_name("REMOTE,vni=N[,OPT=V]...");
   app.add_flag("--isolate", isolate, "Several guests: each reaches the gateway but not the other guests");
 }
 
@@ -159,9 +164,9 @@ void NetworkOptions::apply_config_file(const CLI::App& app) {
   }
   // The guests are one list: a guest on the command line replaces the file's.
   if (given_.count("serve.vhost_user") + given_.count("serve.stream") + given_.count("serve.dgram") +
-          given_.count("serve.netns") >
+          given_.count("serve.netns") + given_.count("serve.vxlan") >
       0)
-    given_.insert({"serve.vhost_user", "serve.stream", "serve.dgram", "serve.netns"});
+    given_.insert({"serve.vhost_user", "serve.stream", "serve.dgram", "serve.netns", "serve.vxlan"});
   command_line_ = *this;
   auto file = config::load_file(config_file, file_base());
   config::merge(*this, file, given_);
@@ -172,7 +177,7 @@ config::Settings NetworkOptions::file_base() const {
   // an --address, say), but the guests are one list: the file's is checked
   // alone (and a guest on the command line replaces it).
   config::Settings base = command_line_;
-  base.vhost_user = base.stream = base.dgram = base.netns = {};
+  base.vhost_user = base.stream = base.dgram = base.netns = base.vxlan = {};
   return base;
 }
 
@@ -200,8 +205,9 @@ std::vector<PortSpec> NetworkOptions::guests() const {
   add(PortSpec::Kind::kStream, stream, "--stream");
   add(PortSpec::Kind::kDgram, dgram, "--dgram");
   add(PortSpec::Kind::kNetns, netns, "--netns");
+  add(PortSpec::Kind::kVxlan, vxlan, "--vxlan");
   if (out.empty())
-    throw CLI::ValidationError("guests", "at least one of --vhost-user, --stream, --dgram, --netns (or [serve] in "
+    throw CLI::ValidationError("guests", "at least one of --vhost-user, --stream, --dgram, --netns, --vxlan (or [serve] in "
                                          "--config) is needed");
   // Derived names that collide get a number: vm, vm-2, ...
   std::set<std::string> names;

@@ -12,6 +12,7 @@
 
 #include "netstack/link/tap_port.h"
 #include "netstack/link/vm_transports.h"
+#include "netstack/link/vxlan_port.h"
 
 namespace slipway::cli {
 namespace {
@@ -111,6 +112,24 @@ void write_netns_resolv_conf(const std::string& name, const ns::GuestInterface& 
   if (!out) spdlog::warn("netns {}: cannot write {}/resolv.conf", name, dir);
 }
 
+// The remote and local endpoints of a vxlan spec, checked as VxlanPort::open
+// would refuse them, so that a bad spec fails before anything is opened.
+void check_vxlan(std::string_view text, const PortSpec& s) {
+  auto remote = link::VxlanEndpoint::parse(s.value);
+  if (!remote)
+    bad(text, "vxlan remote '" + s.value + "' is not ADDR, ADDR:PORT, [V6ADDR] or [V6ADDR]:PORT (a numeric address)");
+  if (remote->is_unspecified() || remote->is_multicast())
+    bad(text, "vxlan remote '" + s.value + "' is not a unicast address (multicast groups are not supported)");
+  if (remote->port == 0) bad(text, "vxlan remote '" + s.value + "': port 0");
+  if (!s.local.empty()) {
+    auto local = link::VxlanEndpoint::parse(s.local);
+    if (!local) bad(text, "local '" + s.local + "' is not ADDR, ADDR:PORT, [V6ADDR] or [V6ADDR]:PORT");
+    if (local->is_multicast()) bad(text, "local '" + s.local + "' is a multicast address");
+    if (local->is_v6() != remote->is_v6())
+      bad(text, "local '" + s.local + "' and remote '" + s.value + "' are of different address families");
+  }
+}
+
 }  // namespace
 
 std::string PortSpec::to_string() const {
@@ -123,6 +142,7 @@ std::string PortSpec::to_string() const {
     for (size_t i = 0; i < options.trunk.size(); ++i) s += (i ? "+" : "") + std::to_string(options.trunk[i]);
   }
   if (kind == Kind::kVxlan) s += ",vni=" + std::to_string(vni) + (local.empty() ? "" : ",local=" + local);
+  if (mtu != 0) s += ",mtu=" + std::to_string(mtu);
   return s;
 }
 
@@ -181,11 +201,22 @@ PortSpec parse_port_spec(std::string_view text) {
       have_vni = true;
     } else if (key == "local" && s.kind == PortSpec::Kind::kVxlan) {
       s.local = std::string(val);
+    } else if (key == "mtu" && (s.kind == PortSpec::Kind::kVxlan || s.kind == PortSpec::Kind::kNetns)) {
+      const uint32_t max = s.kind == PortSpec::Kind::kVxlan ? static_cast<uint32_t>(kVxlanMaxMtu) : 65520;
+      auto v = number(val, max);
+      if (!v || *v < 68) bad(text, "mtu '" + std::string(val) + "' is not a number from 68 to " + std::to_string(max));
+      s.mtu = *v;
     } else {
       bad(text, "unknown option '" + std::string(key) + "' for " + std::string(kind));
     }
   }
-  if (s.kind == PortSpec::Kind::kVxlan && !have_vni) bad(text, "vxlan needs vni=N");
+  if (s.kind == PortSpec::Kind::kVxlan) {
+    if (!have_vni) bad(text, "vxlan needs vni=N (0 to 16777215)");
+    check_vxlan(text, s);
+    s.options.uplink = true;  // a link to other hosts: isolated ports reach it
+    // The switch drops (and counts) what the tunnel would not carry.
+    s.options.mtu = s.mtu != 0 ? s.mtu : kVxlanDefaultMtu;
+  }
   if (s.options.name.empty()) s.options.name = derived_name(s);
   if (!valid_name(s.options.name)) s.options.name = std::string(kind_name(s.kind));
   return s;
@@ -222,6 +253,7 @@ std::unique_ptr<link::Port> open_vm_port(uv_loop_t* loop, const PortSpec& spec, 
 std::unique_ptr<link::Port> open_netns_port(uv_loop_t* loop, const PortSpec& spec, ns::GuestInterface iface,
                                             stack::Stack* stack) {
   iface.name = spec.ifname;
+  if (spec.mtu != 0) iface.mtu = static_cast<uint32_t>(spec.mtu);
   iface.mac = (spec.mac ? *spec.mac : netns_mac(spec.options.name)).octets;
   if (stack != nullptr) {
     auto lease = stack->gateway().bind_lease(wire::MacAddr{iface.mac}, spec.options.name);
@@ -242,6 +274,28 @@ std::unique_ptr<link::Port> open_netns_port(uv_loop_t* loop, const PortSpec& spe
   return std::make_unique<link::TapPort>(loop, fd, iface.mtu + 14, iface.offload);
 }
 
+std::unique_ptr<link::Port> open_vxlan_port(uv_loop_t* loop, const PortSpec& spec) {
+  if (spec.kind != PortSpec::Kind::kVxlan) throw std::logic_error("open_vxlan_port: not a vxlan port: " + spec.to_string());
+  check_vxlan(spec.to_string(), spec);
+  link::VxlanConfig config;
+  config.remote = *link::VxlanEndpoint::parse(spec.value);
+  config.vni = spec.vni;
+  if (!spec.local.empty()) config.local = link::VxlanEndpoint::parse(spec.local);
+  config.mtu = spec.mtu != 0 ? spec.mtu : kVxlanDefaultMtu;
+  auto port = link::VxlanPort::open(loop, config);
+  spdlog::info("port {}: VXLAN VNI {} from {} to {}, inner MTU {}", spec.options.name, spec.vni,
+               port->local().to_string(), config.remote.to_string(), config.mtu);
+  return port;
+}
+
+void warn_vxlan_mtu(const PortSpec& spec, size_t gateway_mtu) {
+  const size_t inner = spec.mtu != 0 ? spec.mtu : kVxlanDefaultMtu;
+  if (spec.kind == PortSpec::Kind::kVxlan && gateway_mtu > inner)
+    spdlog::warn("port {}: the gateway tells guests MTU {} but the tunnel carries {}: give --mtu {} (or the port "
+                 "a larger ,mtu=, up to {})",
+                 spec.options.name, gateway_mtu, inner, inner, kVxlanMaxMtu);
+}
+
 vswitch::Switch::PortId add_port(uv_loop_t* loop, stack::Stack& stack, PortSpec spec,
                                  const ns::GuestInterface& iface) {
   if (stack.vswitch() == nullptr) throw std::logic_error("add_port: the stack has no switch");
@@ -253,9 +307,12 @@ vswitch::Switch::PortId add_port(uv_loop_t* loop, stack::Stack& stack, PortSpec 
   } else if (spec.kind == PortSpec::Kind::kVhostUser || spec.kind == PortSpec::Kind::kStream ||
              spec.kind == PortSpec::Kind::kDgram) {
     port = open_vm_port(loop, spec, iface.mtu);
+  } else if (spec.kind == PortSpec::Kind::kVxlan) {
+    warn_vxlan_mtu(spec, stack.config().gateway.mtu);
+    port = open_vxlan_port(loop, spec);
   } else {
-    throw std::invalid_argument("port '" + spec.to_string() + "': only vhost-user, stream, dgram and netns ports "
-                                "can be added here");
+    throw std::invalid_argument("port '" + spec.to_string() + "': only vhost-user, stream, dgram, netns and vxlan "
+                                "ports can be added here");
   }
   return stack.add_guest(std::move(port), spec.options);
 }

@@ -587,6 +587,9 @@ const std::vector<KeyDef>& schema() {
       def<&S::netns>(
           "serve", "netns", "--netns", [](auto& n, auto& c, S& s) { s.netns = paths_of(n, c); },
           [](const S& s) { return strings_toml(s.netns); }),
+      def<&S::vxlan>(
+          "serve", "vxlan", "--vxlan", [](auto& n, auto& c, S& s) { s.vxlan = paths_of(n, c); },
+          [](const S& s) { return strings_toml(s.vxlan); }),
       def<&S::isolate>(
           "serve", "isolate", "--isolate", [](auto& n, auto& c, S& s) { s.isolate = bool_of(n, c); },
           [](const S& s) { return bool_toml(s.isolate); }),

@@ -21,7 +21,7 @@
 //     [log]        level pcap
 //     [control]    socket
 //     [dhcp]       and [[dhcp.static]] tables {mac, address, name}
-//     [serve]      vhost_user stream dgram netns  (each a string or an array
+//     [serve]      vhost_user stream dgram netns vxlan  (each a string or an array
 //                  of them: the guests) isolate
 //     [mirrored]   addresses                      loopback | all
 // - parse()/load_file() read a file over a base Settings (the defaults) and
@@ -115,6 +115,7 @@ struct Settings {
   std::vector<std::string> stream;
   std::vector<std::string> dgram;
   std::vector<std::string> netns;
+  std::vector<std::string> vxlan;  // REMOTE[:PORT],vni=N[,...]: another host's segment
   bool isolate = false;  // several guests: each reaches the gateway only
   // [mirrored]
   std::string mirrored_addresses = "loopback";  // loopback | all

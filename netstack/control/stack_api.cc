@@ -53,6 +53,14 @@ json ports_of(const vswitch::Switch& sw) {
                  {"rx_dropped_vlan", st.rx_dropped_vlan},
                  {"rx_dropped_malformed", st.rx_dropped_malformed},
                  {"flooded", st.flooded}};
+    // What the link itself refused before the switch saw it (a VXLAN
+    // port's wrong VNI, say), and its own counters.
+    if (const link::Port* lp = sw.port(p.id)) {
+      port["rx_dropped"] = lp->stats().rx_dropped;
+      json counters = json::object();
+      for (const auto& [name, value] : lp->link_counters()) counters[name] = value;
+      if (!counters.empty()) port["link"] = counters;
+    }
     if (o.mode == vswitch::PortOptions::Mode::kAccess) port["vlan"] = o.vlan;
     if (o.mode == vswitch::PortOptions::Mode::kTrunk) port["trunk"] = o.trunk;
     list.push_back(port);
@@ -158,6 +166,7 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                 {"dns_tcp_refused", e.dns_tcp_refused},
                 {"buffered_bytes", e.buffered_bytes},
                 {"buffer_waits", e.buffer_waits},
+                {"link_waits", e.link_waits},
                 {"memory_trims", e.memory_trims}};
       const auto& c = stack.config();
       s["limits"] = {{"max_tcp_flows", c.max_tcp_flows},
@@ -172,7 +181,8 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
       const auto& t = stack.transport().stats();
       s["link"] = {{"rx_frames", t.rx_frames},     {"tx_frames", t.tx_frames},
                    {"rx_dropped", t.rx_dropped},   {"tx_dropped", t.tx_dropped},
-                   {"tx_finished", t.tx_finished}, {"tx_bad_offload", t.tx_bad_offload}};
+                   {"tx_finished", t.tx_finished}, {"tx_bad_offload", t.tx_bad_offload},
+                   {"tx_queued", t.tx_queued},     {"tx_queue_full", t.tx_queue_full}};
       if (const auto* d = stack.dns()) {
         const auto& ds = d->stats();
         s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},

@@ -89,6 +89,7 @@ struct EngineStats {
   uint64_t dns_tcp_refused = 0;  // connections to the DNS (or line) service refused at its limit
   uint64_t buffered_bytes = 0;   // now: held for all flows (see max_buffered_bytes)
   uint64_t buffer_waits = 0;     // times a flow waited for the total to fall
+  uint64_t link_waits = 0;       // times a flow stopped reading for the guest's link (set_link_ready)
   uint64_t memory_trims = 0;     // free memory returned to the system after a flood
 };
 
@@ -142,6 +143,15 @@ class Engine {
   // May change at any time (a new VM frontend); frames already out are
   // finished by the link as needed.
   virtual void set_link_offloads(bool csum, bool tso) = 0;
+
+  // Whether the guest's link takes more now (link::Port::tx_ready(): false
+  // while frames for the guest pile up in the transport's queue). While it
+  // does not, TCP flows stop reading their host sockets once what they read
+  // is in lwIP, so the host's senders see their window close; they read
+  // again after the link is ready (from the end of that loop iteration).
+  // Data already in lwIP still goes out. May be called from inside the
+  // engine's own output.
+  virtual void set_link_ready(bool ready) = 0;
 
   // Inbound (a published port): accepts a connection waiting on `listener`
   // and opens a guest connection to guest:guest_port for it. The guest sees

@@ -61,6 +61,11 @@ class FlowHost {
   // (TcpFlow::resume()) once the total has fallen again.
   virtual void buffered(int64_t delta) = 0;
   virtual bool buffers_full() const = 0;
+  // Whether the guest's link takes more now (Engine::set_link_ready). While
+  // it does not, a flow stops reading its host socket and waits the same
+  // way (wait_for_buffers; resume() once the link is ready again), but
+  // still reopens the guest's window: the other direction is not held up.
+  virtual bool link_ready() const = 0;
   virtual void wait_for_buffers(TcpFlow* flow) = 0;
 
   // Asks for flush() to be called once the current loop iteration's events

@@ -525,6 +525,11 @@ void LwipEngine::buffered(int64_t delta) {
 }
 
 void LwipEngine::wait_for_buffers(TcpFlow* flow) {
+  if (!buffers_full()) {
+    stats_.link_waits++;  // the guest's link is backed up (set_link_ready)
+    waiting_for_buffers_.push_back(flow);
+    return;
+  }
   stats_.buffer_waits++;
   if (waiting_for_buffers_.empty()) {
     std::string suffix;
@@ -536,7 +541,7 @@ void LwipEngine::wait_for_buffers(TcpFlow* flow) {
 }
 
 void LwipEngine::resume_waiting_flows() {
-  if (waiting_for_buffers_.empty()) return;
+  if (waiting_for_buffers_.empty() || !link_ready_) return;
   if (config_.max_buffered_bytes != 0 && stats_.buffered_bytes > config_.max_buffered_bytes / 8 * 7) return;
   // Flows that must wait again register anew, in the member list.
   std::vector<TcpFlow*> flows;
@@ -714,6 +719,13 @@ void LwipEngine::set_link_offloads(bool csum, bool tso) {
   uint16_t flags = NETIF_CHECKSUM_ENABLE_ALL;
   if (link_csum_) flags = static_cast<uint16_t>(flags & ~(NETIF_CHECKSUM_GEN_TCP | NETIF_CHECKSUM_GEN_UDP));
   NETIF_SET_CHECKSUM_CTRL(netif_.get(), flags);
+}
+
+void LwipEngine::set_link_ready(bool ready) {
+  // Only a flag: this may run inside lwIP's output (a port's send()). The
+  // flows that stopped for the link resume from the check handle at the end
+  // of the loop iteration (resume_waiting_flows).
+  link_ready_ = ready;
 }
 
 uint16_t LwipEngine::segment_size(uint16_t guest_mss) const {

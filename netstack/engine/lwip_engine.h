@@ -146,6 +146,7 @@ class LwipEngine final : public Engine, private FlowHost {
                    bool source_gateway, wire::Bytes payload) override;
   void forget_inbound_udp(uv_udp_t* listener) override;
   void set_link_offloads(bool csum, bool tso) override;
+  void set_link_ready(bool ready) override;
   std::vector<std::byte>& read_buffer() override { return read_buffer_; }
   const EngineConfig& config() const override { return config_; }
   const EngineStats& stats() const override { return stats_; }
@@ -185,8 +186,10 @@ class LwipEngine final : public Engine, private FlowHost {
   bool buffers_full() const override {
     return config_.max_buffered_bytes != 0 && stats_.buffered_bytes >= config_.max_buffered_bytes;
   }
+  bool link_ready() const override { return link_ready_; }
   void wait_for_buffers(TcpFlow* flow) override;
-  // Resumes the flows waiting for the buffer budget once it has room.
+  // Resumes the flows waiting for the buffer budget once it has room (and
+  // the guest's link is ready).
   void resume_waiting_flows();
 
   // A token for a new outbound flow (max_new_flows_per_second).
@@ -238,6 +241,7 @@ class LwipEngine final : public Engine, private FlowHost {
   std::vector<std::byte> read_buffer_;
   std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
   std::vector<TcpFlow*> to_flush_;  // flush() at the end of the loop iteration; null: closed since
+  bool link_ready_ = true;  // set_link_ready()
   std::vector<UdpFlow*> udp_to_flush_;
   TimeWaitTable time_wait_{config_.max_tcp_flows};
   struct UdpKey {

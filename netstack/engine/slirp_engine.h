@@ -96,6 +96,9 @@ class SlirpEngine final : public Engine {
   void set_dns_resolver(DnsResolver resolver) override { dns_resolver_ = std::move(resolver); }
   void set_line_service(uint16_t port, LineHandler handler) override;
   void set_link_offloads(bool, bool) override {}  // slirp's frames are always complete
+  // libslirp reads its host sockets itself and has no way to pause them:
+  // the port's queue (link/port.h) absorbs bursts, beyond it frames drop.
+  void set_link_ready(bool) override {}
   void accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, uint16_t guest_port,
                           bool source_gateway) override;
   void inbound_udp(uv_udp_t* listener, const sockaddr* client, const IpAddr& guest, uint16_t guest_port,

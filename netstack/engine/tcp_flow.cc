@@ -366,7 +366,9 @@ void TcpFlow::attach(struct tcp_pcb* pcb) {
 
 void TcpFlow::start_reading() {
   if (host_eof_ || closing_) return;
-  if (host_ != nullptr && host_->buffers_full()) {
+  // Also when already reading: the read that found the budget spent or the
+  // guest's link backed up (what lwIP holds still goes out) is the last.
+  if (host_ != nullptr && (host_->buffers_full() || !host_->link_ready())) {
     stop_reading();
     wait_for_buffers();
     return;

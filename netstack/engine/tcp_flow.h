@@ -29,7 +29,10 @@
 //                 and the FIN in the same segment when the host's EOF is
 //                 already queued behind them); when the buffer is full the
 //                 host socket stops being read until lwIP reports data
-//                 acknowledged by the guest.
+//                 acknowledged by the guest. It also stops, after the read
+//                 that found it so, while the guest's link is not ready
+//                 (FlowHost::link_ready(): the transport's queue for the
+//                 guest is over its high-water mark), until resume().
 //   kClosed       both handles are being closed; the object is deleted in the
 //                 host socket's close callback.
 //

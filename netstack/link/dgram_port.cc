@@ -1,6 +1,7 @@
 #include "netstack/link/dgram_port.h"
 
 #include <spdlog/spdlog.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,8 +69,9 @@ void DgramPort::on_io(int events) {
         spdlog::info("dgram: frontend at {}", std::string(peer_.sun_path, strnlen(peer_.sun_path, sizeof(peer_.sun_path))));
         connect_tried_ = false;  // a new address: connect to it now
         connect_sender();
+        if (!tx_queue_.empty()) wait_writable();  // through the new socket
       } else if (!sender_ && (!connect_tried_ || uv_now(loop_) - last_connect_ms_ >= kReconnectMs)) {
-        connect_sender();
+        if (connect_sender() && !tx_queue_.empty()) wait_writable();
       }
     }
     deliver(Frame(rx_.data(), static_cast<size_t>(n)));
@@ -137,45 +139,54 @@ bool DgramPort::transmit(Frame frame, const Offload&) {
     return false;
   }
   if (tx_queue_.empty() && send_now(frame)) return true;
-  if (tx_queue_.size() >= kMaxQueuedFrames) {
+  if (!tx_queue_.push(frame, {})) {
+    stats_.tx_queue_full++;
     stats_.tx_dropped++;
     return false;
   }
-  tx_queue_.emplace_back(frame.begin(), frame.end());
-  wait_writable();
+  stats_.tx_queued++;
+  if (tx_queue_.size() == 1) wait_writable();
+  note_tx_backlog(tx_queue_.bytes());
   return true;
 }
 
 void DgramPort::wait_writable() {
   if (connected_socket_) {
     sock_->watch(UV_READABLE | UV_WRITABLE);
-  } else if (sender_) {
-    sender_->watch(UV_WRITABLE);
-  } else if (retry_ms_ == 0) {
-    // The bound socket would poll writable at once: retry by the clock.
-    retry_ms_ = kRetryMinMs;
-    uv_timer_start(retry_, [](uv_timer_t* t) { static_cast<DgramPort*>(t->data)->flush(); }, retry_ms_, 0);
+    return;
   }
+  if (sender_) {
+    sender_->watch(UV_WRITABLE);
+    return;
+  }
+  // Sending from the bound socket: its own send buffer is full, which its
+  // poll() reports (see the header).
+  pollfd p{sock_->fd(), POLLOUT, 0};
+  bool writable = ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
+  if (!writable) {
+    sock_->watch(UV_READABLE | UV_WRITABLE);
+    return;
+  }
+  // Writable yet full: retry by the clock, backing off.
+  retry_ms_ = retry_ms_ == 0 ? kRetryMinMs : std::min(retry_ms_ * 2, kRetryMaxMs);
+  uv_timer_start(retry_, [](uv_timer_t* t) { static_cast<DgramPort*>(t->data)->flush(); }, retry_ms_, 0);
 }
 
 void DgramPort::flush() {
+  // Bounded by the queue; stops when the frontend's socket is full.
   while (!tx_queue_.empty()) {
-    if (!send_now(tx_queue_.front())) {
-      if (!connected_socket_ && !sender_) {
-        // Still full: try again later, backing off.
-        retry_ms_ = std::min(std::max(retry_ms_ * 2, kRetryMinMs), kRetryMaxMs);
-        uv_timer_start(retry_, [](uv_timer_t* t) { static_cast<DgramPort*>(t->data)->flush(); }, retry_ms_, 0);
-      } else {
-        wait_writable();
-      }
+    if (!send_now(Frame(tx_queue_.front().bytes))) {
+      wait_writable();
+      note_tx_backlog(tx_queue_.bytes());
       return;
     }
-    tx_queue_.pop_front();
+    tx_queue_.pop();
   }
   retry_ms_ = 0;
   uv_timer_stop(retry_);
-  if (connected_socket_) sock_->watch(UV_READABLE);
+  sock_->watch(UV_READABLE);
   if (sender_) sender_->watch(0);
+  note_tx_backlog(0);
 }
 
 }  // namespace slipway::link

@@ -10,8 +10,11 @@
 // than max_frame (mtu + 14) or empty is dropped and counted.
 //
 // Writes: send at once; on EAGAIN (the frontend's receive queue is full: a
-// paused VM) the frame is copied into a bounded queue (kMaxQueuedFrames),
-// beyond which frames are dropped and counted. The queue is written when
+// paused VM, or a guest that receives slower than slipway sends) the frame
+// waits, in order, in a FrameQueue bounded at kMaxQueuedBytes (4 MiB) and
+// kMaxQueuedFrames (4096), beyond which frames are dropped and counted
+// (tx_queue_full); over Port::kTxHighWater queued bytes the port is not
+// ready (port.h), so the engine stops feeding it. The queue is written when
 // the frontend reads again, which only a socket *connected* to the
 // frontend's address can tell: a bound, unconnected datagram socket always
 // polls writable (the kernel cannot know where its next datagram goes), so
@@ -21,10 +24,13 @@
 // the frontend's queue having room), re-connected when the frontend's
 // address changes or its socket was replaced (at most once per
 // kReconnectMs). If the frontend refuses that (EPERM: its socket is
-// connected to our path), frames go out of the bound socket with sendto()
-// and a full queue is retried by a timer, every kRetryMinMs (1 ms) doubling
-// to kRetryMaxMs (64 ms), never by polling. A socketpair end (connected
-// already) polls correctly and is used as it is.
+// connected to our path), frames go out of the bound socket with sendto();
+// the frontend's queue limit (net.unix.max_dgram_qlen) does not apply to a
+// socket connected to ours, so what fills is our own send buffer (the
+// frontend's unread datagrams are charged to it), and the bound socket is
+// polled writable while it is not; should it poll writable yet refuse, a
+// timer retries, every kRetryMinMs (1 ms) doubling to kRetryMaxMs (64 ms).
+// A socketpair end (connected already) polls correctly and is used as it is.
 //
 // No connection state beyond "peer known or not", and no timeouts.
 #pragma once
@@ -33,11 +39,11 @@
 #include <sys/un.h>
 #include <uv.h>
 
-#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "netstack/link/frame_queue.h"
 #include "netstack/link/polled_fd.h"
 #include "netstack/link/port.h"
 
@@ -46,7 +52,8 @@ namespace slipway::link {
 class DgramPort : public Port {
  public:
   static constexpr int kMaxReadsPerWake = 64;
-  static constexpr size_t kMaxQueuedFrames = 256;
+  static constexpr size_t kMaxQueuedBytes = 4u << 20;
+  static constexpr size_t kMaxQueuedFrames = 4096;
   static constexpr uint64_t kReconnectMs = 100;
   static constexpr uint64_t kRetryMinMs = 1;
   static constexpr uint64_t kRetryMaxMs = 64;
@@ -61,6 +68,9 @@ class DgramPort : public Port {
   uint64_t oversize() const { return oversize_; }
   // Sends that failed with EAGAIN (the frontend's queue was full).
   uint64_t send_retries() const { return send_retries_; }
+  // Frames (and their bytes) waiting for the frontend's socket.
+  size_t queued_frames() const { return tx_queue_.size(); }
+  size_t queued_bytes() const { return tx_queue_.bytes(); }
 
  private:
   void on_io(int events);
@@ -69,7 +79,7 @@ class DgramPort : public Port {
   // (Re)connects the sending socket to peer_; false if the frontend
   // refuses it (frames then go out of the bound socket).
   bool connect_sender();
-  void wait_writable();  // after EAGAIN: the sender's poll, or the retry timer
+  void wait_writable();  // after EAGAIN: a socket's poll, or the retry timer
 
   uv_loop_t* loop_;
   std::string path_;
@@ -84,7 +94,7 @@ class DgramPort : public Port {
   sockaddr_un peer_{};
   socklen_t peer_len_ = 0;
   bool connected_socket_ = false;  // a socketpair end: no address to answer
-  std::deque<std::vector<std::byte>> tx_queue_;
+  FrameQueue tx_queue_{kMaxQueuedBytes, kMaxQueuedFrames};
   uint64_t oversize_ = 0;
   uint64_t send_retries_ = 0;
 };

@@ -112,11 +112,14 @@ PcapPort::PcapPort(Port& inner, std::shared_ptr<PcapWriter> writer, Clock clock)
     deliver(frame, offload);
   });
   inner_.set_capabilities_listener([this] { capabilities_changed(); });
+  inner_.set_tx_ready_listener([this](bool ready) { set_tx_ready(ready); });
+  set_tx_ready(inner_.tx_ready());
 }
 
 PcapPort::~PcapPort() {
   inner_.set_sink(nullptr);
   inner_.set_capabilities_listener(nullptr);
+  inner_.set_tx_ready_listener(nullptr);
 }
 
 std::chrono::system_clock::time_point PcapPort::now() const {

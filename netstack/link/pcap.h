@@ -81,7 +81,7 @@ class PcapPort : public Port {
  public:
   using Clock = std::function<std::chrono::system_clock::time_point()>;
 
-  // Takes over inner's sink and capabilities listener. `clock` stamps the
+  // Takes over inner's sink, capabilities and tx-ready listeners. `clock` stamps the
   // records (wall time by default; tests pass a fixed clock). inner must
   // outlive this port; the destructor detaches from it. Frames are recorded
   // as they cross, offloaded ones included (a partial checksum, a GSO

@@ -6,9 +6,21 @@
 // filters that wrap a Port (the pcap recorder). Nothing above a Port knows
 // what is underneath.
 //
-// Frames are whole Ethernet frames without FCS. A Port never blocks: when it
-// cannot take a frame (its bounded queue is full) send() drops it, counts it
-// and returns false, as a NIC would; TCP above recovers.
+// Frames are whole Ethernet frames without FCS. A Port never blocks: when
+// its link cannot take a frame now (the guest's receive ring or socket is
+// full) the frame waits in the port's queue, which is bounded in bytes and
+// frames; only beyond that bound send() drops it, counts it and returns
+// false, as a NIC would, and TCP above recovers.
+//
+// Backpressure. A port with such a queue is "not ready" (tx_ready() false)
+// once the queue holds more than kTxHighWater bytes (1 MiB), and ready
+// again once its link took enough that at most kTxLowWater bytes (256 KiB)
+// wait; each change goes to the tx-ready listener. The Stack passes it to
+// the engine, which then stops reading the host sockets of its TCP flows,
+// so that no more data enters lwIP for the guest while the link is backed
+// up: the host's sender sees the TCP window close instead of the guest
+// losing frames. A port becomes ready again only outside send() (when its
+// link drains or its guest goes away), but listeners must not assume it.
 //
 // Offloads. A frame may travel with a wire::Offload: a TCP or UDP checksum
 // still to be computed, or one large TCP segment standing for several (GSO),
@@ -25,6 +37,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "netstack/wire/offload.h"
@@ -40,6 +53,8 @@ struct PortStats {
   uint64_t tx_dropped = 0, rx_dropped = 0;
   uint64_t tx_finished = 0;               // offloaded frames finished in software
   uint64_t tx_bad_offload = 0;            // offloaded frames that could not be finished (dropped)
+  uint64_t tx_queued = 0;                 // accepted frames that had to wait in the port's queue
+  uint64_t tx_queue_full = 0;             // dropped: the queue was at its bound (in tx_dropped too)
 };
 
 // What a port's link carries without help.
@@ -52,6 +67,9 @@ struct Capabilities {
 class Port {
  public:
   using Sink = std::function<void(Frame, const Offload&)>;
+  // Backpressure watermarks of a port's queue (see the top of this file).
+  static constexpr size_t kTxHighWater = 1u << 20;
+  static constexpr size_t kTxLowWater = 256u << 10;
 
   Port() = default;
   Port(const Port&) = delete;
@@ -80,6 +98,13 @@ class Port {
   // vhost-user frontend negotiated other features.
   void set_capabilities_listener(std::function<void()> listener) { listener_ = std::move(listener); }
   const PortStats& stats() const { return stats_; }
+  // False while the port's queue is over its high-water mark.
+  bool tx_ready() const { return tx_ready_; }
+  // Called with the new state whenever tx_ready() changes.
+  void set_tx_ready_listener(std::function<void(bool)> listener) { ready_listener_ = std::move(listener); }
+  // The link's own counters beyond PortStats, by name (a VXLAN port's
+  // refusals, say), for the control API's port list. None by default.
+  virtual std::vector<std::pair<const char*, uint64_t>> link_counters() const { return {}; }
 
  protected:
   // The link's own send: `offload` is plain or within capabilities().
@@ -93,6 +118,16 @@ class Port {
   void capabilities_changed() {
     if (listener_) listener_();
   }
+  // Applies the watermarks to the bytes now waiting in the port's queue.
+  void note_tx_backlog(size_t queued_bytes) {
+    if (tx_ready_ && queued_bytes > kTxHighWater) set_tx_ready(false);
+    else if (!tx_ready_ && queued_bytes <= kTxLowWater) set_tx_ready(true);
+  }
+  void set_tx_ready(bool ready) {
+    if (ready == tx_ready_) return;
+    tx_ready_ = ready;
+    if (ready_listener_) ready_listener_(ready);
+  }
 
   PortStats stats_;
 
@@ -102,6 +137,8 @@ class Port {
   Sink sink_;
   Capabilities capabilities_;
   std::function<void()> listener_;
+  std::function<void(bool)> ready_listener_;
+  bool tx_ready_ = true;
   std::vector<std::byte> scratch_;
 };
 

@@ -73,6 +73,7 @@ void StreamPort::disconnect(const char* why) {
   stats_.tx_dropped += tx_queue_.size();
   tx_queue_.clear();
   tx_front_off_ = tx_queued_bytes_ = 0;
+  note_tx_backlog(0);
 }
 
 void StreamPort::on_io(int events) {
@@ -144,6 +145,7 @@ bool StreamPort::transmit(Frame frame, const Offload&) {
   }
   // A frame partly written must be completed whatever the bound.
   if (written == 0 && tx_queued_bytes_ + total > kMaxQueuedBytes) {
+    stats_.tx_queue_full++;
     stats_.tx_dropped++;
     return false;
   }
@@ -156,7 +158,9 @@ bool StreamPort::transmit(Frame frame, const Offload&) {
   tx_queue_.push_back(std::move(rest));
   stats_.tx_frames++;
   stats_.tx_bytes += frame.size();
+  stats_.tx_queued++;
   conn_->watch(UV_READABLE | UV_WRITABLE);
+  note_tx_backlog(tx_queued_bytes_);
   return true;
 }
 
@@ -166,17 +170,20 @@ bool StreamPort::flush() {
     auto& f = tx_queue_.front();
     ssize_t n = ::write(conn_->fd(), f.data() + tx_front_off_, f.size() - tx_front_off_);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
-      disconnect(std::strerror(errno));
-      return false;
+      if (errno != EAGAIN && errno != EINTR) {
+        disconnect(std::strerror(errno));
+        return false;
+      }
+      break;
     }
     tx_front_off_ += static_cast<size_t>(n);
-    if (tx_front_off_ < f.size()) return true;
+    if (tx_front_off_ < f.size()) break;
     tx_queued_bytes_ -= f.size();
     tx_queue_.pop_front();
     tx_front_off_ = 0;
   }
-  conn_->watch(UV_READABLE);
+  if (tx_queue_.empty()) conn_->watch(UV_READABLE);
+  note_tx_backlog(tx_queued_bytes_);
   return true;
 }
 

@@ -14,7 +14,8 @@
 // the kernel does not take (EAGAIN, or a partial write) is queued, up to
 // kMaxQueuedBytes, and written when the socket is writable; frames beyond
 // that are dropped and counted (a partial frame is never dropped: the
-// stream would break). No timeouts.
+// stream would break). Over Port::kTxHighWater queued bytes the port is not
+// ready (port.h), so the engine stops feeding it. No timeouts.
 #pragma once
 
 #include <uv.h>

@@ -104,6 +104,7 @@ bool TapPort::transmit(Frame frame, const Offload& offload) {
     }
   }
   if (tx_queue_.size() >= kMaxQueuedFrames || tx_queued_bytes_ + frame.size() > kMaxQueuedBytes) {
+    stats_.tx_queue_full++;
     stats_.tx_dropped++;
     return false;
   }
@@ -115,10 +116,12 @@ bool TapPort::transmit(Frame frame, const Offload& offload) {
   }
   q.insert(q.end(), frame.begin(), frame.end());
   tx_queued_bytes_ += q.size();
+  stats_.tx_queued++;
   if (!want_write_) {
     want_write_ = true;
     update_poll();
   }
+  note_tx_backlog(tx_queued_bytes_);
   return true;
 }
 
@@ -127,7 +130,10 @@ void TapPort::drain_queue() {
     auto& f = tx_queue_.front();
     ssize_t n = ::write(handle_->fd, f.data(), f.size());
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
+      if (errno == EAGAIN || errno == EINTR) {
+        note_tx_backlog(tx_queued_bytes_);
+        return;
+      }
       stats_.tx_dropped++;
     } else {
       stats_.tx_frames++;
@@ -138,6 +144,7 @@ void TapPort::drain_queue() {
   }
   want_write_ = false;
   update_poll();
+  note_tx_backlog(0);
 }
 
 }  // namespace slipway::link

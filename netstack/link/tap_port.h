@@ -12,7 +12,8 @@
 // does not parse is dropped and counted (rx_dropped). send() writes at once;
 // if the kernel queue is full (EAGAIN) the frame is copied into a bounded
 // queue (kMaxQueuedFrames / kMaxQueuedBytes) that drains when the fd becomes
-// writable, and frames beyond the bound are dropped and counted.
+// writable, and frames beyond the bound are dropped and counted. Over
+// Port::kTxHighWater queued bytes the port is not ready (port.h).
 //
 // The poll handle and the fd live in a heap block owned by the loop until its
 // close callback runs, so the TapPort may be destroyed at any time.

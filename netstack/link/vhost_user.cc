@@ -123,6 +123,7 @@ void VhostUserPort::disconnect(const std::string& why) {
   idle_->stop();
   conn_.reset();    // closes the socket, kick and call fds
   device_.reset();  // unmaps guest memory, forgets the rings
+  drop_backlog();
 }
 
 void VhostUserPort::on_readable() {
@@ -371,7 +372,11 @@ bool VhostUserPort::handle_unchecked(const vu::Header& h, vu::Bytes p, std::vect
         uint64_t n;
         ssize_t r = ::read(conn_->kick[q]->fd(), &n, sizeof(n));
         (void)r;  // the count is irrelevant; reading resets it
-        if (q == VirtioNetDevice::kTxQueue) run_tx();
+        if (q == VirtioNetDevice::kTxQueue) {
+          run_tx();
+        } else {
+          drain_rx();  // the guest added receive buffers
+        }
       });
       if (c.rings_start_enabled()) device_.set_enabled(q, true);
       start_queue_if_ready(q);
@@ -382,6 +387,7 @@ bool VhostUserPort::handle_unchecked(const vu::Header& h, vu::Bytes p, std::vect
       if (!s || !queue_index(s->index) || s->num > 1) return bad("bad queue or state");
       int q = static_cast<int>(s->index);
       device_.set_enabled(q, s->num == 1);
+      if (q == VirtioNetDevice::kRxQueue && s->num == 0) drop_backlog();  // nothing would drain it
       start_queue_if_ready(q);
       return true;
     }
@@ -393,19 +399,54 @@ bool VhostUserPort::handle_unchecked(const vu::Header& h, vu::Bytes p, std::vect
 
 void VhostUserPort::start_queue_if_ready(int q) {
   Connection& c = *conn_;
-  if (c.kick[q] == nullptr) return;
-  // Only the transmit queue's kicks matter: a frame for the guest that finds
-  // no buffer is dropped rather than waiting for a kick.
-  if (q == VirtioNetDevice::kTxQueue && device_.running(q)) {
-    c.kick[q]->watch(UV_READABLE);
-    idle_->start();  // the guest may have queued frames before it kicked
-  }
+  if (c.kick[q] == nullptr || !device_.running(q)) return;
+  // Transmit queue: the guest's kicks say it has frames for us. Receive
+  // queue: that it added buffers, which frames waiting in rx_backlog_ need
+  // (an empty ring asks for that kick: avail_event with EVENT_IDX; without
+  // it the driver kicks anyway, we never set VRING_USED_F_NO_NOTIFY).
+  c.kick[q]->watch(UV_READABLE);
+  if (q == VirtioNetDevice::kTxQueue) idle_->start();  // the guest may have queued frames before it kicked
 }
 
 void VhostUserPort::stop_queue(int q) {
   // Stopped, not disabled: SET_VRING_ENABLE's state outlives a stop and
   // start (GET_VRING_BASE ... SET_VRING_KICK), as in libvhost-user.
   conn_->kick[q].reset();
+  // Frames for a guest whose ring stopped would wait for a kick that may
+  // never come (and keep the engine paused): they are dropped, as frames
+  // that arrive while the ring is stopped are.
+  if (q == VirtioNetDevice::kRxQueue) drop_backlog();
+}
+
+void VhostUserPort::drop_backlog() {
+  size_t n = rx_backlog_.clear();
+  stats_.tx_dropped += n;
+  note_tx_backlog(0);
+}
+
+void VhostUserPort::drain_rx() {
+  if (conn_ == nullptr) return;
+  // Bounded by the backlog (kMaxQueuedFrames) and by the ring: each frame
+  // delivered takes at least one of its buffers.
+  bool delivered = false;
+  while (!rx_backlog_.empty()) {
+    const auto& f = rx_backlog_.front();
+    auto r = device_.receive(Frame(f.bytes), f.offload);
+    if (r == VirtioNetDevice::RxResult::kNoBuffers) break;
+    if (r == VirtioNetDevice::RxResult::kDelivered) {
+      delivered = true;
+      stats_.tx_frames++;
+      stats_.tx_bytes += f.bytes.size();
+    } else if (r == VirtioNetDevice::RxResult::kBroken) {
+      idle_->start();  // closes the connection on the next iteration
+      break;
+    } else {
+      stats_.tx_dropped++;  // kTooLarge; kNotReady cannot be: the queue runs
+    }
+    rx_backlog_.pop();
+  }
+  if (delivered) signal(VirtioNetDevice::kRxQueue);
+  note_tx_backlog(rx_backlog_.bytes());
 }
 
 void VhostUserPort::signal(int q) {
@@ -448,18 +489,30 @@ bool VhostUserPort::transmit(Frame frame, const Offload& offload) {
     stats_.tx_dropped++;
     return false;
   }
-  switch (device_.receive(frame, offload)) {
+  // Behind frames already waiting: in order, after them.
+  auto r = rx_backlog_.empty() ? device_.receive(frame, offload) : VirtioNetDevice::RxResult::kNoBuffers;
+  switch (r) {
     case VirtioNetDevice::RxResult::kDelivered:
       stats_.tx_frames++;
       stats_.tx_bytes += frame.size();
       signal(VirtioNetDevice::kRxQueue);
+      return true;
+    case VirtioNetDevice::RxResult::kNoBuffers:
+      // The ring is full: the frame waits for the guest's next buffers.
+      if (!rx_backlog_.push(frame, offload)) {
+        stats_.tx_queue_full++;
+        stats_.tx_dropped++;
+        return false;
+      }
+      stats_.tx_queued++;
+      note_tx_backlog(rx_backlog_.bytes());
       return true;
     case VirtioNetDevice::RxResult::kBroken:
       // Not here: send() may run inside our own transmit path. The idle
       // callback closes the connection on the next loop iteration.
       idle_->start();
       [[fallthrough]];
-    default:
+    default:  // kNotReady (no ring yet: nothing would drain a queue), kTooLarge
       stats_.tx_dropped++;
       return false;
   }

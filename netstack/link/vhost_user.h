@@ -25,9 +25,22 @@
 // request, a ring error): memory unmapped, fds closed, rings reset, back to
 // listening. A misbehaving frontend costs a log line and its connection.
 //
+// Frames for the guest: delivered into the receive ring at once; when the
+// ring has no free buffer they wait, in order, in a FrameQueue bounded at
+// kMaxQueuedBytes (4 MiB) and kMaxQueuedFrames (4096), beyond which they are
+// dropped and counted (tx_queue_full), and the queue drains when the guest
+// adds buffers: the receive queue's kick (which an empty ring asks for with
+// avail_event under EVENT_IDX). Over Port::kTxHighWater the port is not
+// ready (port.h), so the engine stops feeding it. A frame that cannot fit
+// whatever the guest adds (VirtioNetDevice's kTooLarge) is dropped; with no
+// frontend, or before the receive ring runs, frames are dropped too, and the
+// queue is emptied (dropped, counted) when the frontend goes or stops the
+// ring (GET_VRING_BASE, RESET_OWNER): nothing would drain it.
+//
 // Bounds per wake-up: kMaxMessagesPerWake messages; VirtioNetDevice's
 // kMaxFramesPerKick transmitted frames, after which an idle handle re-runs
-// the queue on the next loop iteration (so the loop is never starved). Reads
+// the queue on the next loop iteration (so the loop is never starved); on a
+// receive kick, at most the queue (what the ring takes). Reads
 // take exactly one message at a time (header, then payload) so the fds that
 // arrive belong to the message being read. No timeouts: a frontend may stay
 // connected and idle forever.
@@ -38,6 +51,7 @@
 #include <memory>
 #include <string>
 
+#include "netstack/link/frame_queue.h"
 #include "netstack/link/polled_fd.h"
 #include "netstack/link/port.h"
 #include "netstack/link/vhost_user_msg.h"
@@ -48,6 +62,8 @@ namespace slipway::link {
 class VhostUserPort : public Port {
  public:
   static constexpr int kMaxMessagesPerWake = 32;
+  static constexpr size_t kMaxQueuedBytes = 4u << 20;
+  static constexpr size_t kMaxQueuedFrames = 4096;
   static constexpr uint64_t kOffloadFeatures =
       vhost_user::kFeatureCsum | vhost_user::kFeatureGuestCsum | vhost_user::kFeatureGuestTso4 |
       vhost_user::kFeatureGuestTso6 | vhost_user::kFeatureGuestEcn | vhost_user::kFeatureHostTso4 |
@@ -76,6 +92,9 @@ class VhostUserPort : public Port {
   bool connected() const { return conn_ != nullptr; }
   const Stats& vhost_stats() const { return vstats_; }
   const VirtioNetDevice::Stats& device_stats() const { return device_.stats(); }
+  // Frames (and their bytes) waiting for the guest's receive buffers.
+  size_t queued_frames() const { return rx_backlog_.size(); }
+  size_t queued_bytes() const { return rx_backlog_.bytes(); }
 
  private:
   struct Connection;
@@ -93,6 +112,8 @@ class VhostUserPort : public Port {
   void start_queue_if_ready(int q);
   void stop_queue(int q);
   void run_tx();
+  void drain_rx();
+  void drop_backlog();
   void on_idle();
   void signal(int q);
   void disconnect(const std::string& why);
@@ -103,6 +124,7 @@ class VhostUserPort : public Port {
   std::unique_ptr<Connection> conn_;
   std::unique_ptr<Idle> idle_;
   VirtioNetDevice device_;
+  FrameQueue rx_backlog_{kMaxQueuedBytes, kMaxQueuedFrames};
   Stats vstats_;
 };
 

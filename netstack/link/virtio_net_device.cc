@@ -83,6 +83,7 @@ VirtioNetDevice::RxResult VirtioNetDevice::receive(Frame frame, const Offload& o
   rx_used_.clear();
   rx_first_.clear();
   std::string why;
+  bool ring_empty = false;  // else: the frame cannot fit, whatever the guest adds
   while (done < total) {
     if (!rx_used_.empty() && !mergeable_rx_) break;  // one chain only
     if (rx_used_.size() >= q.num()) break;
@@ -91,7 +92,10 @@ VirtioNetDevice::RxResult VirtioNetDevice::receive(Frame frame, const Offload& o
       fail("receive queue: " + why);
       return RxResult::kBroken;
     }
-    if (r == Virtqueue::PopResult::kEmpty) break;
+    if (r == Virtqueue::PopResult::kEmpty) {
+      ring_empty = true;
+      break;
+    }
     if (!rx_chain_.readable.empty()) {
       fail("receive queue: chain has device-readable buffers");
       return RxResult::kBroken;
@@ -117,9 +121,15 @@ VirtioNetDevice::RxResult VirtioNetDevice::receive(Frame frame, const Offload& o
     rx_used_.push_back(Used{rx_chain_.head, static_cast<uint32_t>(written)});
   }
   if (done < total) {
+    // The chains go back to the guest untouched (as far as it can tell:
+    // nothing is marked used).
     q.rewind(static_cast<uint16_t>(rx_used_.size()));
-    stats_.rx_no_buffers++;
-    return RxResult::kNoBuffers;
+    if (ring_empty) {
+      stats_.rx_no_buffers++;
+      return RxResult::kNoBuffers;
+    }
+    stats_.rx_too_large++;
+    return RxResult::kTooLarge;
   }
   // The header goes into the first chain's first bytes.
   uint16_t nbufs = static_cast<uint16_t>(rx_used_.size());

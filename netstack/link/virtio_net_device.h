@@ -16,8 +16,12 @@
 // caller re-runs it from the loop when it reports more); a transmitted frame
 // longer than max_frame (kMaxGsoFrame, 64 KiB and an Ethernet header, once
 // the guest may send TSO segments: set_large_tx) is dropped and counted (its
-// chain is still returned to the guest). receive() with no (or too few) guest buffers drops the frame
-// and counts it; partially taken chains are given back. A ring error (see
+// chain is still returned to the guest). receive() that finds too few guest
+// buffers takes none (partially taken chains are given back) and says why:
+// kNoBuffers when the ring ran empty (the frame may fit once the guest adds
+// buffers: the transport keeps it and retries on the receive queue's kick),
+// kTooLarge when it cannot fit whatever the guest adds (one chain too small
+// without MRG_RXBUF, or larger than the whole ring: the transport drops it). A ring error (see
 // Virtqueue) sets broken(): the transport closes the connection and nothing
 // is read or written through the queues until reset().
 #pragma once
@@ -45,11 +49,12 @@ class VirtioNetDevice {
     uint64_t tx_oversize = 0;     // guest frames longer than max_frame (dropped)
     uint64_t tx_runt = 0;         // guest chains shorter than the header
     uint64_t tx_bad_header = 0;   // guest headers with an unknown GSO type
-    uint64_t rx_no_buffers = 0;   // frames for the guest dropped: ring empty
+    uint64_t rx_no_buffers = 0;   // frames for the guest that found the ring empty (kNoBuffers)
+    uint64_t rx_too_large = 0;    // frames for the guest larger than its buffers (kTooLarge)
     uint64_t ring_errors = 0;     // misbehaving frontends (connection closed)
   };
   enum class TxResult { kDone, kMore, kBroken };
-  enum class RxResult { kDelivered, kNoBuffers, kNotReady, kBroken };
+  enum class RxResult { kDelivered, kNoBuffers, kTooLarge, kNotReady, kBroken };
 
   explicit VirtioNetDevice(size_t max_frame) : max_frame_(max_frame) { tx_buf_.reserve(max_frame + kHeaderSize); }
 

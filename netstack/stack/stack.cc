@@ -112,6 +112,12 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
   };
   offloads();
   guest_side->set_capabilities_listener(offloads);
+  // Backpressure: while frames for the guest pile up in the transport's
+  // queue, the engine stops reading host sockets (link/port.h). With a
+  // switch (several guests) the gateway's side is a patch port, always
+  // ready: one slow guest must not stall the others.
+  engine_->set_link_ready(guest_side->tx_ready());
+  guest_side->set_tx_ready_listener([this](bool ready) { engine_->set_link_ready(ready); });
 
   if (config_.dns) {
     dns_ = std::make_unique<dns::Proxy>(loop_, with_builtin_names(config_.dns_config), clock_.get());
@@ -175,13 +181,14 @@ Stack::~Stack() {
   // Members go in reverse order of declaration (see stack.h); the sinks of
   // the transport and the gateway point at each other, so cut them first:
   // nothing may reach a part that is already gone.
+  link::Port& guest_side = pcap_ ? static_cast<link::Port&>(*pcap_) : *transport_;
+  guest_side.set_tx_ready_listener(nullptr);  // the engine goes before the transport
   auto_forward_.reset();
   published_.reset();
   dns_.reset();
   engine_.reset();  // closing flows still send RSTs through the gateway
   icmp_.reset();
   if (gateway_) gateway_->set_sink(nullptr);
-  link::Port& guest_side = pcap_ ? static_cast<link::Port&>(*pcap_) : *transport_;
   guest_side.set_sink(nullptr);
   guest_side.set_capabilities_listener(nullptr);
 }

@@ -249,3 +249,49 @@ ping_cmd() {
   elif command -v busybox >/dev/null 2>&1; then echo "busybox ping"
   else fail "no ping (install iputils-ping or busybox)"; fi
 }
+
+# ---------------------------------------------------------------- vswitch
+# VSWITCH: the vswitch binary (default: build/vswitch/vswitch).
+: "${VSWITCH:=$SLIPWAY_SOURCE_DIR/build/vswitch/vswitch}"
+require_vswitch() {
+  [ -x "$VSWITCH" ] || fail "vswitch binary not found or not executable: $VSWITCH (build it, or set VSWITCH)"
+}
+
+# guest_ns NAME: a private network namespace for a guest (a sleeping
+# process's), its path in NS_<NAME>. Run commands there with `in_ns NAME CMD`.
+guest_ns() {
+  local name=$1 pid i
+  bg "ns-$name" unshare --net sleep infinity
+  pid=$BG_PID
+  for ((i = 0; i < 250; i++)); do
+    [ -n "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" ] &&
+      [ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ] && break
+    sleep 0.02
+  done
+  [ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ] || fail "namespace $name not created"
+  printf -v "NS_$name" '%s' "/proc/$pid/ns/net"
+}
+in_ns() {
+  local v="NS_$1"; shift
+  nsenter --net="${!v}" "$@"
+}
+
+# wait_socket PATH [SECONDS] [PID]: poll until the unix socket PATH exists;
+# fail early if PID dies.
+wait_socket() {
+  local f=$1 t=${2:-10} pid=${3:-} i
+  for ((i = 0; i < t * 50; i++)); do
+    [ -S "$f" ] && return 0
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    sleep 0.02
+  done
+  return 1
+}
+
+# vswitch_counter CONTROL PORT EXPR: a field of one port in `vswitch
+# --control CONTROL --json ports` (EXPR in python over the port's dict `p`,
+# e.g. "p['rx_dropped_vlan']" or "p['link']['rx_bad_vni']").
+vswitch_counter() {
+  "$VSWITCH" --control "$1" --json ports |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); p=[x for x in r["ports"] if x["name"]==sys.argv[1]][0]; print(eval(sys.argv[2]))' "$2" "$3"
+}

@@ -95,6 +95,7 @@ stream = "/run/vm.sock"
 vhost_user = ["/run/a.sock", "/run/b.sock,vlan=10"]
 dgram = []
 netns = "/run/netns/web"
+vxlan = "192.0.2.7,vni=42,mtu=1450"
 isolate = true
 [mirrored]
 addresses = "all"
@@ -144,6 +145,7 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.vhost_user == std::vector<std::string>{"/run/a.sock", "/run/b.sock,vlan=10"});
   CHECK(s.dgram.empty());
   CHECK(s.netns == std::vector<std::string>{"/run/netns/web"});
+  CHECK(s.vxlan == std::vector<std::string>{"192.0.2.7,vni=42,mtu=1450"});
   CHECK(s.isolate);
   REQUIRE(s.dhcp_static.size() == 2);
   CHECK(s.dhcp_static[0] == Settings::DhcpStatic{"52:54:00:00:00:10", "192.168.7.20", "db"});

@@ -18,6 +18,7 @@
 
 namespace vu = slipway::link::vhost_user;
 using slipway::link::Frame;
+using slipway::link::Port;
 using slipway::link::VhostUserPort;
 using slipway::link::Virtqueue;
 namespace wire = slipway::wire;
@@ -264,9 +265,10 @@ TEST_CASE("vhost-user: a synthetic frontend exchanges frames through shared memo
     CHECK(fe.used_idx(0) == 1);
     CHECK(fe.called(0));
     CHECK(std::memcmp(fe.mem + 0x30000 + 12, f2.data(), f2.size()) == 0);
-    // No buffer left: dropped and counted.
-    CHECK_FALSE(port.send(f2));
+    // No buffer left: the frame waits for the guest's next buffers.
+    CHECK(port.send(f2));
     CHECK(port.device_stats().rx_no_buffers == 1);
+    CHECK(port.queued_frames() == 1);
 
     // GET_VRING_BASE stops the ring and reports where it stood.
     fe.send(vu::kGetVringBase, vu::vring_state_payload({1, 0}));
@@ -278,7 +280,123 @@ TEST_CASE("vhost-user: a synthetic frontend exchanges frames through shared memo
     fe.send(77, {});
     CHECK_FALSE(port.connected());
     CHECK(port.vhost_stats().protocol_errors == 1);
+    CHECK(port.queued_frames() == 0);  // nothing would drain it: dropped, counted
+    CHECK(port.stats().tx_dropped == 1);
     CHECK_FALSE(port.send(f2));
+  }
+}
+
+namespace {
+
+// The guest's side of the receive ring in the tests below: descriptor i is a
+// 2 KiB buffer at kRxBuffers + i * 2 KiB.
+constexpr size_t kRxBuffers = 0x30000;
+constexpr uint32_t kRxBufferLen = 2048;
+
+// Posts n buffers (the next n descriptors, round the ring) and kicks.
+void post_rx(Frontend& fe, uint16_t n) {
+  for (uint16_t k = 0; k < n; ++k) {
+    uint16_t i = uint16_t(fe.avail_idx[0] % kQ);
+    fe.desc(0, i, kGpa + kRxBuffers + size_t(i) * kRxBufferLen, kRxBufferLen, Virtqueue::kDescWrite);
+    fe.make_available(0, i);
+  }
+  fe.do_kick(0);
+}
+
+// The frame in used element `at` of the receive ring (without its header).
+std::vector<std::byte> rx_frame(Frontend& fe, uint16_t at) {
+  size_t elem = Frontend::used_off(0) + 4 + 8 * size_t(at % kQ);
+  uint32_t id = wire::load_le32(fe.shared(), elem);
+  uint32_t len = wire::load_le32(fe.shared(), elem + 4);
+  REQUIRE(id < kQ);
+  REQUIRE(len >= 12);
+  REQUIRE(len <= kRxBufferLen);
+  const std::byte* b = fe.mem + kRxBuffers + size_t(id) * kRxBufferLen;
+  CHECK(wire::load_le16(fe.shared(), kRxBuffers + size_t(id) * kRxBufferLen + 10) == 1);  // num_buffers
+  return {b + 12, b + len};
+}
+
+}  // namespace
+
+TEST_CASE("vhost-user: frames for a full receive ring wait in order until the guest adds buffers", "[vhost]") {
+  Loop l;
+  VhostUserPort port(&l.loop, 1500);
+  std::vector<bool> ready_changes;
+  port.set_tx_ready_listener([&](bool r) { ready_changes.push_back(r); });
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  port.adopt(sv[0]);
+  Frontend fe(&l.loop, sv[1]);
+  fe.set_up();
+
+  SECTION("a few frames wait and go out on the receive kick") {
+    post_rx(fe, 2);
+    for (int i = 0; i < 10; ++i) CHECK(port.send(frame_of(1000 + size_t(i), i)));
+    CHECK(fe.used_idx(0) == 2);
+    CHECK(port.queued_frames() == 8);
+    CHECK(port.stats().tx_queued == 8);
+    CHECK(port.stats().tx_dropped == 0);
+    CHECK(rx_frame(fe, 0) == frame_of(1000, 0));
+    CHECK(rx_frame(fe, 1) == frame_of(1001, 1));
+    CHECK(fe.called(0));
+    // The guest adds three buffers: three more frames, in order.
+    post_rx(fe, 3);
+    CHECK(fe.used_idx(0) == 5);
+    CHECK(port.queued_frames() == 5);
+    for (uint16_t i = 2; i < 5; ++i) CHECK(rx_frame(fe, i) == frame_of(1000 + i, i));
+    // A new frame goes behind those still waiting, not into a new buffer.
+    CHECK(port.send(frame_of(1100, 10)));
+    post_rx(fe, 10);
+    REQUIRE(fe.used_idx(0) == 11);
+    for (uint16_t i = 5; i < 10; ++i) CHECK(rx_frame(fe, i) == frame_of(1000 + i, i));
+    CHECK(rx_frame(fe, 10) == frame_of(1100, 10));
+    CHECK(port.queued_frames() == 0);
+    CHECK(port.stats().tx_frames == 11);
+    CHECK(ready_changes.empty());  // never near the high-water mark
+  }
+
+  SECTION("beyond the bound frames are dropped and counted; the rest arrive in order") {
+    // 1514-byte frames: the byte bound (4 MiB) comes before the frame bound.
+    const size_t frame_len = 1514;
+    std::vector<int> accepted;
+    int sent = 0;
+    for (; sent < 4000; ++sent) {
+      if (port.send(frame_of(frame_len, sent))) accepted.push_back(sent);
+    }
+    CHECK(port.queued_bytes() <= VhostUserPort::kMaxQueuedBytes);
+    CHECK(port.queued_bytes() > VhostUserPort::kMaxQueuedBytes - frame_len);
+    CHECK(port.stats().tx_queue_full == size_t(sent) - accepted.size());
+    CHECK(port.stats().tx_dropped == size_t(sent) - accepted.size());
+    CHECK_FALSE(port.tx_ready());
+    REQUIRE(ready_changes == std::vector<bool>{false});
+    // The guest takes them a ring at a time, every one whole and in order.
+    size_t next = 0;
+    for (int round = 0; round < 200 && next < accepted.size(); ++round) {
+      uint16_t before = fe.used_idx(0);
+      post_rx(fe, kQ);
+      uint16_t now = fe.used_idx(0);
+      REQUIRE(now != before);
+      for (uint16_t u = before; u != now; ++u) {
+        REQUIRE(next < accepted.size());
+        REQUIRE(rx_frame(fe, u) == frame_of(frame_len, accepted[next]));
+        next++;
+      }
+      if (port.queued_bytes() > Port::kTxLowWater) CHECK_FALSE(port.tx_ready());
+    }
+    CHECK(next == accepted.size());
+    CHECK(port.queued_frames() == 0);
+    CHECK(port.tx_ready());
+    CHECK(ready_changes == std::vector<bool>{false, true});
+  }
+
+  SECTION("stopping the receive ring drops what waits and makes the port ready") {
+    for (int i = 0; i < 1000; ++i) port.send(frame_of(1514, i));
+    CHECK_FALSE(port.tx_ready());
+    fe.send(vu::kGetVringBase, vu::vring_state_payload({0, 0}));
+    REQUIRE(fe.reply().size() == 20);
+    CHECK(port.queued_frames() == 0);
+    CHECK(port.stats().tx_dropped == 1000);
+    CHECK(port.tx_ready());
   }
 }
 

@@ -201,7 +201,36 @@ TEST_CASE("virtqueue: received frames fill mergeable buffers and set num_buffers
   CHECK(g.used_idx(RX) == 3);
 }
 
-TEST_CASE("virtqueue: no receive buffers: drop and count", "[vhost]") {
+TEST_CASE("virtqueue: a frame no set of guest buffers can hold is kTooLarge, not kNoBuffers", "[vhost]") {
+  Guest g;
+  VirtioNetDevice dev(VirtioNetDevice::kMaxGsoFrame);
+  g.attach(dev);
+  SECTION("mergeable: larger than the whole ring") {
+    for (uint16_t i = 0; i < kQueueSize; ++i) {
+      g.desc(RX, i, g.gpa(Guest::kBuffers + 0x800 * i), 512, Virtqueue::kDescWrite);
+      g.make_available(RX, i);
+    }
+    CHECK(dev.receive(pattern(kQueueSize * 512, 1)) == VirtioNetDevice::RxResult::kTooLarge);
+  }
+  SECTION("without MRG_RXBUF: larger than the chain") {
+    dev.set_mergeable_rx(false);
+    g.desc(RX, 0, g.gpa(Guest::kBuffers), 1000, Virtqueue::kDescWrite);
+    g.make_available(RX, 0);
+    g.desc(RX, 1, g.gpa(Guest::kBuffers + 0x1000), 1000, Virtqueue::kDescWrite);
+    g.make_available(RX, 1);
+    CHECK(dev.receive(pattern(1500, 1)) == VirtioNetDevice::RxResult::kTooLarge);
+  }
+  // Nothing taken: the buffers stay the guest's, a frame that fits uses them.
+  CHECK(dev.stats().rx_too_large == 1);
+  CHECK(dev.stats().rx_no_buffers == 0);
+  CHECK(g.used_idx(RX) == 0);
+  CHECK(dev.queue(RX).last_avail() == 0);
+  CHECK(dev.receive(pattern(200, 2)) == VirtioNetDevice::RxResult::kDelivered);
+  CHECK(g.used_idx(RX) == 1);
+  CHECK_FALSE(dev.broken());
+}
+
+TEST_CASE("virtqueue: no receive buffers: kNoBuffers, counted", "[vhost]") {
   Guest g;
   VirtioNetDevice dev(1514);
   g.attach(dev);
