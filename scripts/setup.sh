@@ -10,7 +10,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 build_deps=(build-essential cmake ninja-build pkg-config dpkg-dev
   libuv1-dev libslirp-dev libspdlog-dev libfmt-dev catch2
-  libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libseccomp-dev)
+  libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libseccomp-dev
+  clang libclang-rt-14-dev llvm)  # clang: the sanitizer build and the fuzzers
 test_deps=(iproute2 util-linux busybox curl iperf3 slirp4netns python3
   tshark socat procps dnsmasq dnsutils dnsperf rinetd wrk nginx passt iputils-ping
   qemu-system-x86 cpio xz-utils kmod

@@ -11,6 +11,9 @@
 // its forwards (added and removed without touching other flows) and its DNS
 // settings (upstreams, routes, names, hosts file, cache; flows untouched);
 // other changes are logged as needing a restart.
+// Once set up, the process enters the sandbox (sys/sandbox.h) unless
+// --no-sandbox: a seccomp allow-list, no new privileges, capabilities
+// dropped.
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -38,6 +41,7 @@
 #include "netstack/link/vm_transports.h"
 #include "netstack/ns/namespace.h"
 #include "netstack/stack/stack.h"
+#include "netstack/sys/sandbox.h"
 #include "portfwd/listeners.h"
 
 namespace slipway::cli {
@@ -136,7 +140,10 @@ struct AutoForwardSource {
 };
 
 // Runs the loop until a signal or the child's exit; returns the exit code.
-int serve(const SessionFactory& make_session, const NetworkOptions& o, pid_t child, AutoForwardSource forward = {}) {
+// `adds_ports`: the control API may open guests in namespaces later (several
+// guests), which the sandbox must allow.
+int serve(const SessionFactory& make_session, const NetworkOptions& o, pid_t child, AutoForwardSource forward = {},
+          bool adds_ports = false) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   SignalState st;
@@ -196,6 +203,30 @@ int serve(const SessionFactory& make_session, const NetworkOptions& o, pid_t chi
         spdlog::error("SIGHUP: keeping the running configuration: {}", e.what());
       }
     };
+    // A cmd: guest forward runs a command per connection (fork, execve),
+    // which the sandbox's allow-list does not have: then it stays off, said.
+    bool runs_commands = std::any_of(o.guest_forwards.begin(), o.guest_forwards.end(),
+                                     [](const std::string& g) { return g.find("=cmd:") != std::string::npos; });
+    if (session && !o.no_sandbox && runs_commands)
+      spdlog::warn("sandbox: off: a cmd: guest forward runs commands (use unix: or tcp: targets to keep it)");
+    if (session && !o.no_sandbox && !runs_commands) {
+      // Everything is set up: from here on the process only serves.
+      try {
+        sys::SandboxOptions so;
+        so.keep = sys::default_kept_capabilities();
+        so.namespace_helpers = adds_ports && !o.control.empty();
+        sys::enter_sandbox(so);
+        spdlog::debug("sandbox: on (seccomp allow-list, no new privileges, capabilities dropped)");
+      } catch (const std::exception& e) {
+        spdlog::critical("{} (--no-sandbox runs without it)", e.what());
+        session.reset();
+        if (child > 0) {
+          kill(child, SIGKILL);
+          waitpid(child, nullptr, 0);
+        }
+        code = 1;
+      }
+    }
     if (session) {
       // The command may have exited before the SIGCHLD handler was in place.
       int status = 0;
@@ -393,7 +424,8 @@ int main(int argc, char** argv) {
       // Automatic forwarding follows one guest's listeners; with several,
       // published ports name their guest (-p 8080:web:80).
       if (serve_net.forward_auto) spdlog::info("several guests: automatic forwarding is off");
-      return serve([&](uv_loop_t* l) { return std::make_unique<Session>(l, guests, serve_net); }, serve_net, -1);
+      return serve([&](uv_loop_t* l) { return std::make_unique<Session>(l, guests, serve_net); }, serve_net, -1, {},
+                   true);
     }
     const PortSpec& g = guests.front();
     if (g.kind == PortSpec::Kind::kNetns) {

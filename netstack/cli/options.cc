@@ -87,6 +87,20 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "Most MiB of data held for all flows together before they wait (0: no limit)")
       ->check(CLI::Range(0u, 1u << 20))
       ->capture_default_str();
+  app.add_option("--allow", egress_allow,
+                 "Let the guest reach CIDR[:PORTS] (80, 1000-2000, 80,443; IPv6 with ports as [NET/LEN]:PORTS) "
+                 "even where a --deny rule or the built-in metadata rule covers it (repeatable)")
+      ->type_name("CIDR[:PORTS]");
+  app.add_option("--deny", egress_deny,
+                 "Refuse the guest's TCP, UDP and ping to CIDR[:PORTS] with ICMP administratively prohibited; "
+                 "cloud metadata (169.254.169.254, fd00:ec2::254) is denied unless allowed (repeatable)")
+      ->type_name("CIDR[:PORTS]");
+  app.add_option("--link-faults", link_faults,
+                 "Make the guest link unreliable, for testing stacks: loss=P%,dup=P%,reorder=P%,corrupt=P%,"
+                 "delay=Nms,seed=N (any subset)")
+      ->type_name("SPEC");
+  app.add_flag("--no-sandbox", no_sandbox,
+               "Do not confine the process after set-up (no seccomp filter, capabilities kept)");
   app.add_option("--dns-upstream", dns_upstreams,
                  "DNS server ADDR[:PORT] that answers the guest's queries (repeatable; default: the host's "
                  "/etc/resolv.conf)");
@@ -337,6 +351,26 @@ stack::StackConfig NetworkOptions::stack_config() const {
   }
   sc.publish_source_gateway = publish_source == "gateway";
   sc.pcap = pcap;
+  for (const auto& r : egress_deny) {
+    try {
+      c.nat.egress.add(r, false);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--deny", e.what());
+    }
+  }
+  for (const auto& r : egress_allow) {
+    try {
+      c.nat.egress.add(r, true);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--allow", e.what());
+    }
+  }
+  {
+    std::string err;
+    auto faults = link::LinkFaults::parse(link_faults, &err);
+    if (!faults) throw CLI::ValidationError("--link-faults", "'" + link_faults + "': " + err);
+    sc.link_faults = *faults;
+  }
   sc.forward_exclude = std::set<uint16_t>(forward_exclude.begin(), forward_exclude.end());
   // Mirrored mode with addresses = "all": on every host address, as WSL does.
   sc.forward_hosts = mode == "mirrored" && mirrored_addresses == "all" ? portfwd::HostAddresses::kAll

@@ -21,6 +21,8 @@
 
 #include "dns-proxy/upstreams.h"
 #include "netstack/engine/guest_forward.h"
+#include "netstack/engine/egress_policy.h"
+#include "netstack/link/fault_port.h"
 #include "netstack/sys/read_file.h"
 #include "netstack/wire/bytes.h"
 #include "portfwd/rule.h"
@@ -204,6 +206,16 @@ std::string check_hosts_file(std::string_view s) {
   if (s.empty()) return "";
   auto f = sys::read_regular_file(std::string(s), dns::kMaxHostsFileBytes);
   return f ? "" : "cannot read the hosts file " + quote(s) + ": " + f.why();
+}
+
+std::string check_egress(std::string_view s) {
+  std::string error;
+  return engine::EgressRule::parse(s, false, &error) ? "" : quote(s) + ": " + error;
+}
+
+std::string check_link_faults(std::string_view s) {
+  std::string error;
+  return link::LinkFaults::parse(s, &error) ? "" : quote(s) + ": " + error;
 }
 
 std::string check_name_address(std::string_view s) {
@@ -558,6 +570,27 @@ const std::vector<KeyDef>& schema() {
           "limits", "max_buffered_mib", "--max-buffered-mib",
           [](auto& n, auto& c, S& s) { s.max_buffered_mib = static_cast<uint32_t>(int_of(n, c, 0, 1 << 20)); },
           [](const S& s) { return std::to_string(s.max_buffered_mib); }),
+      // [egress]
+      def<&S::egress_allow>(
+          "egress", "allow", "--allow",
+          [](auto& n, auto& c, S& s) { s.egress_allow = strings_of(n, c, check_egress, "CIDR[:PORTS] strings"); },
+          [](const S& s) { return strings_toml(s.egress_allow); }),
+      def<&S::egress_deny>(
+          "egress", "deny", "--deny",
+          [](auto& n, auto& c, S& s) { s.egress_deny = strings_of(n, c, check_egress, "CIDR[:PORTS] strings"); },
+          [](const S& s) { return strings_toml(s.egress_deny); }),
+      // [sandbox]
+      def<&S::no_sandbox>(
+          "sandbox", "enabled", "--no-sandbox", [](auto& n, auto& c, S& s) { s.no_sandbox = !bool_of(n, c); },
+          [](const S& s) { return bool_toml(!s.no_sandbox); }),
+      // [faults]
+      def<&S::link_faults>(
+          "faults", "link", "--link-faults",
+          [](auto& n, auto& c, S& s) {
+            s.link_faults = checked_string(n, c, check_link_faults, "a string loss=P%,dup=P%,reorder=P%,corrupt=P%,"
+                                                                    "delay=Nms,seed=N");
+          },
+          [](const S& s) { return quote(s.link_faults); }),
       // [log]
       def<&S::log_level>(
           "log", "level", "--log-level", [](auto& n, auto& c, S& s) { s.log_level = one_of(n, c, kLogLevels); },

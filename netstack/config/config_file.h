@@ -18,6 +18,9 @@
 //                  exclude agent_port source
 //     [limits]     max_tcp_flows max_udp_flows max_icmp_flows
 //                  max_new_flows_per_second max_buffered_mib
+//     [egress]     allow deny  (CIDR[:PORTS] strings; engine/egress_policy.h)
+//     [sandbox]    enabled
+//     [faults]     link        (link/fault_port.h)
 //     [log]        level pcap
 //     [control]    socket
 //     [dhcp]       and [[dhcp.static]] tables {mac, address, name}
@@ -96,6 +99,13 @@ struct Settings {
   size_t max_icmp_flows = 1024;
   uint32_t max_new_flows_per_second = 10'000;  // 0: no limit
   uint32_t max_buffered_mib = 256;             // 0: no limit
+  // [egress]: CIDR[:PORTS] rules; an allow rule wins over a deny rule
+  std::vector<std::string> egress_allow;
+  std::vector<std::string> egress_deny;
+  // [sandbox]
+  bool no_sandbox = false;
+  // [faults]: "loss=1%,reorder=1%,..." ("" for a reliable link)
+  std::string link_faults;
   // [log]
   std::string log_level = "warn";
   std::string pcap;

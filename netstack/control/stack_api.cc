@@ -167,7 +167,8 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                 {"buffered_bytes", e.buffered_bytes},
                 {"buffer_waits", e.buffer_waits},
                 {"link_waits", e.link_waits},
-                {"memory_trims", e.memory_trims}};
+                {"memory_trims", e.memory_trims},
+                {"egress_denied", e.egress_denied + g.icmp_echo_denied}};
       const auto& c = stack.config();
       s["limits"] = {{"max_tcp_flows", c.max_tcp_flows},
                      {"max_udp_flows", c.max_udp_flows},
@@ -183,6 +184,14 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                    {"rx_dropped", t.rx_dropped},   {"tx_dropped", t.tx_dropped},
                    {"tx_finished", t.tx_finished}, {"tx_bad_offload", t.tx_bad_offload},
                    {"tx_queued", t.tx_queued},     {"tx_queue_full", t.tx_queue_full}};
+      if (auto* f = stack.faults()) {
+        auto dir = [](const link::FaultStats& x) {
+          return json{{"frames", x.frames},         {"lost", x.lost},         {"corrupted", x.corrupted},
+                      {"duplicated", x.duplicated}, {"reordered", x.reordered}, {"delayed", x.delayed}};
+        };
+        s["faults"] = {{"to_guest", dir(f->to_inner_stats())}, {"from_guest", dir(f->from_inner_stats())},
+                       {"dropped_bad_checksum", g.dropped_bad_checksum}};
+      }
       if (const auto* d = stack.dns()) {
         const auto& ds = d->stats();
         s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},

@@ -91,6 +91,7 @@ struct EngineStats {
   uint64_t buffer_waits = 0;     // times a flow waited for the total to fall
   uint64_t link_waits = 0;       // times a flow stopped reading for the guest's link (set_link_ready)
   uint64_t memory_trims = 0;     // free memory returned to the system after a flood
+  uint64_t egress_denied = 0;  // SYNs and datagrams the egress policy denied
 };
 
 // One flow as the control API lists it.

@@ -588,6 +588,10 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
     refuse_syn(key, syn_seq);
     return;
   }
+  if (fwd == nullptr && !config_.nat.egress.allows(key.remote, *host, EgressPolicy::Proto::kTcp, key.remote_port)) {
+    deny_egress(key.to_string(), syn);  // (a guest forward is a gateway service: no egress check)
+    return;
+  }
   std::string suffix;
   if (tcp_flows_.size() + served_session_count() >= config_.max_tcp_flows) {
     stats_.tcp_limit++;
@@ -751,6 +755,14 @@ void LwipEngine::refuse_syn(const FlowKey& key, uint32_t syn_seq) {
   tcp_rst(nullptr, 0, syn_seq + 1, &local, &remote, key.remote_port, key.guest_port);
 }
 
+void LwipEngine::deny_egress(const std::string& what, wire::Bytes packet) {
+  stats_.egress_denied++;
+  spdlog::debug("egress: {} denied by policy", what);
+  // A datagram reassembled by lwIP has no packet left to quote: dropped.
+  if (!packet.empty())
+    report_unreachable(packet, wire::icmpcode::kAdminProhibited, wire::icmpv6code::kAdminProhibited);
+}
+
 void LwipEngine::report_unreachable(wire::Bytes packet, uint8_t code4, uint8_t code6) {
   if (!packet.empty() && (static_cast<uint8_t>(packet[0]) >> 4) == 6) {
     auto ip = wire::Ipv6Packet::parse(packet);
@@ -801,6 +813,10 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
   auto host = config_.nat.host_destination(dst);
   if (!host || dst_port == 0 || src_port == 0) {
     stats_.udp_dropped++;
+    return;
+  }
+  if (!config_.nat.egress.allows(dst, *host, EgressPolicy::Proto::kUdp, dst_port)) {
+    deny_egress("udp " + dst.endpoint(dst_port), packet);
     return;
   }
   UdpKey key{src, src_port};

@@ -215,6 +215,9 @@ class LwipEngine final : public Engine, private FlowHost {
   // is refused (empty for a reassembled one: dropped without an error).
   void udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAddr& dst, uint16_t dst_port,
                       wire::Bytes payload, wire::Bytes packet);
+  // A SYN or datagram the egress policy denies: counted, logged at debug,
+  // answered with ICMP administratively prohibited quoting `packet`.
+  void deny_egress(const std::string& what, wire::Bytes packet);
   void resolve_udp_dns(wire::Bytes query, const IpAddr& dns, const IpAddr& src, uint16_t src_port);
   void start_dns_session(struct tcp_pcb* pcb);
   bool is_line_service(const FlowKey& key) const {

@@ -18,6 +18,8 @@
 //   - IPv6 ::, ::1, multicast, link-local, IPv4-mapped and -compatible
 //     addresses (which would reach IPv4 loopback through the back door) and
 //     the guest's own prefix (in NAT mode) are refused.
+// The egress policy (`egress`) then says which of the rest the guest may
+// reach; unlike the refusals here, it depends on the port.
 #pragma once
 
 #include <optional>
@@ -25,6 +27,7 @@
 
 #include "netstack/engine/guest_forward.h"
 
+#include "netstack/engine/egress_policy.h"
 #include "netstack/engine/ip_addr.h"
 #include "netstack/wire/bytes.h"
 #include "netstack/wire/ipv6.h"
@@ -47,6 +50,10 @@ struct NatPolicy {
   bool refuse_prefix6 = true;
   bool restrict_outbound = false;  // --restrict: no destination at all
   std::vector<GuestForward> guest_forwards;  // --guest-forward
+  // What the guest may reach beyond the refusals above (--allow, --deny):
+  // checked where a flow would open a host socket, a denial answered with
+  // ICMP administratively prohibited (egress_policy.h).
+  EgressPolicy egress;
 
   static constexpr wire::Ipv4Addr kHostLoopback{127, 0, 0, 1};
   static constexpr wire::Ipv6Addr kHostLoopback6 = wire::Ipv6Addr::from_groups({0, 0, 0, 0, 0, 0, 0, 1});

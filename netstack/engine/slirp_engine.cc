@@ -609,7 +609,8 @@ void SlirpEngine::input(const wire::Ipv4Packet& packet) {
     return;
   }
   if (packet.is_fragment()) {  // slirp reassembles; the policy is checked on whole datagrams only there
-    if (!config_.nat.host_destination(packet.dst()) && packet.dst() != config_.nat.gateway) {
+    if ((!config_.nat.host_destination(packet.dst()) && packet.dst() != config_.nat.gateway) ||
+        !fragment_allowed(packet.dst())) {
       stats_.packets_dropped++;
       return;
     }
@@ -617,7 +618,7 @@ void SlirpEngine::input(const wire::Ipv4Packet& packet) {
     to_slirp(packet.bytes(), false, 0, 0);
     return;
   }
-  if (!admit(packet.src(), packet.dst(), proto, packet.payload())) return;
+  if (!admit(packet.src(), packet.dst(), proto, packet.payload(), packet.bytes())) return;
   teach(packet.src());
   to_slirp(packet.bytes(), false, packet.header_len(), proto);
 }
@@ -633,13 +634,39 @@ void SlirpEngine::input6(const wire::Ipv6Packet& packet) {
     stats_.packets_dropped++;
     return;
   }
-  if (!admit(packet.src(), packet.dst(), ul->protocol, ul->data)) return;
+  if (!admit(packet.src(), packet.dst(), ul->protocol, ul->data, packet.bytes())) return;
   teach(packet.src());
   to_slirp(packet.bytes(), true, ul->offset, ul->protocol);
 }
 
 // The NAT policy and the services answered here; true if slirp gets it.
-bool SlirpEngine::admit(const IpAddr& src, const IpAddr& dst, uint8_t protocol, wire::Bytes l4) {
+bool SlirpEngine::fragment_allowed(const IpAddr& dst) const {
+  auto host = config_.nat.host_destination(dst);
+  const IpAddr& h = host ? *host : dst;
+  bool denied = false, allowed = false;
+  for (const auto& r : config_.nat.egress.rules()) {
+    if (!r.covers_address(dst) && !r.covers_address(h)) continue;
+    if (!r.allow) denied = true;
+    else if (r.ports.empty()) allowed = true;
+  }
+  return allowed || !denied;
+}
+
+void SlirpEngine::deny_egress(wire::Bytes packet) {
+  stats_.egress_denied++;
+  if (packet.empty()) return;
+  if ((static_cast<uint8_t>(packet[0]) >> 4) == 6) {
+    if (auto ip = wire::Ipv6Packet::parse(packet))
+      send_frame(wire::build_ipv6_icmpv6_error_frame({}, {}, config_.nat.gateway6, wire::icmpv6type::kDestUnreachable,
+                                                     wire::icmpv6code::kAdminProhibited, *ip));
+    return;
+  }
+  if (auto ip = wire::Ipv4Packet::parse(packet))
+    send_frame(wire::build_ipv4_icmp_error_frame({}, {}, config_.nat.gateway, wire::icmptype::kDestUnreachable,
+                                                 wire::icmpcode::kAdminProhibited, *ip));
+}
+
+bool SlirpEngine::admit(const IpAddr& src, const IpAddr& dst, uint8_t protocol, wire::Bytes l4, wire::Bytes packet) {
   const NatPolicy& nat = config_.nat;
   if (protocol == wire::ipproto::kUdp) {
     auto udp = wire::UdpDatagram::parse(l4);
@@ -667,6 +694,10 @@ bool SlirpEngine::admit(const IpAddr& src, const IpAddr& dst, uint8_t protocol, 
       stats_.udp_filtered++;
       return false;
     }
+    if (auto host = nat.host_destination(dst); host && !nat.egress.allows(dst, *host, EgressPolicy::Proto::kUdp, udp->dst_port())) {
+      deny_egress(packet);
+      return false;
+    }
     stats_.udp_datagrams_out++;
     return true;
   }
@@ -685,10 +716,15 @@ bool SlirpEngine::admit(const IpAddr& src, const IpAddr& dst, uint8_t protocol, 
     stats_.tcp_connects++;  // slirp connects it to the forward's socket, --restrict or not
     return true;
   }
-  if (!nat.host_destination(dst)) {
+  auto host = nat.host_destination(dst);
+  if (!host) {
     // DNS over TCP at the IPv6 DNS address included (see slirp_engine.h).
     stats_.tcp_refused++;
     refuse_syn(src, dst, l4);
+    return false;
+  }
+  if (!nat.egress.allows(dst, *host, EgressPolicy::Proto::kTcp, tcp->dst_port())) {
+    deny_egress(packet);
     return false;
   }
   stats_.tcp_connects++;

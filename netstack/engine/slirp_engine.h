@@ -124,7 +124,13 @@ class SlirpEngine final : public Engine {
   void answer_resolutions();
   void teach(const IpAddr& guest);  // slirp's ARP/NDP table learns this guest address
   void from_slirp(const std::byte* frame, size_t len);
-  bool admit(const IpAddr& src, const IpAddr& dst, uint8_t protocol, wire::Bytes l4);
+  // `packet` is the whole IP packet (quoted in an ICMP error when the
+  // egress policy denies it).
+  bool admit(const IpAddr& src, const IpAddr& dst, uint8_t protocol, wire::Bytes l4, wire::Bytes packet);
+  // The egress policy for a fragment (no port to check): refused when a deny
+  // rule covers the destination and no allow rule for every port does.
+  bool fragment_allowed(const IpAddr& dst) const;
+  void deny_egress(wire::Bytes packet);
   void refuse_syn(const IpAddr& src, const IpAddr& dst, wire::Bytes l4);
   void send_frame(std::vector<std::byte> frame);
   void fill();          // slirp_pollfds_fill and the epoll set

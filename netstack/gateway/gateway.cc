@@ -4,6 +4,8 @@
 
 #include "netstack/engine/icmp_relay.h"
 #include "netstack/wire/arp.h"
+#include "netstack/wire/checksum.h"
+#include "netstack/wire/tcp.h"
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/frame.h"
 #include "netstack/wire/icmp.h"
@@ -14,6 +16,29 @@
 namespace slipway::gateway {
 
 namespace {
+
+// False for a TCP or UDP packet (IPv4, or IPv6 without extension headers)
+// whose checksum is wrong; true for anything else.
+bool l4_checksum_ok(const wire::EthernetFrame& eth) {
+  constexpr uint8_t kTcp = 6, kUdp = 17;
+  if (eth.ethertype() == wire::ethertype::kIpv4) {
+    auto ip = wire::Ipv4Packet::parse(eth.payload());
+    if (!ip || ip->is_fragment()) return true;
+    if (ip->protocol() == kTcp) return wire::tcp_checksum_ok(ip->src(), ip->dst(), ip->payload());
+    if (ip->protocol() == kUdp) return wire::udp_checksum_ok(ip->src(), ip->dst(), ip->payload());
+    return true;
+  }
+  if (eth.ethertype() == wire::ethertype::kIpv6) {
+    auto ip = wire::Ipv6Packet::parse(eth.payload());
+    if (!ip) return true;
+    uint8_t next = static_cast<uint8_t>(ip->bytes()[6]);
+    if (next != kTcp && next != kUdp) return true;
+    uint32_t sum = wire::pseudo_header_sum_v6(ip->src(), ip->dst(), next, static_cast<uint32_t>(ip->payload().size()));
+    return wire::checksum_fold(wire::checksum_add(ip->payload(), sum)) == 0;
+  }
+  return true;
+}
+
 constexpr uint16_t kDhcpServerPort = 67;
 constexpr uint16_t kDhcpClientPort = 68;
 // Relayed echo replies leave the gateway with a fresh hop limit, as IPv4's
@@ -154,6 +179,10 @@ bool Gateway::transmit(link::Frame frame, const link::Offload& offload) {
   }
   if (eth->dst() != config_.mac && !eth->dst().is_multicast()) {
     stats_.dropped_not_for_us++;
+    return true;
+  }
+  if (config_.verify_checksums && offload.plain() && !l4_checksum_ok(*eth)) {
+    stats_.dropped_bad_checksum++;
     return true;
   }
   switch (eth->ethertype()) {
@@ -358,6 +387,12 @@ void Gateway::on_icmp(const wire::Ipv4Packet& ip, uint64_t now) {
     stats_.icmp_echo_failed++;
     return;
   }
+  if (!nat.egress.allows(ip.dst(), *host, engine::EgressPolicy::Proto::kIcmp, 0)) {
+    stats_.icmp_echo_denied++;
+    deliver_frame(wire::build_ipv4_icmp_error_frame({}, {}, nat.gateway, wire::icmptype::kDestUnreachable,
+                                                    wire::icmpcode::kAdminProhibited, ip));
+    return;
+  }
   relay_echo(ip.src(), *host, icmp->echo_id(), icmp->echo_seq(), icmp->payload(), ip.ttl(), now);
 }
 
@@ -391,9 +426,11 @@ void Gateway::on_icmpv6_echo(const wire::EthernetFrame& eth, const wire::Ipv6Pac
   auto host = nat.host_destination(ip.dst());
   // Refused destinations, and any echo from a link-local source (which may
   // not leave the link, RFC 4291 §2.5.6), are answered at once.
-  if (!host || ip.src().is_link_local()) {
+  const bool denied = host && !nat.egress.allows(ip.dst(), *host, engine::EgressPolicy::Proto::kIcmp, 0);
+  if (!host || denied || ip.src().is_link_local()) {
     stats_.icmpv6_echo_refused++;
-    uint8_t code = host ? wire::icmpv6code::kBeyondScope : wire::icmpv6code::kAdminProhibited;
+    if (denied) stats_.icmp_echo_denied++;
+    uint8_t code = host && !denied ? wire::icmpv6code::kBeyondScope : wire::icmpv6code::kAdminProhibited;
     if (wire::icmpv6_error_allowed(ip, eth.dst().is_multicast(), wire::icmpv6type::kDestUnreachable, code)) {
       deliver_frame(wire::build_ipv6_icmpv6_error_frame({}, {}, nat.gateway6, wire::icmpv6type::kDestUnreachable,
                                                         code, ip));

@@ -87,11 +87,17 @@ struct GatewayConfig {
   bool proxy_neighbors = false;
   std::chrono::seconds ra_interval{200};
   std::vector<DhcpServerConfig::StaticLease> dhcp_statics;  // [[dhcp.static]]
+  // Drop guest TCP/UDP whose checksum is wrong, in frames that arrive
+  // complete (no offload). Off by default: the guest's link does not
+  // corrupt, and a bad checksum only spoils the guest's own data; on under
+  // a FaultPort that corrupts (link/fault_port.h).
+  bool verify_checksums = false;
 };
 
 struct GatewayStats {
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t dropped_malformed = 0, dropped_not_for_us = 0, dropped_bad_source = 0, dropped_unsupported = 0;
+  uint64_t dropped_bad_checksum = 0;  // with verify_checksums
   uint64_t dropped_no_neighbor = 0;
   uint64_t neighbor_solicits_sent = 0;
   uint64_t icmpv6_echo_refused = 0;  // echo to a refused IPv6 destination, answered with an error
@@ -99,6 +105,7 @@ struct GatewayStats {
   // the relay (both families), or not relayed (an IPv4 destination refused,
   // the relay unavailable or failing).
   uint64_t arp_replies = 0, icmp_echo_local = 0, icmp_echo_relayed = 0, icmp_echo_failed = 0;
+  uint64_t icmp_echo_denied = 0;  // by the egress policy (answered: administratively prohibited)
 };
 
 class Gateway : public link::Port {

@@ -2,6 +2,7 @@
 #include "netstack/link/guest_memory.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -28,6 +29,13 @@ std::optional<std::string> GuestMemory::map_fd(int fd, uint64_t gpa, uint64_t si
       size + mmap_offset > static_cast<uint64_t>(std::numeric_limits<ssize_t>::max()))
     return "memory region too large";
   size_t len = static_cast<size_t>(size + mmap_offset);
+  // A mapping past the end of a file faults (SIGBUS) where the guest's
+  // descriptors point into it: a region must lie inside its file.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::string("fstat: ") + std::strerror(errno);
+  if (S_ISREG(st.st_mode) && len > static_cast<uint64_t>(st.st_size))
+    return "memory region ends at " + std::to_string(len) + " bytes into its file, which has " +
+           std::to_string(st.st_size);
   void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
   if (p == MAP_FAILED) return std::string("mmap: ") + std::strerror(errno);
   regions_.push_back(Region{.gpa = gpa,

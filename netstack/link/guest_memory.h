@@ -10,6 +10,10 @@
 // A buffer that crosses a region boundary is walked region by region by the
 // caller (Virtqueue), each piece translated on its own.
 //
+// map_fd() refuses a region that ends past the end of its file (a regular
+// file or memfd): touching such a mapping would kill the process with
+// SIGBUS.
+//
 // Limits: at most kMaxRegions regions (vhost-user's VHOST_MEMORY_BASELINE_NREGIONS).
 // Mappings made by map_fd() are unmapped by clear() and the destructor;
 // regions added with add_region() (tests, in-process frontends) are borrowed.

@@ -42,6 +42,11 @@ void StreamPort::on_accept() {
   for (int i = 0; i < 4; ++i) {
     int fd = ::accept4(listener_->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
+    if (conn_ != nullptr && peer_hung_up(conn_->fd())) {
+      // The old frontend died (a VMM killed and restarted) but its hang-up
+      // was not read yet: the new one takes its place.
+      disconnect("frontend closed the connection");
+    }
     if (conn_ != nullptr) {
       spdlog::warn("stream: refusing a second frontend on {} while one is connected", path_);
       ::close(fd);

@@ -1,5 +1,7 @@
 #include "netstack/link/unix_socket.h"
 
+#include <poll.h>
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -31,6 +33,11 @@ int bind_unix(const std::string& path, int type) {
     throw std::runtime_error(path + ": cannot bind: " + std::strerror(e));
   }
   return fd;
+}
+
+bool peer_hung_up(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 }  // namespace slipway::link

@@ -13,4 +13,8 @@ namespace slipway::link {
 // type: SOCK_STREAM (listens, backlog 8) or SOCK_DGRAM (bound only).
 int bind_unix(const std::string& path, int type);
 
+// True when the peer of connected socket `fd` has hung up (its EOF may not
+// have been read yet): a restarted VMM's new connection may then replace it.
+bool peer_hung_up(int fd);
+
 }  // namespace slipway::link

@@ -97,6 +97,11 @@ void VhostUserPort::on_accept() {
   for (int i = 0; i < 4; ++i) {
     int fd = ::accept4(listener_->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
+    if (conn_ != nullptr && peer_hung_up(conn_->sock->fd())) {
+      // The old frontend died (a VMM killed and restarted) but its hang-up
+      // was not read yet: the new one takes its place.
+      disconnect("frontend closed the connection");
+    }
     if (conn_ != nullptr) {
       vstats_.refused++;
       spdlog::warn("vhost-user: refusing a second frontend on {} while one is connected", path_);

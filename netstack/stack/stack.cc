@@ -89,8 +89,15 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
   check_descriptor_limit(config_);
   transport_ = std::move(transport);
   link::Port* guest_side = transport_.get();
+  if (config_.link_faults.any()) {
+    // The gateway must catch what the faults corrupt (fault_port.h).
+    faults_ = std::make_unique<link::FaultPort>(loop_, *guest_side, config_.link_faults);
+    guest_side = faults_.get();
+    if (config_.link_faults.corrupt > 0) config_.gateway.verify_checksums = true;
+    spdlog::warn("link faults on the guest link: {}", config_.link_faults.to_string());
+  }
   if (!config_.pcap.empty()) {
-    pcap_ = std::make_unique<link::PcapPort>(*transport_, link::PcapWriter::open(config_.pcap));
+    pcap_ = std::make_unique<link::PcapPort>(*guest_side, link::PcapWriter::open(config_.pcap));
     guest_side = pcap_.get();
   }
   icmp_ = std::make_unique<engine::IcmpEchoRelay>(
@@ -256,6 +263,16 @@ void Stack::log_stats() const {
                "malformed {} bad-source {} unsupported {}",
                g.frames_in, g.frames_out, e.tcp_connects, e.tcp_refused, e.tcp_unreachable, e.udp_datagrams_out,
                e.udp_datagrams_in, g.dropped_malformed, g.dropped_bad_source, g.dropped_unsupported);
+  if (faults_) {
+    // At warn level, as the faults' start-up line: whoever turned faults on
+    // wants to see what they did.
+    auto line = [](const link::FaultStats& f) {
+      return fmt::format("{} frames, {} lost, {} corrupted, {} duplicated, {} reordered, {} delayed", f.frames, f.lost,
+                         f.corrupted, f.duplicated, f.reordered, f.delayed);
+    };
+    spdlog::warn("link faults: to the guest {}; from the guest {}; gateway dropped {} with bad checksums",
+                 line(faults_->to_inner_stats()), line(faults_->from_inner_stats()), g.dropped_bad_checksum);
+  }
 }
 
 }  // namespace slipway::stack

@@ -2,7 +2,7 @@
 //
 // Theory of operation
 //   A Stack owns, on one libuv loop:
-//     transport Port -> [PcapPort] <-> Gateway -> Engine (LwipEngine or SlirpEngine) -> host sockets
+//     transport Port -> [FaultPort] -> [PcapPort] <-> Gateway -> Engine (LwipEngine or SlirpEngine) -> host sockets
 //                                          |-> IcmpEchoRelay (ping sockets)
 //                                     dns::Proxy (DNS at the DNS address, through the engine)
 //                                     PublishedPorts, AutoForwarder (portfwd: host listeners -> engine)
@@ -55,6 +55,7 @@
 #include "netstack/engine/engine.h"
 #include "netstack/engine/icmp_relay.h"
 #include "netstack/gateway/gateway.h"
+#include "netstack/link/fault_port.h"
 #include "netstack/link/pcap.h"
 #include "netstack/link/port.h"
 #include "netstack/sys/clock.h"
@@ -85,6 +86,7 @@ struct StackConfig {
   bool publish_source_gateway = false;  // the guest sees the gateway, not the client
   bool publish_strict = false;          // a rule that cannot be bound fails the construction
   std::string pcap;                     // record the guest link to this file ("": no)
+  link::LinkFaults link_faults;         // faults on the guest link (none by default)
   // Automatic forwarding, once switched on.
   std::set<uint16_t> forward_exclude;
   portfwd::HostAddresses forward_hosts = portfwd::HostAddresses::kLoopback;
@@ -142,6 +144,8 @@ class Stack {
   portfwd::PublishedPorts& published() { return *published_; }
   const StackConfig& config() const { return config_; }
 
+  link::FaultPort* faults() { return faults_.get(); }
+
   // One line of counters at info level (at exit).
   void log_stats() const;
 
@@ -162,6 +166,7 @@ class Stack {
   std::unique_ptr<link::Port> switch_end_;  // the gateway's port on the switch
   std::unique_ptr<vswitch::Switch> switch_;
   std::unique_ptr<link::Port> transport_;
+  std::unique_ptr<link::FaultPort> faults_;
   std::unique_ptr<link::PcapPort> pcap_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<engine::IcmpEchoRelay> icmp_;

@@ -78,6 +78,13 @@ max_udp_flows = 50
 max_icmp_flows = 20
 max_new_flows_per_second = 0
 max_buffered_mib = 64
+[egress]
+allow = ["169.254.169.254:80"]
+deny = ["0.0.0.0/0:25", "[2001:db8::/32]:443,8000-8080"]
+[sandbox]
+enabled = false
+[faults]
+link = "loss=1%,seed=3"
 [log]
 level = "debug"
 pcap = "/tmp/guest.pcap"
@@ -138,6 +145,10 @@ TEST_CASE("config: every key is read", "[config]") {
   CHECK(s.max_icmp_flows == 20);
   CHECK(s.max_new_flows_per_second == 0);
   CHECK(s.max_buffered_mib == 64);
+  CHECK(s.egress_allow == std::vector<std::string>{"169.254.169.254:80"});
+  CHECK(s.egress_deny == std::vector<std::string>{"0.0.0.0/0:25", "[2001:db8::/32]:443,8000-8080"});
+  CHECK(s.no_sandbox);
+  CHECK(s.link_faults == "loss=1%,seed=3");
   CHECK(s.log_level == "debug");
   CHECK(s.pcap == "/tmp/guest.pcap");
   CHECK(s.control == "/run/slipway.sock");
@@ -217,7 +228,8 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("unknown table") {
     auto e = must_fail("[netwrok]\nmtu = 1\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, limits, log, control, "
+          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, limits, egress, "
+          "sandbox, faults, log, control, "
           "dhcp, serve, mirrored");
   }
   SECTION("a table that is not one") {
@@ -460,4 +472,23 @@ TEST_CASE("config: engine, and what the slirp engine refuses", "[config]") {
   CHECK(e.key() == "forwarding.source");
   // The same settings are fine on lwIP.
   CHECK_NOTHROW(must_parse("mode = \"mirrored\"\n[limits]\nmax_tcp_flows = 100\n"));
+}
+
+TEST_CASE("config: [egress] rules and [faults] link are checked where they are written", "[config]") {
+  try {
+    config::parse("[egress]\ndeny = [\"10.0.0.0/8\", \"10.0.0.1:0\"]\n", "t.toml");
+    FAIL("a bad rule was accepted");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("t.toml:2:") == 0);
+    CHECK(std::string(e.what()).find("egress.deny") != std::string::npos);
+    CHECK(std::string(e.what()).find("not a port") != std::string::npos);
+  }
+  try {
+    config::parse("[faults]\nlink = \"loss=200%\"\n", "t.toml");
+    FAIL("a bad fault spec was accepted");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("t.toml:2:8: faults.link") == 0);
+  }
+  auto l = config::parse("[egress]\nallow = [\"[fd00:ec2::254]:80\"]\n", "t.toml");
+  CHECK(l.settings.egress_allow == std::vector<std::string>{"[fd00:ec2::254]:80"});
 }

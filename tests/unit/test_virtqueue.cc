@@ -5,6 +5,9 @@
 // ring and the data (ring fields little-endian, as virtio 1.x has them).
 // Hostile rings must break the device (the transport then closes the
 // connection) without reading or writing outside the regions.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
@@ -459,4 +462,24 @@ TEST_CASE("virtqueue: the virtio-net header's offload travels with the frame bot
   CHECK(*header == tso);
   CHECK(wire::load_le16(g.mem, Guest::kBuffers + 0x20000 + 10) == 1);  // num_buffers
   CHECK(std::equal(down.begin(), down.end(), g.mem.begin() + Guest::kBuffers + 0x20000 + 12));
+}
+
+TEST_CASE("guest memory refuses a region that ends past the end of its file", "[virtqueue]") {
+  // A frontend that maps more than the memfd holds would make the first
+  // descriptor past the file's end kill slipway with SIGBUS.
+  int fd = memfd_create("guest", MFD_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(ftruncate(fd, 64 * 1024) == 0);
+  slipway::link::GuestMemory mem;
+  auto err = mem.map_fd(fd, 0, 1 << 20, 0x7f0000000000, 0);
+  REQUIRE(err);
+  CHECK(err->find("65536") != std::string::npos);
+  // The offset counts: 60 KiB at 8 KiB is refused, 56 KiB at 8 KiB taken
+  // (and its last byte, the file's last, reads).
+  CHECK(mem.map_fd(fd, 0, 60 * 1024, 0x7f0000000000, 8 * 1024));
+  REQUIRE_FALSE(mem.map_fd(fd, 0, 56 * 1024, 0x7f0000000000, 8 * 1024));
+  std::byte* last = mem.translate_gpa(56 * 1024 - 1, 1);
+  REQUIRE(last != nullptr);
+  CHECK(*last == std::byte{0});
+  close(fd);
 }

@@ -34,13 +34,17 @@ std::vector<std::byte> frame(MacAddr dst, MacAddr src, uint8_t mark, size_t payl
 }
 
 // One guest: the test's end of a memory link whose other end is on the switch.
+// Its port leaves the switch when it goes (the switch is declared first in
+// each test, so it outlives the guests: a port must outlive its attachment,
+// and ~Switch would otherwise touch ports already freed).
 struct Guest {
+  vswitch::Switch& sw;
   std::unique_ptr<link::MemoryPort> mine, theirs;
   vswitch::Switch::PortId id = 0;
   std::vector<std::vector<std::byte>> got;
   std::vector<link::Offload> offloads;
 
-  Guest(vswitch::Switch& sw, vswitch::PortOptions o) {
+  Guest(vswitch::Switch& s, vswitch::PortOptions o) : sw(s) {
     auto [a, b] = link::MemoryPort::make_pair();
     mine = std::move(a);
     theirs = std::move(b);
@@ -64,6 +68,11 @@ struct Guest {
     got.clear();
     offloads.clear();
   }
+  ~Guest() {
+    if (sw.port(id) == theirs.get()) sw.detach(id);
+  }
+  Guest(const Guest&) = delete;
+  Guest& operator=(const Guest&) = delete;
 };
 
 vswitch::PortOptions named(const char* n, Mode m = Mode::kPlain) {
@@ -282,4 +291,5 @@ TEST_CASE("vswitch: a port that answers from inside send() is served", "[vswitch
   REQUIRE(a.take() == 1);
   CHECK(a.got[0] == frame(mac(1), mac(200), 99));
   CHECK(sw.where(mac(200)) != vswitch::Switch::kNoPort);
+  sw.detach(*sw.find("echo"));  // the patch cable goes before the switch
 }

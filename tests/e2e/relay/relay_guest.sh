@@ -31,7 +31,8 @@
 #   link_dropped CTL prints how many frames slipway has dropped on their
 #   way to the guest (its control API's link.tx_dropped).
 #
-# Env: RELAY (default: bench/transport_relay in SLIPWAY's build tree),
+# Env: RG_SLIPWAY_ARGS (extra options for slipway serve, e.g. --link-faults),
+#   RELAY (default: bench/transport_relay in SLIPWAY's build tree),
 #   RELAY_RING (vhost-user ring entries, default 256: QEMU's default
 #   rx_queue_size; QEMU allows up to 1024), GUEST_RMEM (the guest's
 #   net.ipv4.tcp_rmem maximum in bytes, which bounds the TCP window it
@@ -67,8 +68,9 @@ relay_guest_up() {
   local name=$1 transport=$2 offload=${3:-} sock="$E2E_TMP/$1.sock" i
   RG_NAME=$name RG_CTL="$E2E_TMP/$name.ctl" RG_ERR='' RG_NS='' RG_RELAY='' RG_PIDS=()
   [ -x "$RELAY" ] || { RG_ERR="relay not built: $RELAY"; return 1; }
+  # shellcheck disable=SC2086 # RG_SLIPWAY_ARGS: extra options, word-split
   bg "$name-slipway" timeout -k 5 "$RELAY_LIMIT" "$SLIPWAY" serve "--$transport" "$sock" --mtu 1500 \
-    --control "$RG_CTL" --log-level info
+    --control "$RG_CTL" --log-level info ${RG_SLIPWAY_ARGS:-}
   RG_PIDS+=("$BG_PID")
   for ((i = 0; i < 250; i++)); do [ -S "$sock" ] && [ -S "$RG_CTL" ] && break; sleep 0.02; done
   [ -S "$sock" ] || { RG_ERR="slipway serve did not start: $(tail -n1 "$E2E_TMP/$name-slipway.log")"; return 1; }
@@ -84,12 +86,22 @@ relay_guest_up() {
     sleep 0.02
   done
   [ -n "$RG_NS" ] || { RG_ERR="guest namespace not created"; return 1; }
+  RG_TRANSPORT=$transport RG_OFFLOAD=$offload
+  rg_start_relay
+}
+
+# rg_start_relay: the relay (the VMM) on RG_NS's eth0 and slipway's socket,
+# eth0 configured, the gateway answering (the second half of relay_guest_up;
+# relay_guest_reconnect calls it again).
+rg_start_relay() {
+  local name=$RG_NAME sock="$E2E_TMP/$RG_NAME.sock" i
   local -a opts=()
-  [ "$transport" = vhost-user ] && opts=(--queue-size "$RELAY_RING")
-  [ -n "$offload" ] && opts+=("$offload")
+  [ "$RG_TRANSPORT" = vhost-user ] && opts=(--queue-size "$RELAY_RING")
+  [ -n "$RG_OFFLOAD" ] && opts+=("$RG_OFFLOAD")
+  : >"$E2E_TMP/$name-relay.log"
   bg "$name-relay" timeout -k 5 "$RELAY_LIMIT" nsenter --net="/proc/$RG_NS/ns/net" \
-    "$RELAY" "--$transport" "$sock" --tap eth0 "${opts[@]}"
-  RG_PIDS+=("$BG_PID")
+    "$RELAY" "--$RG_TRANSPORT" "$sock" --tap eth0 "${opts[@]}"
+  RG_PIDS[2]=$BG_PID
   for ((i = 0; i < 250; i++)); do grep -q '^relay: ready' "$E2E_TMP/$name-relay.log" 2>/dev/null && break; sleep 0.02; done
   grep -q '^relay: ready' "$E2E_TMP/$name-relay.log" ||
     { RG_ERR="relay did not start: $(tail -n1 "$E2E_TMP/$name-relay.log")"; return 1; }
@@ -123,6 +135,24 @@ relay_guest_ipv6() {
     sleep 0.02
   done
   return 1
+}
+
+# relay_guest_reconnect: the VMM goes away (the relay is killed with
+# SIGKILL: its socket closes, its TAP disappears) and comes back on the same
+# slipway socket, as a restarted or live-migrated VMM would; returns 0 once
+# the gateway answers again.
+relay_guest_reconnect() {
+  local i log="$E2E_TMP/$RG_NAME-slipway.log" before
+  before=$(grep -c 'frontend disconnected' "$log" || true)
+  stop_bg "${RG_PIDS[2]}" KILL
+  for ((i = 0; i < 250; i++)); do in_ns "$RG_NS" ip link show eth0 >/dev/null 2>&1 || break; sleep 0.02; done
+  # As a restarted VMM: back once slipway has seen the old one go (a
+  # frontend arriving while the old one is still connected is refused).
+  for ((i = 0; i < 250; i++)); do
+    [ "$(grep -c 'frontend disconnected' "$log" || true)" -gt "$before" ] && break
+    sleep 0.02
+  done
+  rg_start_relay
 }
 
 relay_guest_down() {
