@@ -71,6 +71,7 @@ ENGINE_INTERFACE = {
     "netstack/engine/ip_addr.h",
     "netstack/engine/flow_key.h",
     "netstack/engine/nat.h",
+    "netstack/engine/guest_forward.h",
     "netstack/engine/icmp_relay.h",
 }
 

@@ -203,7 +203,13 @@ int serve(const SessionFactory& make_session, const NetworkOptions& o, pid_t chi
         spdlog::error("SIGHUP: keeping the running configuration: {}", e.what());
       }
     };
-    if (session && !o.no_sandbox) {
+    // A cmd: guest forward runs a command per connection (fork, execve),
+    // which the sandbox's allow-list does not have: then it stays off, said.
+    bool runs_commands = std::any_of(o.guest_forwards.begin(), o.guest_forwards.end(),
+                                     [](const std::string& g) { return g.find("=cmd:") != std::string::npos; });
+    if (session && !o.no_sandbox && runs_commands)
+      spdlog::warn("sandbox: off: a cmd: guest forward runs commands (use unix: or tcp: targets to keep it)");
+    if (session && !o.no_sandbox && !runs_commands) {
       // Everything is set up: from here on the process only serves.
       try {
         sys::SandboxOptions so;

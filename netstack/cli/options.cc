@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "dns-proxy/upstreams.h"
+#include "netstack/engine/guest_forward.h"
 #include "portfwd/rule.h"
 
 namespace slipway::cli {
@@ -109,6 +110,12 @@ void NetworkOptions::add_to(CLI::App& app) {
   app.add_option("-p,--publish", publish,
                  "Publish a guest port on the host: [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp] "
                  "(HOSTADDR defaults to 127.0.0.1; repeatable)");
+  app.add_option("--guest-forward", guest_forwards,
+                 "A virtual ADDR:PORT in the guest's subnet whose TCP connections reach a host target instead: "
+                 "ADDR:PORT=tcp:HOSTADDR:PORT, ADDR:PORT=unix:PATH or ADDR:PORT=cmd:COMMAND (run by /bin/sh -c per "
+                 "connection, its stdin/stdout/stderr the connection) (QEMU's guestfwd; also with --restrict; "
+                 "repeatable)")
+      ->type_name("ADDR:PORT=TARGET");
   app.add_option("--publish-source", publish_source,
                  "Source address the guest sees on published ports: the real client's (loopback clients appear "
                  "as the gateway) or always the gateway's")
@@ -335,6 +342,12 @@ stack::StackConfig NetworkOptions::stack_config() const {
       throw CLI::ValidationError("--publish", "'" + p + "': an IPv6 host address is not available with --engine slirp "
                                               "(libslirp cannot forward an IPv6 client to the guest's IPv4)");
     sc.publish.push_back(*rule);
+  }
+  for (const auto& g : guest_forwards) {
+    std::string err;
+    auto f = engine::parse_guest_forward(g, &err);
+    if (!f) throw CLI::ValidationError("--guest-forward", "'" + g + "': " + err);
+    c.nat.guest_forwards.push_back(*f);
   }
   sc.publish_source_gateway = publish_source == "gateway";
   sc.pcap = pcap;

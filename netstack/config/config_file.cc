@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "dns-proxy/upstreams.h"
+#include "netstack/engine/guest_forward.h"
 #include "netstack/engine/egress_policy.h"
 #include "netstack/link/fault_port.h"
 #include "netstack/sys/read_file.h"
@@ -219,6 +220,12 @@ std::string check_link_faults(std::string_view s) {
 
 std::string check_name_address(std::string_view s) {
   return wire::Ipv4Addr::parse(s) || parse_ipv6(s) ? "" : quote(s) + " is not an IPv4 or IPv6 address";
+}
+
+std::string check_guest_forward(std::string_view s) {
+  std::string err;
+  if (engine::parse_guest_forward(s, &err)) return "";
+  return quote(s) + " is not a guest forward: " + err + "; allowed: ADDR:PORT=tcp:HOSTADDR:PORT, ADDR:PORT=unix:PATH or ADDR:PORT=cmd:COMMAND";
 }
 
 constexpr std::string_view kRuleSyntax =
@@ -511,6 +518,12 @@ const std::vector<KeyDef>& schema() {
             s.publish = rules;
           },
           [](const S& s) { return strings_toml(s.publish); }),
+      def<&S::guest_forwards>(
+          "forwarding", "guest_forwards", "--guest-forward",
+          [](auto& n, auto& c, S& s) {
+            s.guest_forwards = strings_of(n, c, check_guest_forward, "guest forwards ADDR:PORT=TARGET");
+          },
+          [](const S& s) { return strings_toml(s.guest_forwards); }),
       def<&S::forward_auto>(
           "forwarding", "auto", "--forward-auto", [](auto& n, auto& c, S& s) { s.forward_auto = bool_of(n, c); },
           [](const S& s) { return bool_toml(s.forward_auto); }),
@@ -686,6 +699,35 @@ void check_together(const Settings& s, const Positions& where, const std::string
     if (dns && !in_prefix6(*dns, prefix_addr, len))
       fail({"ipv6.dns", "ipv6.prefix"},
            quote(s.ipv6_dns) + " is not in " + s.ipv6_prefix + "; allowed: an address in ipv6.prefix");
+  }
+  {
+    // Guest forwards: a free address of the guest's subnet, each ADDR:PORT once.
+    auto net = parse_cidr4(s.address);
+    auto gw = wire::Ipv4Addr::parse(s.gateway);
+    auto dns = wire::Ipv4Addr::parse(s.dns);
+    std::set<std::string> seen;
+    if (!s.guest_forwards.empty() && s.mode == "mirrored")
+      fail({"forwarding.guest_forwards", "mode"},
+           "guest forwards are not available in mirrored mode (the guest's subnet is the host's real link); "
+           "allowed: mode = \"nat\"");
+    for (const auto& text : s.guest_forwards) {
+      std::string err;
+      auto f = engine::parse_guest_forward(text, &err);
+      if (!f) continue;  // reported when read
+      if (!seen.insert(f->addr.to_string() + ":" + std::to_string(f->port)).second)
+        fail({"forwarding.guest_forwards"}, quote(text) + ": " + f->addr.to_string() + ":" + std::to_string(f->port) +
+                                                " is forwarded twice; allowed: one target per ADDR:PORT");
+      if (net) {
+        const uint32_t host_bits = ~(~0u << (32 - net->second));
+        const uint32_t host = f->addr.value & host_bits;
+        if (!f->addr.in_subnet(net->first, net->second) || f->addr == net->first || (gw && f->addr == *gw) ||
+            (dns && f->addr == *dns) || host == 0 || host == host_bits)
+          fail({"forwarding.guest_forwards", "network.address"},
+               quote(text) + ": " + f->addr.to_string() + " cannot be a guest forward's address in " + s.address +
+                   "; allowed: a free host address of network.address (not the guest's, the gateway's or the DNS "
+                   "address)");
+      }
+    }
   }
   if (s.engine == "slirp") {
     // What libslirp cannot do is refused, not dropped (README, "Engines").

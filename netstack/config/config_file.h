@@ -14,7 +14,8 @@
 //     [dns]        upstreams routes hosts_file cache, and [dns.names]
 //                  (NAME = "ADDR" or ["ADDR", ...])
 //     [forwarding] forwards (rule strings or {host_addr, host_port,
-//                  guest_port, protocol} tables) auto exclude agent_port source
+//                  guest_port, protocol} tables) guest_forwards auto
+//                  exclude agent_port source
 //     [limits]     max_tcp_flows max_udp_flows max_icmp_flows
 //                  max_new_flows_per_second max_buffered_mib
 //     [egress]     allow deny  (CIDR[:PORTS] strings; engine/egress_policy.h)
@@ -87,6 +88,7 @@ struct Settings {
   bool no_dns_cache = false;
   // [forwarding]
   std::vector<std::string> publish;  // rules, -p syntax
+  std::vector<std::string> guest_forwards;  // ADDR:PORT=TARGET (engine/guest_forward.h)
   std::string publish_source = "client";
   bool forward_auto = false;  // `run` and `serve` turn it on by default
   std::vector<uint16_t> forward_exclude;

@@ -579,15 +579,17 @@ void LwipEngine::ack_time_wait(const FlowKey& key, const TimeWaitTable::Entry& t
 }
 
 void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t syn_seq) {
-  auto host = config_.nat.host_destination(key.remote);
+  // A guest forward reaches its target, --restrict or not (nat.h).
+  const GuestForward* fwd = config_.nat.guest_forward(key.remote, key.remote_port);
+  auto host = fwd != nullptr ? std::optional<IpAddr>(fwd->host) : config_.nat.host_destination(key.remote);
   if (!host || key.remote_port == 0) {
     spdlog::debug("tcp: {} refused by policy", key.to_string());
     stats_.tcp_refused++;
     refuse_syn(key, syn_seq);
     return;
   }
-  if (!config_.nat.egress.allows(key.remote, *host, EgressPolicy::Proto::kTcp, key.remote_port)) {
-    deny_egress(key.to_string(), syn);
+  if (fwd == nullptr && !config_.nat.egress.allows(key.remote, *host, EgressPolicy::Proto::kTcp, key.remote_port)) {
+    deny_egress(key.to_string(), syn);  // (a guest forward is a gateway service: no egress check)
     return;
   }
   std::string suffix;
@@ -610,7 +612,15 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
   stats_.tcp_connects++;
   auto* flow = new TcpFlow(*this, key, syn, syn_seq, now);
   tcp_flows_.emplace(key, flow);
-  flow->connect(*host, key.remote_port);
+  if (fwd == nullptr) {
+    flow->connect(*host, key.remote_port);
+  } else if (fwd->kind == GuestForward::Kind::kUnix) {
+    flow->connect_unix(fwd->path);
+  } else if (fwd->kind == GuestForward::Kind::kCmd) {
+    flow->connect_command(fwd->path);
+  } else {
+    flow->connect(fwd->host, fwd->host_port);
+  }
 }
 
 void LwipEngine::accept_inbound_tcp(uv_stream_t* listener, const IpAddr& guest, uint16_t guest_port,

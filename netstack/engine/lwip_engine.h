@@ -16,7 +16,10 @@
 //   host socket to the mapped destination (NatPolicy); only when that succeeds
 //   is the saved SYN fed to lwIP, which answers SYN-ACK, so the guest sees the
 //   real outcome: refused -> RST, unreachable -> ICMP/ICMPv6 unreachable. SYN
-//   retransmissions while the host connect is under way are dropped. See
+//   retransmissions while the host connect is under way are dropped. A SYN
+//   to a guest forward (guest_forward.h, NatPolicy::guest_forward) connects
+//   to the forward's target instead (a TCP address or a unix socket),
+//   --restrict or not. See
 //   tcp_flow.h for the flow states, half-close, RST and flow control.
 //
 //   UDP: one host socket per guest (address, source port): an endpoint-

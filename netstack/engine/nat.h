@@ -9,6 +9,9 @@
 //   - the gateway address (IPv4 and IPv6) maps to the host's loopback
 //     (127.0.0.1, ::1) when host_loopback is on, and is refused when it is off;
 //   - the DNS addresses are served by the gateway itself (never relayed);
+//   - a guest forward's ADDR:PORT (guest_forward.h) reaches its host target,
+//     with restrict_outbound too (it is a gateway service); the engines ask
+//     guest_forward() before host_destination();
 //   - IPv4 0.0.0.0/8, 127.0.0.0/8, multicast, 240.0.0.0/4 and the guest
 //     subnet's broadcast are refused: on the host they would mean the host
 //     itself or every host;
@@ -20,6 +23,9 @@
 #pragma once
 
 #include <optional>
+#include <vector>
+
+#include "netstack/engine/guest_forward.h"
 
 #include "netstack/engine/egress_policy.h"
 #include "netstack/engine/ip_addr.h"
@@ -43,6 +49,7 @@ struct NatPolicy {
   // Mirrored mode: it is the host's real link, whose other hosts are reached.
   bool refuse_prefix6 = true;
   bool restrict_outbound = false;  // --restrict: no destination at all
+  std::vector<GuestForward> guest_forwards;  // --guest-forward
   // What the guest may reach beyond the refusals above (--allow, --deny):
   // checked where a flow would open a host socket, a denial answered with
   // ICMP administratively prohibited (egress_policy.h).
@@ -93,6 +100,20 @@ struct NatPolicy {
     auto h = host_destination(dst.v4);
     if (!h) return std::nullopt;
     return IpAddr(*h);
+  }
+
+  // The guest forward at dst:port, or null.
+  const GuestForward* guest_forward(const IpAddr& dst, uint16_t port) const {
+    if (dst.v6) return nullptr;
+    for (const auto& f : guest_forwards)
+      if (f.addr == dst.v4 && f.port == port) return &f;
+    return nullptr;
+  }
+  // An address of a guest forward (the gateway answers ARP for it).
+  bool is_guest_forward_address(wire::Ipv4Addr a) const {
+    for (const auto& f : guest_forwards)
+      if (f.addr == a) return true;
+    return false;
   }
 
   bool is_dns(const IpAddr& a) const { return a.v6 ? (ipv6 && a.v6addr == dns6) : a.v4 == dns; }

@@ -218,6 +218,175 @@ class DnsStreamServer {
   std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
 };
 
+// A guest forward with a tcp: target: libslirp connects each guest
+// connection to a unix socket of ours (slirp_add_unix), and each connection
+// accepted there is spliced to a new TCP connection to the target. The
+// guest side is read only once the target accepted (until then the guest's
+// bytes wait in the socket). Each direction stops reading while more than
+// kMaxQueued bytes wait to be written on the other side, and resumes below
+// half of it; an EOF becomes a shutdown of the other side once its bytes
+// are written; the splice closes when both sides ended, or at once on an
+// error. A target that refuses closes the guest's connection right after it
+// opened (libslirp accepted it already: README "Engines").
+class TcpTargetRelay {
+ public:
+  static constexpr size_t kMaxQueued = 1 << 20;
+  static constexpr size_t kReadSize = 64 * 1024;
+
+  TcpTargetRelay(uv_loop_t* loop, const std::string& path, const IpAddr& host, uint16_t port)
+      : target_(to_sockaddr(host, port)) {
+    listener_ = new uv_pipe_t;
+    uv_pipe_init(loop, listener_, 0);
+    listener_->data = this;
+    int rc = uv_pipe_bind(listener_, path.c_str());
+    if (rc == 0)
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 64, [](uv_stream_t* s, int status) {
+        if (status == 0) static_cast<TcpTargetRelay*>(s->data)->accept(s);
+      });
+    if (rc != 0) {
+      close_and_delete(listener_);
+      throw std::runtime_error("slirp engine: guest forward socket " + path + ": " + uv_strerror(rc));
+    }
+    uv_unref(reinterpret_cast<uv_handle_t*>(listener_));
+  }
+  ~TcpTargetRelay() {
+    close_and_delete(listener_);
+    auto splices = splices_;
+    for (Splice* sp : splices) sp->close();
+  }
+  TcpTargetRelay(const TcpTargetRelay&) = delete;
+  TcpTargetRelay& operator=(const TcpTargetRelay&) = delete;
+
+ private:
+  struct Splice {
+    TcpTargetRelay* owner;
+    uv_pipe_t guest{};  // side 0
+    uv_tcp_t target{};  // side 1
+    uv_connect_t connect{};
+    uv_shutdown_t shutdown[2]{};
+    bool reading[2] = {false, false};
+    bool eof[2] = {false, false};  // side i sent EOF
+    bool closing = false;
+    int open_handles = 2;
+
+    uv_stream_t* stream(int i) {
+      return i == 0 ? reinterpret_cast<uv_stream_t*>(&guest) : reinterpret_cast<uv_stream_t*>(&target);
+    }
+    static Splice* of(uv_handle_t* h) { return static_cast<Splice*>(h->data); }
+    int side(uv_stream_t* s) { return s == stream(0) ? 0 : 1; }
+
+    void close() {
+      if (closing) return;
+      closing = true;
+      owner->splices_.erase(this);
+      for (int i = 0; i < 2; ++i)
+        uv_close(reinterpret_cast<uv_handle_t*>(stream(i)), [](uv_handle_t* h) {
+          Splice* splice = of(h);
+          if (--splice->open_handles == 0) delete splice;
+        });
+    }
+    void start_reading(int i) {
+      if (closing || reading[i] || eof[i]) return;
+      reading[i] = true;
+      uv_read_start(
+          stream(i),
+          [](uv_handle_t*, size_t, uv_buf_t* buf) { *buf = uv_buf_init(new char[kReadSize], static_cast<unsigned>(kReadSize)); },
+          [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+            Splice* splice = of(reinterpret_cast<uv_handle_t*>(s));
+            splice->on_read(splice->side(s), n, buf);
+          });
+    }
+    void stop_reading(int i) {
+      if (!reading[i]) return;
+      reading[i] = false;
+      uv_read_stop(stream(i));
+    }
+    void on_read(int i, ssize_t n, const uv_buf_t* buf) {
+      if (n <= 0) {
+        delete[] buf->base;
+        if (n == 0) return;
+        if (n != UV_EOF) {
+          close();
+          return;
+        }
+        eof[i] = true;
+        stop_reading(i);
+        auto* req = &shutdown[1 - i];
+        req->data = this;
+        if (uv_shutdown(req, stream(1 - i), [](uv_shutdown_t* r, int status) {
+              Splice* splice = static_cast<Splice*>(r->data);
+              if (splice->closing) return;
+              if (status != 0 || (splice->eof[0] && splice->eof[1])) splice->close();
+            }) != 0)
+          close();
+        return;
+      }
+      struct Write {
+        uv_write_t req;
+        char* bytes;
+        Splice* splice;
+        int from;
+      };
+      auto* w = new Write{{}, buf->base, this, i};
+      w->req.data = w;
+      uv_buf_t b = uv_buf_init(buf->base, static_cast<unsigned>(n));
+      int rc = uv_write(&w->req, stream(1 - i), &b, 1, [](uv_write_t* req, int status) {
+        auto* done = static_cast<Write*>(req->data);
+        Splice* splice = done->splice;
+        int from = done->from;
+        delete[] done->bytes;
+        delete done;
+        if (splice->closing) return;
+        if (status != 0) {
+          splice->close();
+          return;
+        }
+        if (splice->stream(1 - from)->write_queue_size <= kMaxQueued / 2) splice->start_reading(from);
+      });
+      if (rc != 0) {
+        delete[] w->bytes;
+        delete w;
+        close();
+        return;
+      }
+      if (stream(1 - i)->write_queue_size > kMaxQueued) stop_reading(i);
+    }
+  };
+
+  void accept(uv_stream_t* server) {
+    auto* sp = new Splice;
+    sp->owner = this;
+    uv_pipe_init(server->loop, &sp->guest, 0);
+    uv_tcp_init(server->loop, &sp->target);
+    sp->guest.data = sp;
+    sp->target.data = sp;
+    splices_.insert(sp);
+    if (uv_accept(server, sp->stream(0)) != 0) {
+      sp->close();
+      return;
+    }
+    sp->connect.data = sp;
+    int rc = uv_tcp_connect(&sp->connect, &sp->target, reinterpret_cast<const sockaddr*>(&target_),
+                            [](uv_connect_t* req, int status) {
+                              Splice* splice = static_cast<Splice*>(req->data);
+                              if (splice->closing) return;
+                              if (status != 0) {
+                                spdlog::debug("slirp engine: guest forward target: {}", uv_strerror(status));
+                                splice->close();
+                                return;
+                              }
+                              uv_tcp_nodelay(&splice->target, 1);
+                              splice->start_reading(0);
+                              splice->start_reading(1);
+                            });
+    if (rc != 0) sp->close();
+  }
+
+  sockaddr_storage target_;
+  uv_pipe_t* listener_ = nullptr;
+  std::unordered_set<Splice*> splices_;
+};
+
 // One of slirp's timers: a uv_timer calling slirp's callback.
 struct SlirpEngine::Timer {
   uv_timer_t* handle;
@@ -359,6 +528,33 @@ SlirpEngine::SlirpEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig 
   in_addr dns = to_in(nat.dns);
   if (slirp_add_unix(slirp_, (private_dir_ + "/dns").c_str(), &dns, kDnsPort) < 0)
     spdlog::warn("slirp engine: DNS over TCP at {} is not available", nat.dns.to_string());
+  // Guest forwards: libslirp connects each guest connection to a unix
+  // socket, the target's own or (tcp:) a relay's in the private directory.
+  for (const auto& f : nat.guest_forwards) {
+    in_addr a = to_in(f.addr);
+    if (f.kind == GuestForward::Kind::kCmd) {
+      // slirp splits the line into words itself (g_shell_parse_argv): the
+      // command goes to /bin/sh -c as one single-quoted word, as on lwIP.
+      std::string quoted = "'";
+      for (char ch : f.path) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+      quoted += "'";
+      if (slirp_add_exec(slirp_, ("/bin/sh -c " + quoted).c_str(), &a, f.port) < 0)
+        spdlog::warn("slirp engine: libslirp refused the guest forward {}", f.to_string());
+      continue;
+    }
+    std::string path = f.path;
+    if (f.kind == GuestForward::Kind::kTcp) {
+      path = private_dir_ + "/fwd" + std::to_string(tcp_relays_.size());
+      try {
+        tcp_relays_.push_back(std::make_unique<TcpTargetRelay>(loop_, path, f.host, f.host_port));
+      } catch (const std::exception& e) {
+        spdlog::warn("{}: the guest forward {} is not available", e.what(), f.to_string());
+        continue;
+      }
+    }
+    if (slirp_add_unix(slirp_, path.c_str(), &a, f.port) < 0)
+      spdlog::warn("slirp engine: libslirp refused the guest forward {}", f.to_string());
+  }
 
   epoll_watch_ = new uv_poll_t;
   uv_poll_init(loop_, epoll_watch_, epoll_fd_);
@@ -395,6 +591,8 @@ SlirpEngine::~SlirpEngine() {
   ::close(epoll_fd_);
   dns_stream_.reset();
   ::unlink((private_dir_ + "/dns").c_str());
+  for (size_t i = 0; i < tcp_relays_.size(); ++i) ::unlink((private_dir_ + "/fwd" + std::to_string(i)).c_str());
+  tcp_relays_.clear();
   ::rmdir(private_dir_.c_str());
 }
 
@@ -512,6 +710,10 @@ bool SlirpEngine::admit(const IpAddr& src, const IpAddr& dst, uint8_t protocol, 
   if (!syn) return true;  // slirp answers segments of connections it does not know with a RST
   if (!dst.v6 && nat.is_dns(dst) && tcp->dst_port() == kDnsPort && dns_resolver_) {
     stats_.dns_tcp_sessions++;  // slirp connects it to the DNS socket
+    return true;
+  }
+  if (nat.guest_forward(dst, tcp->dst_port()) != nullptr) {
+    stats_.tcp_connects++;  // slirp connects it to the forward's socket, --restrict or not
     return true;
   }
   auto host = nat.host_destination(dst);

@@ -27,7 +27,14 @@
 //   a guest forward of slirp's (slirp_add_unix) to a unix socket of the
 //   engine's in a private directory, where DnsStreamServer hands each message
 //   to the same resolver; at the IPv6 DNS address it is refused with a RST
-//   (slirp's guest forwards are IPv4 only). The TCP/UDP checksum of every guest packet is computed
+//   (slirp's guest forwards are IPv4 only). The user's guest forwards
+//   (--guest-forward, guest_forward.h) with a unix: target are slirp's guest
+//   forwards too (slirp_add_unix); a tcp: target goes through a unix socket
+//   of the engine's in the private directory, where TcpTargetRelay splices
+//   each connection to a TCP connection to the target; a cmd: target is
+//   slirp_add_exec (`/bin/sh -c 'COMMAND'`). Their SYNs pass the
+//   policy, --restrict or not (libslirp's restricted mode lets guest
+//   forwards through as well). The TCP/UDP checksum of every guest packet is computed
 //   again, since the guest's link may leave it partial and slirp checks it.
 //
 //   Published ports: slirp listens on the host itself (slirp_add_hostxfwd,
@@ -73,6 +80,7 @@ struct Slirp;
 namespace slipway::engine {
 
 class DnsStreamServer;
+class TcpTargetRelay;
 
 class SlirpEngine final : public Engine {
  public:
@@ -139,6 +147,7 @@ class SlirpEngine final : public Engine {
   DnsResolver dns_resolver_;
   std::string private_dir_;  // holds the DNS socket
   std::unique_ptr<DnsStreamServer> dns_stream_;
+  std::vector<std::unique_ptr<TcpTargetRelay>> tcp_relays_;  // guest forwards with a tcp: target
   std::vector<std::byte> read_buffer_;
   std::vector<std::byte> in_buffer_, out_buffer_;
   // The guest addresses slirp has been taught; requests still to answer.

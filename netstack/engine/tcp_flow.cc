@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <cerrno>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -50,7 +52,7 @@ struct TcpFlowCallbacks {
       f->connect_failed(status);
       return;
     }
-    uv_tcp_nodelay(&f->sock_, 1);
+    if (!f->unix_) uv_tcp_nodelay(&f->sock_.tcp, 1);
     f->state_ = TcpFlow::State::kAccepting;
     // Now that the host accepted, let lwIP answer the guest's SYN.
     std::vector<std::byte> syn;
@@ -139,7 +141,7 @@ struct TcpFlowCallbacks {
 TcpFlow::TcpFlow(FlowHost& host, const FlowKey& key, wire::Bytes syn_packet, uint32_t syn_seq, uint64_t now)
     : host_(&host), key_(key), started_(now), syn_(syn_packet.begin(), syn_packet.end()), syn_seq_(syn_seq) {
   std::memset(&sock_, 0, sizeof sock_);
-  sock_.data = this;
+  sock_.handle.data = this;
   connect_req_.data = this;
   shutdown_req_.data = this;
 }
@@ -147,14 +149,14 @@ TcpFlow::TcpFlow(FlowHost& host, const FlowKey& key, wire::Bytes syn_packet, uin
 TcpFlow::TcpFlow(FlowHost& host, uint64_t now)
     : host_(&host), state_(State::kConnectingGuest), started_(now), inbound_(true) {
   std::memset(&sock_, 0, sizeof sock_);
-  sock_.data = this;
+  sock_.handle.data = this;
   connect_req_.data = this;
   shutdown_req_.data = this;
 }
 
 TcpFlow* TcpFlow::accept_inbound(FlowHost& host, uv_stream_t* listener, uint64_t now) {
   auto* f = new TcpFlow(host, now);
-  if (uv_tcp_init(host.loop(), &f->sock_) != 0) {
+  if (uv_tcp_init(host.loop(), &f->sock_.tcp) != 0) {
     delete f;
     return nullptr;
   }
@@ -165,14 +167,14 @@ TcpFlow* TcpFlow::accept_inbound(FlowHost& host, uv_stream_t* listener, uint64_t
     uv_close(reinterpret_cast<uv_handle_t*>(&f->sock_), TcpFlowCallbacks::on_close);
     return nullptr;
   }
-  uv_tcp_nodelay(&f->sock_, 1);
+  if (!f->unix_) uv_tcp_nodelay(&f->sock_.tcp, 1);
   return f;
 }
 
 bool TcpFlow::peer_address(IpAddr* addr, uint16_t* port) const {
   sockaddr_storage ss{};
   int len = sizeof ss;
-  if (uv_tcp_getpeername(&sock_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  if (uv_tcp_getpeername(&sock_.tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
   return from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), addr, port);
 }
 
@@ -187,7 +189,7 @@ void TcpFlow::connect_guest(struct tcp_pcb* pcb, const FlowKey& key) {
 }
 
 void TcpFlow::connect(const IpAddr& host, uint16_t port) {
-  int rc = uv_tcp_init(host_->loop(), &sock_);
+  int rc = uv_tcp_init(host_->loop(), &sock_.tcp);
   if (rc != 0) {
     // Nothing to close: report and delete at once.
     host_->counters().tcp_refused++;
@@ -198,8 +200,74 @@ void TcpFlow::connect(const IpAddr& host, uint16_t port) {
   }
   socket_open_ = true;
   sockaddr_storage sa = to_sockaddr(host, port);
-  rc = uv_tcp_connect(&connect_req_, &sock_, reinterpret_cast<const sockaddr*>(&sa), TcpFlowCallbacks::on_connect);
+  rc = uv_tcp_connect(&connect_req_, &sock_.tcp, reinterpret_cast<const sockaddr*>(&sa), TcpFlowCallbacks::on_connect);
   if (rc != 0) connect_failed(rc);
+}
+
+void TcpFlow::connect_unix(const std::string& path) {
+  unix_ = true;
+  if (uv_pipe_init(host_->loop(), &sock_.pipe, 0) != 0) {
+    host_->counters().tcp_refused++;
+    host_->refuse_syn(key_, syn_seq_);
+    host_->closed(this);
+    delete this;
+    return;
+  }
+  socket_open_ = true;
+  // Failures (no such socket, refused) come to on_connect.
+  uv_pipe_connect(&connect_req_, &sock_.pipe, path.c_str(), TcpFlowCallbacks::on_connect);
+}
+
+void TcpFlow::connect_command(const std::string& command) {
+  unix_ = true;
+  int sv[2] = {-1, -1};
+  int rc = ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0 ? 0 : uv_translate_sys_error(errno);
+  if (rc == 0) rc = uv_pipe_init(host_->loop(), &sock_.pipe, 0);
+  if (rc != 0) {
+    if (sv[0] >= 0) ::close(sv[0]);
+    if (sv[1] >= 0) ::close(sv[1]);
+    host_->counters().tcp_refused++;
+    host_->refuse_syn(key_, syn_seq_);
+    host_->closed(this);
+    delete this;
+    return;
+  }
+  socket_open_ = true;
+  rc = uv_pipe_open(&sock_.pipe, sv[0]);
+  if (rc != 0) ::close(sv[0]);
+  if (rc == 0) {
+    auto* process = new uv_process_t;
+    uv_stdio_container_t stdio[3];
+    for (auto& s : stdio) {
+      s.flags = UV_INHERIT_FD;
+      s.data.fd = sv[1];
+    }
+    std::string cmd = command;
+    char sh[] = "/bin/sh", dash_c[] = "-c";
+    char* args[] = {sh, dash_c, cmd.data(), nullptr};
+    uv_process_options_t o{};
+    o.file = "/bin/sh";
+    o.args = args;
+    o.stdio = stdio;
+    o.stdio_count = 3;
+    o.exit_cb = [](uv_process_t* p, int64_t, int) {
+      uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    };
+    rc = uv_spawn(host_->loop(), process, &o);
+    if (rc != 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(process),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    } else {
+      uv_unref(reinterpret_cast<uv_handle_t*>(process));
+    }
+  }
+  ::close(sv[1]);
+  if (rc != 0) {
+    spdlog::warn("tcp: {}: cannot run the guest forward's command: {}", key_.to_string(), uv_strerror(rc));
+    connect_failed(rc);
+    return;
+  }
+  TcpFlowCallbacks::on_connect(&connect_req_, 0);  // connected already: lwIP may answer the SYN
 }
 
 void TcpFlow::connect_failed(int status) {
@@ -549,7 +617,7 @@ void TcpFlow::close_socket(bool reset) {
     return;
   }
   auto* h = reinterpret_cast<uv_handle_t*>(&sock_);
-  if (reset && uv_tcp_close_reset(&sock_, TcpFlowCallbacks::on_close) == 0) return;
+  if (reset && !unix_ && uv_tcp_close_reset(&sock_.tcp, TcpFlowCallbacks::on_close) == 0) return;
   uv_close(h, TcpFlowCallbacks::on_close);
 }
 

@@ -1,4 +1,5 @@
-// TcpFlow: one guest TCP connection spliced to one host TCP socket.
+// TcpFlow: one guest TCP connection spliced to one host TCP socket (or a
+// unix socket: a guest forward's unix: target, connect_unix()).
 //
 // States (what is allowed in each):
 //   kConnecting   the host socket is connecting; the guest's SYN is saved and
@@ -57,6 +58,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "netstack/engine/flow_key.h"
@@ -91,6 +93,12 @@ class TcpFlow {
   // Starts connecting to the host address. Failure is reported to the guest
   // like a failed connect and the flow closes itself.
   void connect(const IpAddr& host, uint16_t port);
+  // The same to a unix socket (a guest forward's unix: target).
+  void connect_unix(const std::string& path);
+  // The same to a command run by /bin/sh -c (a guest forward's cmd:
+  // target): its stdin, stdout and stderr are one end of a socketpair, the
+  // flow's socket the other; the command is not waited for (libuv reaps it).
+  void connect_command(const std::string& command);
   // lwIP accepted the guest's connection for this flow.
   void attach(struct tcp_pcb* pcb);
   // Sends what host reads queued in lwIP during this loop iteration; if the
@@ -156,7 +164,15 @@ class TcpFlow {
   FlowKey key_;
   State state_ = State::kConnecting;
   uint64_t started_;
-  uv_tcp_t sock_;
+  // The host socket: TCP, or a unix socket for a guest forward's unix: or
+  // cmd: target (unix_).
+  union Socket {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } sock_;
+  bool unix_ = false;
   uv_connect_t connect_req_;
   uv_shutdown_t shutdown_req_;
   struct tcp_pcb* pcb_ = nullptr;

@@ -247,7 +247,7 @@ void Gateway::on_arp(const wire::EthernetFrame& eth) {
   learn(arp->sender_ip, arp->sender_mac);
   if (arp->op != wire::ArpPacket::kRequest) return;
   const auto& nat = config_.nat;
-  bool own = arp->target_ip == nat.gateway || arp->target_ip == nat.dns;
+  bool own = arp->target_ip == nat.gateway || arp->target_ip == nat.dns || nat.is_guest_forward_address(arp->target_ip);
   // Proxy ARP: not for probes (sender 0.0.0.0), announcements (target is
   // the sender) or the guest's own address.
   bool proxied = config_.proxy_neighbors && !arp->sender_ip.is_unspecified() && arp->target_ip != arp->sender_ip &&

@@ -67,6 +67,7 @@ cache = false
 "db.lan" = ["10.0.2.50", "fd00::50"]
 [forwarding]
 forwards = ["8080:80", { host_addr = "::1", host_port = "9000-9001", guest_port = "90-91", protocol = "udp" }, { host_port = 8443, guest_port = 443 }]
+guest_forwards = []  # mirrored mode takes none (test_guest_forward.cc)
 auto = false
 exclude = [22, 2049]
 agent_port = 7000

@@ -76,6 +76,25 @@ TEST_CASE("gateway answers ARP for its own addresses only", "[gateway]") {
   CHECK(r.received.empty());
 }
 
+TEST_CASE("gateway answers ARP for a guest forward's address", "[gateway][guestfwd]") {
+  stack::StackConfig c;
+  std::string err;
+  c.gateway.nat.guest_forwards.push_back(*engine::parse_guest_forward("10.0.2.100:8080=unix:/x", &err));
+  test::GatewayRig r(c);
+  wire::ArpPacket req{wire::ArpPacket::kRequest, kGuestMac, kGuest, MacAddr{}, Ipv4Addr{10, 0, 2, 100}};
+  r.send(wire::build_arp_frame(MacAddr::broadcast(), kGuestMac, req));
+  REQUIRE(r.received.size() == 1);
+  auto arp = wire::ArpPacket::parse(wire::EthernetFrame::parse(r.received[0])->payload());
+  REQUIRE(arp);
+  CHECK(arp->op == wire::ArpPacket::kReply);
+  CHECK(arp->sender_ip == Ipv4Addr{10, 0, 2, 100});
+  CHECK(arp->sender_mac == r.gw_mac());
+  r.received.clear();
+  req.target_ip = Ipv4Addr{10, 0, 2, 101};
+  r.send(wire::build_arp_frame(MacAddr::broadcast(), kGuestMac, req));
+  CHECK(r.received.empty());
+}
+
 TEST_CASE("gateway serves DHCP: a DISCOVER gets an OFFER of the guest address", "[gateway]") {
   Rig r;
   wire::DhcpMessage d;

@@ -3,6 +3,7 @@
 
   blob.py send (--listen HOST:PORT [--port-file F] | --connect HOST:PORT) --bytes N [--seed S]
   blob.py recv (--listen HOST:PORT [--port-file F] | --connect HOST:PORT)
+  (either also with --listen-unix PATH: one connection on a unix socket)
   blob.py gen --bytes N [--seed S]          (expected digest, no network)
 
 `send --rate-mbps R` paces the data at about R MB/s (a transfer that lasts
@@ -52,6 +53,15 @@ def open_conn(args):
                 if time.monotonic() > deadline or args.no_retry:
                     sys.exit(f"blob.py: connect {args.connect}: {e}")
                 time.sleep(0.1)
+    if args.listen_unix:
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ls.bind(args.listen_unix + ".tmp")  # renamed once listening: its name means ready
+        ls.listen(1)
+        import os
+        os.rename(args.listen_unix + ".tmp", args.listen_unix)
+        c, _ = ls.accept()
+        ls.close()
+        return c
     host, port = hostport(args.listen)
     ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,6 +87,7 @@ def main():
     ap.add_argument("mode", choices=["send", "recv", "gen"])
     ap.add_argument("--listen")
     ap.add_argument("--connect")
+    ap.add_argument("--listen-unix")
     ap.add_argument("--port-file")
     ap.add_argument("--bytes", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
@@ -94,8 +105,8 @@ def main():
             h.update(c)
         report(h, args.bytes, t0)
         return
-    if bool(args.listen) == bool(args.connect):
-        ap.error("exactly one of --listen/--connect")
+    if bool(args.listen) + bool(args.connect) + bool(args.listen_unix) != 1:
+        ap.error("exactly one of --listen/--listen-unix/--connect")
     conn = open_conn(args)
     conn.settimeout(args.io_timeout)
     t0 = time.monotonic()
