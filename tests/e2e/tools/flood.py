@@ -64,6 +64,11 @@ def syn_flood(a):
         try:
             raw.sendto(hdr, (a.dst, 0))
             sent += 1
+            # --min-seconds: spread the flood over at least that long.
+            if a.min_seconds > 0 and sent % 1000 == 0:
+                ahead = sent * a.min_seconds / a.count - (time.time() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
         except OSError as e:
             if e.errno not in (errno.ENOBUFS, errno.EAGAIN):
                 raise
@@ -226,6 +231,7 @@ def main():
     p.add_argument("--ports", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--hold", type=float, default=1)
+    p.add_argument("--min-seconds", type=float, default=0)
     p.add_argument("--listen")
     p.add_argument("--port-file")
     p.add_argument("--pid")
