@@ -130,9 +130,9 @@ void print_summary(const Slirp4netnsOptions& o, const CidrAddresses& a, bool off
         "to 127.0.0.1:*)\n",
         a.gateway.to_string().c_str());
   if (o.enable_sandbox)
-    std::printf("WARNING: --enable-sandbox: slipway has no sandbox of its own yet; running without one\n");
+    std::printf("WARNING: --enable-sandbox: slipway-slirp4netns does not enter a sandbox yet (the slipway program does); running without one\n");
   if (o.enable_seccomp)
-    std::printf("WARNING: --enable-seccomp: slipway has no seccomp filter yet; running without one\n");
+    std::printf("WARNING: --enable-seccomp: slipway-slirp4netns loads no seccomp filter yet (the slipway program does); running without one\n");
   std::fflush(stdout);
 }
 
@@ -243,8 +243,8 @@ int slirp4netns_main(int argc, char** argv, const char* program) {
     if (config_path != nullptr && *config_path != '\0') ignored = apply_config_file(settings, config_path);
     set_up_logging(settings.log_level);
     for (const auto& message : ignored) spdlog::warn("SLIPWAY_CONFIG: {}", message);
-    if (o.enable_sandbox) spdlog::info("--enable-sandbox: slipway has no sandbox of its own yet; running without one");
-    if (o.enable_seccomp) spdlog::info("--enable-seccomp: slipway has no seccomp filter yet; running without one");
+    if (o.enable_sandbox) spdlog::info("--enable-sandbox: slipway-slirp4netns does not enter a sandbox yet (the slipway program does); running without one");
+    if (o.enable_seccomp) spdlog::info("--enable-seccomp: slipway-slirp4netns loads no seccomp filter yet (the slipway program does); running without one");
     check_fd("exit-fd", o.exit_fd);
     check_fd("ready-fd", o.ready_fd);
 

@@ -32,8 +32,9 @@
 //     (slirp4netns: 1..25).
 //   - --outbound-addr, --outbound-addr6 and --target-type=bess are refused
 //     with UnsupportedOption. --enable-sandbox and --enable-seccomp are
-//     accepted (Podman passes them by default) and have no effect: slipway
-//     has no sandbox of its own yet; the caller says so on stdout.
+//     accepted (Podman passes them by default) and have no effect: this
+//     entry point enters no sandbox yet (the slipway program does); the
+//     caller says so on stdout.
 #pragma once
 
 #include <set>
