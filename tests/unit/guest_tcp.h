@@ -63,6 +63,7 @@ class GuestTcp {
   std::set<size_t> drop_offsets;    // the first segment carrying each offset is lost
   bool reassemble = false;          // keep out-of-order data, ACK each data segment
   bool sack = false;                // offer SACK and send SACK blocks (implies reassemble)
+  std::vector<std::pair<uint32_t, uint32_t>> false_sacks;  // stream offsets [first, second) claimed too
 
   // State.
   uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
@@ -285,11 +286,11 @@ class GuestTcp {
   // NOP NOP and up to three SACK blocks for the out-of-order data held.
   std::vector<std::byte> sack_blocks() const {
     std::vector<std::byte> o;
-    if (!sack || ooo_.empty()) return o;
-    std::vector<std::pair<uint32_t, uint32_t>> blocks;  // offsets [first, second)
+    if (!sack || (ooo_.empty() && false_sacks.empty())) return o;
+    std::vector<std::pair<uint32_t, uint32_t>> blocks = false_sacks;  // offsets [first, second)
     for (const auto& [off, bytes] : ooo_) {
       const uint32_t end = off + static_cast<uint32_t>(bytes.size());
-      if (!blocks.empty() && off <= blocks.back().second)
+      if (!blocks.empty() && blocks.size() > false_sacks.size() && off <= blocks.back().second)
         blocks.back().second = std::max(blocks.back().second, end);
       else
         blocks.emplace_back(off, end);

@@ -140,6 +140,31 @@ TEST_CASE_METHOD(Download, "engine recovery: a lost last segment is resent by a 
   CHECK(rig.engine().stats().tcp_timeouts == 0);
 }
 
+TEST_CASE_METHOD(Download, "engine recovery: a guest SACKing data it lacks only delays it until the time-out",
+                 "[engine][tcp][recovery]") {
+  // The segment at 90000 is lost, and the guest claims it all the same:
+  // fast recovery skips it, the time-out forgets the claim and resends it.
+  g.false_sacks = {{90000, 91000}};
+  start(true, {90000});
+  REQUIRE(rig.run_until([&] {
+    g.poll();
+    host.write_some(msg, &off);
+    return g.lost == 1 && off == msg.size() && g.received.size() >= 90000;
+  }));
+  rig.run_for(50, [&] { g.poll(); });
+  REQUIRE(g.received.size() == 90000);
+  REQUIRE(rig.run_until(
+      [&] {
+        g.poll();
+        if (g.received.size() == msg.size()) return true;
+        rig.advance(25);
+        return false;
+      },
+      5000));
+  CHECK(first_difference(g.received, msg) == kSame);
+  CHECK(rig.engine().stats().tcp_timeouts >= 1);
+}
+
 TEST_CASE_METHOD(GuestConnection, "engine recovery: the TCP timer ticks every 25 ms only while a flow needs it",
                  "[engine][tcp][recovery]") {
   open();
