@@ -575,6 +575,14 @@ SlirpEngine::SlirpEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig 
   prepare_->data = this;
   uv_prepare_start(prepare_, [](uv_prepare_t* h) { static_cast<SlirpEngine*>(h->data)->fill(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
+
+  // libslirp's clock (its global `curtime`) is read only in
+  // slirp_pollfds_poll, and a new UDP socket's expiry is stamped from it:
+  // before the first poll it is 0, so a datagram the guest sent then got a
+  // socket that the next poll expired at once, with the host's reply. One
+  // poll now (no sockets yet) sets it; the poll timer keeps it within a
+  // second from then on.
+  poll(false);
 }
 
 SlirpEngine::~SlirpEngine() {

@@ -136,6 +136,45 @@ TEST_CASE("slirp engine: DNS at the DNS address goes to the resolver, not to lib
   CHECK(r.engine->stats().dns_udp_queries == 1);
 }
 
+TEST_CASE("slirp engine: the reply to the first datagram of a new UDP mapping reaches the guest", "[slirp]") {
+  // libslirp stamps a new UDP socket's expiry with its clock of the last
+  // poll: a datagram that came before any poll got a socket that expired
+  // at once, and the host's reply was lost with it.
+  SlirpRig r;
+  int echo = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(echo, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  socklen_t len = sizeof(a);
+  getsockname(echo, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t port = ntohs(a.sin_port);
+  std::vector<std::byte> hello = {std::byte{'h'}, std::byte{'i'}};
+  r.input(wire::build_ipv4_udp_frame({}, {}, kGuest, 40001, kGw, port, hello));
+  bool echoed = r.pump([&] {
+    char buf[64];
+    sockaddr_in from{};
+    socklen_t fl = sizeof(from);
+    ssize_t n = recvfrom(echo, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
+    if (n <= 0) return false;
+    sendto(echo, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), fl);
+    return true;
+  });
+  REQUIRE(echoed);
+  auto reply = [&]() -> bool {
+    for (const auto& p : r.out) {
+      auto ip = wire::Ipv4Packet::parse(p);
+      if (!ip || ip->protocol() != wire::ipproto::kUdp) continue;
+      auto udp = wire::UdpDatagram::parse(ip->payload());
+      if (udp && ip->src() == kGw && udp->src_port() == port && udp->dst_port() == 40001 && udp->payload().size() == 2)
+        return true;
+    }
+    return false;
+  };
+  CHECK(r.pump(reply));
+  close(echo);
+}
+
 TEST_CASE("slirp engine: a refused destination gets a RST before libslirp sees it", "[slirp]") {
   SlirpRig r;
   r.input(wire::build_ipv4_tcp_frame({}, {}, kGuest, Ipv4Addr{127, 0, 0, 1}, syn(40001, 80), {}));
