@@ -141,6 +141,14 @@ void Switch::age(uint64_t now) {
 
 void Switch::input(PortId from, link::Frame frame, const link::Offload& offload) {
   if (from >= slots_.size() || slots_[from].port == nullptr) return;
+  // A send() may forward again before it returns: restore the outer one.
+  const PortId outer = ingress_;
+  ingress_ = from;
+  forward(from, frame, offload);
+  ingress_ = outer;
+}
+
+void Switch::forward(PortId from, link::Frame frame, const link::Offload& offload) {
   if (monitor_) monitor_(from, frame);
   SwitchPortStats& in = slots_[from].stats;
   in.rx_frames++;

@@ -604,11 +604,22 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
     refuse_syn(key, syn_seq);
     return;
   }
+  const uint32_t guest = input_guest();
+  if (guest != kNoGuest && over_share(guest, guest_flows_[guest].tcp, config_.max_tcp_flows)) {
+    stats_.tcp_limit++;
+    stats_.guest_share_refused++;
+    if (may_log("tcp-guest-limit", &suffix))
+      spdlog::warn("tcp: guest on port {} holds half the flow limit ({} of {}), refusing {}{}", guest,
+                   guest_flows_[guest].tcp, config_.max_tcp_flows, key.to_string(), suffix);
+    refuse_syn(key, syn_seq);
+    return;
+  }
   uint64_t now = clock_.now_ms();
   if (refuse_if_rate_limited(key, syn_seq, now)) return;
   stats_.tcp_connects++;
   auto* flow = new TcpFlow(*this, key, syn, syn_seq, now);
   tcp_flows_.emplace(key, flow);
+  count_flow(flow, guest, true);
   if (fwd == nullptr) {
     flow->connect(*host, key.remote_port);
   } else if (fwd->kind == GuestForward::Kind::kUnix) {
@@ -832,6 +843,17 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
       refuse_udp(packet);
       return;
     }
+    const uint32_t guest = input_guest();
+    if (guest != kNoGuest && over_share(guest, guest_flows_[guest].udp, config_.max_udp_flows)) {
+      stats_.udp_limit++;
+      stats_.udp_dropped++;
+      stats_.guest_share_refused++;
+      if (may_log("udp-guest-limit", &suffix))
+        spdlog::warn("udp: guest on port {} holds half the mapping limit ({} of {}), refusing datagrams from {}{}",
+                     guest, guest_flows_[guest].udp, config_.max_udp_flows, src.endpoint(src_port), suffix);
+      refuse_udp(packet);
+      return;
+    }
     if (!take_flow_token(now)) {
       stats_.udp_rate_limited++;
       stats_.udp_dropped++;
@@ -848,6 +870,7 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
       return;
     }
     udp_flows_.emplace(key, flow);
+    count_flow(flow, guest, false);
   }
   stats_.udp_datagrams_out++;
   flow->send(*host, dst_port, payload, now);
@@ -963,12 +986,32 @@ void LwipEngine::closed(TcpFlow* flow) {
     std::replace(waiting_for_buffers_.begin(), waiting_for_buffers_.end(), flow, static_cast<TcpFlow*>(nullptr));
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
+  uncount_flow(flow, true);
 }
 
 void LwipEngine::closed(UdpFlow* flow) {
   std::replace(udp_to_flush_.begin(), udp_to_flush_.end(), flow, static_cast<UdpFlow*>(nullptr));
   auto it = udp_flows_.find(UdpKey{flow->guest(), flow->guest_port()});
   if (it != udp_flows_.end() && it->second == flow) udp_flows_.erase(it);
+  uncount_flow(flow, false);
+}
+
+void LwipEngine::count_flow(const void* flow, uint32_t guest, bool tcp) {
+  if (guest == kNoGuest) return;
+  flow_guest_[flow] = guest;
+  auto& g = guest_flows_[guest];
+  (tcp ? g.tcp : g.udp)++;
+}
+
+void LwipEngine::uncount_flow(const void* flow, bool tcp) {
+  auto it = flow_guest_.find(flow);
+  if (it == flow_guest_.end()) return;
+  auto g = guest_flows_.find(it->second);
+  flow_guest_.erase(it);
+  if (g == guest_flows_.end()) return;
+  size_t& n = tcp ? g->second.tcp : g->second.udp;
+  if (n > 0) n--;
+  if (g->second.tcp == 0 && g->second.udp == 0) guest_flows_.erase(g);
 }
 
 void LwipEngine::housekeeping(uint64_t now) {
