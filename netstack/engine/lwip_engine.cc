@@ -24,6 +24,7 @@ extern "C" {
 
 #include "netstack/engine/tcp_flow.h"
 #include "netstack/engine/udp_flow.h"
+#include "netstack/sys/rx_blocks.h"
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/frame.h"
 #include "netstack/wire/icmp.h"
@@ -377,17 +378,62 @@ void LwipEngine::input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
   udp_from_guest(src, udp->src_port(), dst, udp->dst_port(), udp->payload(), packet);
 }
 
+namespace {
+
+// A pbuf over a transport's receive block (sys/rx_blocks.h), kept instead
+// of copying the packet out of it; the block goes back when lwIP frees it.
+struct BlockPbuf {
+  struct pbuf_custom custom;  // first: lwIP's pbuf* is this
+  std::byte* block;
+  size_t block_size;
+
+  static void free(struct pbuf* p) {
+    auto* b = reinterpret_cast<BlockPbuf*>(p);
+    sys::RxBlocks::release(b->block, b->block_size);
+    delete b;
+  }
+};
+
+// Packets from this size on are kept in their receive block; smaller ones
+// are copied (a block is as large as the largest frame: keeping a small
+// packet in it would hold far more memory than the packet).
+constexpr size_t kKeepBlockFrom = 16 * 1024;
+
+// The packet as a pbuf over its receive block, if the transport offers it.
+struct pbuf* pbuf_over_block(wire::Bytes packet) {
+  if (packet.size() < kKeepBlockFrom) return nullptr;
+  size_t size = 0;
+  std::byte* block = sys::RxBlocks::take(packet, &size);
+  if (block == nullptr) return nullptr;
+  auto* b = new BlockPbuf{};
+  b->block = block;
+  b->block_size = size;
+  b->custom.custom_free_function = BlockPbuf::free;
+  // PBUF_ROM: the memory stays put while lwIP holds the pbuf (lwIP may
+  // queue it, and rewrites headers in place as with any received pbuf).
+  auto len = static_cast<u16_t>(packet.size());
+  struct pbuf* p = pbuf_alloced_custom(PBUF_RAW, len, PBUF_ROM, &b->custom,
+                                       const_cast<std::byte*>(packet.data()), len);
+  if (p == nullptr) BlockPbuf::free(&b->custom.pbuf);
+  return p;
+}
+
+}  // namespace
+
 void LwipEngine::feed(wire::Bytes packet) {
   if (packet.empty() || packet.size() > 0xffff) {
     stats_.packets_dropped++;
     return;
   }
-  struct pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
+  struct pbuf* p = pbuf_over_block(packet);
   if (p == nullptr) {
-    stats_.packets_dropped++;
-    return;
+    p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
+    if (p == nullptr) {
+      stats_.packets_dropped++;
+      return;
+    }
+    std::memcpy(p->payload, packet.data(), packet.size());
   }
-  std::memcpy(p->payload, packet.data(), packet.size());
   if ((static_cast<uint8_t>(packet[0]) >> 4) == 6) {
     ip6_input(p, netif_.get());  // takes ownership of p
   } else {
