@@ -26,7 +26,7 @@
 // Limits (EngineConfig, each counted in EngineStats and logged at most once
 // per 10 s, sys/log_limiter.h): TCP flows (max_tcp_flows, 16384; DNS and
 // line sessions count too) and UDP mappings (max_udp_flows, 4096); new
-// outbound flows per second (max_new_flows_per_second, 10,000, with a burst of
+// outbound flows per second (max_new_flows_per_second, 50,000, with a burst of
 // as many); bytes held for all flows together (max_buffered_bytes, 256
 // MiB). A guest SYN refused by a limit, or because the host is out of
 // file descriptors (EMFILE, ENFILE), gets a RST at once; a datagram, ICMP
@@ -64,7 +64,7 @@ struct EngineConfig {
   size_t max_udp_flows = 4096;   // UDP mappings at once (and published-port UDP sessions)
   // New outbound TCP connections and UDP mappings per second (a token
   // bucket holding one second's worth); 0: no limit.
-  uint32_t max_new_flows_per_second = 10'000;
+  uint32_t max_new_flows_per_second = 50'000;
   // Bytes held for all flows together (data not yet taken by the host
   // socket or acknowledged by the guest); 0: no limit.
   uint64_t max_buffered_bytes = 256ull << 20;
@@ -78,6 +78,9 @@ struct EngineStats {
   // Guest SYNs refused (RST) at max_tcp_flows, at max_new_flows_per_second, or
   // because the host had no file descriptor left (EMFILE/ENFILE).
   uint64_t tcp_limit = 0, tcp_rate_limited = 0, tcp_no_fd = 0;
+  // Of tcp_limit and udp_limit: refused because that guest held its share
+  // (half of the limit) while others shared the gateway.
+  uint64_t guest_share_refused = 0;
   uint64_t tcp_handshake_resets = 0;  // the guest reset a connection before completing it
   uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
   // Guest datagrams refused (ICMP unreachable) for want of a mapping: at
@@ -157,6 +160,14 @@ class Engine {
   // Data already in lwIP still goes out. May be called from inside the
   // engine's own output.
   virtual void set_link_ready(bool ready) = 0;
+
+  // Several guests behind one gateway: `who` names the guest whose packet
+  // input() is taking now (the switch port it came in on; kNoGuest when
+  // unknown). The engine then lets no one guest hold more than half of
+  // max_tcp_flows or of max_udp_flows, so a guest that floods cannot lock
+  // the others out. Engines without limits (slirp) ignore it.
+  static constexpr uint32_t kNoGuest = ~uint32_t{0};
+  virtual void set_guest_identity(std::function<uint32_t()> /*who*/) {}
 
   // Inbound (a published port): accepts a connection waiting on `listener`
   // and opens a guest connection to guest:guest_port for it. The guest sees

@@ -123,6 +123,9 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
   // queue, the engine stops reading host sockets (link/port.h). With a
   // switch (several guests) the gateway's side is a patch port, always
   // ready: one slow guest must not stall the others.
+  // Several guests: each switch port is one guest for the engine's limits
+  // (no one guest holds more than half of a flow limit).
+  if (switch_) engine_->set_guest_identity([this] { return switch_->ingress(); });
   engine_->set_link_ready(guest_side->tx_ready());
   guest_side->set_tx_ready_listener([this](bool ready) { engine_->set_link_ready(ready); });
 
@@ -142,7 +145,10 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
   published_ = std::make_unique<portfwd::PublishedPorts>(
       loop_, *engine_, config_.gateway.nat.guest, config_.publish_source_gateway,
       [this](const std::string& guest) { return gateway_->dhcp().address_of(guest); });
-  gateway_->set_lease_listener([this] { update_names(); });
+  gateway_->set_lease_listener([this] {
+    update_names();
+    published_->guests_changed();
+  });
   update_names();  // static leases are named from the start
   for (const auto& rule : config_.publish) {
     auto err = published_->add(rule, portfwd::PublishedPorts::Origin::kStatic);
