@@ -246,10 +246,12 @@ LwipEngine::LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig co
   // lwIP's timeouts are global and may have been armed on an earlier
   // engine's clock: count them from this one.
   sys_restart_timeouts();
+#if SLIPWAY_TCP_RECOVERY
   recovery_base_[0] = slipway_tcp_recovery.recoveries;
   recovery_base_[1] = slipway_tcp_recovery.fast_rexmits;
   recovery_base_[2] = slipway_tcp_recovery.rtos;
   recovery_base_[3] = slipway_tcp_recovery.probes;
+#endif
   read_buffer_.resize(256 * 1024);
   flow_tokens_ = config_.max_new_flows_per_second;  // a full second's worth to start with
   tokens_at_ = clock_.now_ms();
@@ -308,11 +310,13 @@ LwipEngine::LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig co
 }
 
 const EngineStats& LwipEngine::stats() const {
+#if SLIPWAY_TCP_RECOVERY
   // lwIP counts loss recovery for all its connections (patches/0004).
   stats_.tcp_recoveries = slipway_tcp_recovery.recoveries - recovery_base_[0];
   stats_.tcp_recovery_retransmits = slipway_tcp_recovery.fast_rexmits - recovery_base_[1];
   stats_.tcp_timeouts = slipway_tcp_recovery.rtos - recovery_base_[2];
   stats_.tcp_loss_probes = slipway_tcp_recovery.probes - recovery_base_[3];
+#endif
   return stats_;
 }
 

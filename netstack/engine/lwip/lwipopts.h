@@ -109,11 +109,15 @@
  * minimum). lwIP's own ticks (250 and 500 ms) gave an RTO of 1 to 1.5 s on
  * a sub-millisecond link. */
 #define SLIPWAY_TCP_TIMER 1
+#if SLIPWAY_TCP_TIMER
 #define TCP_TMR_INTERVAL 25
 #define SLIPWAY_TCP_IDLE_MS 250
 #define SLIPWAY_TCP_MIN_RTO_MS 200
-/* ... and the sender recovers from loss with the guest's SACK blocks and
- * NewReno's partial ACKs instead of Reno's one segment per fast recovery. */
+#endif
+/* ... and the sender recovers from loss with the guest's SACK blocks,
+ * NewReno's partial ACKs and a loss probe, instead of Reno's one segment
+ * per fast recovery. Either macro may be set to 0 (lwIP's own behaviour;
+ * the engine's loss-recovery counters then stay 0). */
 #define SLIPWAY_TCP_RECOVERY 1
 #define LWIP_CALLBACK_API 1
 #define LWIP_EVENT_API 0
