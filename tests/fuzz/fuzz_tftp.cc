@@ -22,7 +22,13 @@ using namespace slipway;
 
 namespace {
 std::string g_root;
+
+void remove_root() {
+  for (const char* f : {"/small", "/lines", "/sub/file", "/out", "/fifo"}) (void)unlink((g_root + f).c_str());
+  (void)rmdir((g_root + "/sub").c_str());
+  (void)rmdir(g_root.c_str());
 }
+}  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   fuzz::quiet();
@@ -35,6 +41,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   std::ofstream(g_root + "/sub/file") << std::string(5000, 'y');
   (void)symlink("/etc/hostname", (g_root + "/out").c_str());
   (void)mkfifo((g_root + "/fifo").c_str(), 0644);
+  std::atexit(remove_root);
   return 0;
 }
 
