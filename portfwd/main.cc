@@ -247,19 +247,10 @@ int run_control(int argc, char** argv) {
   if (flows->parsed()) request = {{"op", "list-flows"}};
   if (stats->parsed()) request = {{"op", "stats"}};
 
-  json reply;
-  try {
-    reply = slipway::control::request(path, request);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "portfwd: %s\n", e.what());
-    return 1;
-  }
-  if (raw) std::printf("%s\n", reply.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
-  if (reply.value("ok", false) != true) {
-    std::fprintf(stderr, "portfwd: %s\n", cell(reply, "error").c_str());
-    return 1;
-  }
-  if (raw) return 0;
+  int status = 0;
+  auto answered = slipway::control::request_for_tool("portfwd", path, request, raw, &status);
+  if (!answered) return status;
+  const json& reply = *answered;
 
   if (add->parsed()) {
     const json forward = reply.value("forward", json::object());

@@ -20,7 +20,10 @@ struct PublishedPorts::Listener {
   std::string guest;  // the rule's
   PublishedPorts* owner;  // null once the owner is gone
   // The engine listens itself (Engine::owns_host_listeners): no handle.
+  // It forwards to one guest address, fixed when the port is added: none
+  // while the rule's guest has no lease (guests_changed() adds it then).
   bool in_engine = false;
+  std::optional<wire::Ipv4Addr> engine_target;
   sockaddr_storage host{};
 
   static void on_close(uv_handle_t* h) { delete static_cast<Listener*>(h->data); }
@@ -81,18 +84,23 @@ std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint
   const std::string host = v6 ? "[" + rule.host_addr + "]" : rule.host_addr;
   std::string where = host + ":" + std::to_string(host_port) + "/" + std::string(to_string(rule.proto));
   if (engine_.owns_host_listeners()) {
-    // The engine binds the port itself; the guest is the one of now.
+    // The engine binds the port itself, for the guest of now; a named
+    // guest without a lease yet gets its port when the lease comes.
     auto to = target(rule.guest);
-    if (!to) return "cannot listen on " + where + ": no guest '" + rule.guest + "' now";
-    auto err = engine_.add_host_forward(rule.proto == Protocol::kUdp, reinterpret_cast<const sockaddr*>(&sa), *to,
-                                        guest_port);
-    if (!err.empty()) return "cannot listen on " + where + ": " + err;
+    if (to) {
+      auto err = engine_.add_host_forward(rule.proto == Protocol::kUdp, reinterpret_cast<const sockaddr*>(&sa), *to,
+                                          guest_port);
+      if (!err.empty()) return "cannot listen on " + where + ": " + err;
+    } else {
+      spdlog::info("published port {}: waiting for guest '{}' to get a lease", where, rule.guest);
+    }
     auto* l = new Listener;
     l->proto = rule.proto;
     l->guest_port = guest_port;
     l->guest = rule.guest;
     l->owner = this;
     l->in_engine = true;
+    l->engine_target = to;
     l->host = sa;
     entry.listeners.push_back(l);
     return "";
@@ -162,7 +170,8 @@ std::string PublishedPorts::open_port(const Rule& rule, uint16_t host_port, uint
 void PublishedPorts::close_entry(Entry& entry) {
   for (Listener* l : entry.listeners) {
     if (l->in_engine) {
-      engine_.remove_host_forward(l->proto == Protocol::kUdp, reinterpret_cast<const sockaddr*>(&l->host));
+      if (l->engine_target)
+        engine_.remove_host_forward(l->proto == Protocol::kUdp, reinterpret_cast<const sockaddr*>(&l->host));
       delete l;
       continue;
     }
@@ -180,6 +189,31 @@ bool PublishedPorts::remove(const Rule& rule) {
   spdlog::info("unpublished {}", rule.to_string());
   entries_.erase(it);
   return true;
+}
+
+void PublishedPorts::guests_changed() {
+  for (auto& e : entries_) {
+    for (Listener* l : e.listeners) {
+      if (!l->in_engine) continue;
+      auto to = target(l->guest);
+      if (to == l->engine_target) continue;
+      const bool udp = l->proto == Protocol::kUdp;
+      const auto* host = reinterpret_cast<const sockaddr*>(&l->host);
+      if (l->engine_target) engine_.remove_host_forward(udp, host);
+      l->engine_target.reset();
+      if (!to) continue;
+      auto err = engine_.add_host_forward(udp, host, *to, l->guest_port);
+      if (!err.empty()) {
+        spdlog::error("published port for guest '{}' ({}): {}", l->guest, e.forward.rule.to_string(), err);
+        e.forward.error = err;
+        continue;
+      }
+      e.forward.error.clear();
+      l->engine_target = to;
+      spdlog::info("published port {} now reaches guest '{}' at {}", e.forward.rule.to_string(), l->guest,
+                   to->to_string());
+    }
+  }
 }
 
 std::vector<PublishedPorts::Forward> PublishedPorts::list() const {

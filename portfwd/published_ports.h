@@ -27,7 +27,9 @@
 //
 // An engine that listens on host ports itself (Engine::owns_host_listeners,
 // libslirp's host forwards) gets each host port through add_host_forward()
-// instead; the rule's guest is then resolved when the port is added.
+// instead, with the rule's guest resolved then; a named guest without a
+// lease yet gets its ports when it gets one, and a guest whose lease moves
+// takes its ports along (guests_changed()).
 //
 // Limits: a host port that cannot be bound (already taken) is reported as an
 // error for that rule, which is then not added (all or nothing per rule).
@@ -77,6 +79,8 @@ class PublishedPorts {
   // Closes the rule's listeners; false if no such rule.
   bool remove(const Rule& rule);
   std::vector<Forward> list() const;
+  // Leases changed: an engine's own host forwards follow their guests.
+  void guests_changed();
   uint64_t unresolved() const { return unresolved_; }
 
  private:

@@ -339,19 +339,10 @@ int run_control(int argc, char** argv) {
   if (add->parsed()) request = {{"op", "add-port"}, {"spec", spec}};
   if (remove->parsed()) request = {{"op", "remove-port"}, {"name", name}};
   if (leases->parsed()) request = {{"op", "list-leases"}};
-  json reply;
-  try {
-    reply = control::request(path, request);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "vswitch: %s\n", e.what());
-    return 1;
-  }
-  if (raw) std::printf("%s\n", reply.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
-  if (reply.value("ok", false) != true) {
-    std::fprintf(stderr, "vswitch: %s\n", cell(reply, "error").c_str());
-    return 1;
-  }
-  if (raw) return 0;
+  int status = 0;
+  auto answered = control::request_for_tool("vswitch", path, request, raw, &status);
+  if (!answered) return status;
+  const json& reply = *answered;
   if (ports->parsed()) print_ports(reply);
   if (add->parsed()) std::printf("added %s\n", cell(reply, "port").c_str());
   if (remove->parsed()) std::printf("removed %s\n", name.c_str());

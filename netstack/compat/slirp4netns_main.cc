@@ -25,6 +25,7 @@
 #include "netstack/link/tap_port.h"
 #include "netstack/ns/namespace.h"
 #include "netstack/stack/stack.h"
+#include "netstack/sys/sandbox.h"
 #include "portfwd/listeners.h"
 
 namespace slipway::compat {
@@ -129,10 +130,8 @@ void print_summary(const Slirp4netnsOptions& o, const CidrAddresses& a, bool off
         "WARNING: 127.0.0.1:* on the host is accessible as %s (set --disable-host-loopback to prohibit connecting "
         "to 127.0.0.1:*)\n",
         a.gateway.to_string().c_str());
-  if (o.enable_sandbox)
-    std::printf("WARNING: --enable-sandbox: slipway-slirp4netns does not enter a sandbox yet (the slipway program does); running without one\n");
-  if (o.enable_seccomp)
-    std::printf("WARNING: --enable-seccomp: slipway-slirp4netns loads no seccomp filter yet (the slipway program does); running without one\n");
+  if (o.enable_sandbox || o.enable_seccomp)
+    std::printf("* Sandbox:         on (capabilities dropped, no new privileges, seccomp allow-list)\n");
   std::fflush(stdout);
 }
 
@@ -191,6 +190,21 @@ int serve(const Slirp4netnsOptions& o, const cli::NetworkOptions& net, stack::St
       code = 1;
     }
     if (tap_fd >= 0) ::close(tap_fd);
+    if (code == 0 && (o.enable_sandbox || o.enable_seccomp)) {
+      // slirp4netns's --enable-sandbox (capabilities, a private mount
+      // namespace) and --enable-seccomp (a filter) are both slipway's one
+      // sandbox (sys/sandbox.h), entered once everything is set up and
+      // before the ready fd says so; a failure is fatal, as there.
+      try {
+        sys::SandboxOptions so;
+        so.keep = sys::default_kept_capabilities();
+        sys::enter_sandbox(so);
+        spdlog::debug("sandbox: on (seccomp allow-list, no new privileges, capabilities dropped)");
+      } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        code = 1;
+      }
+    }
     if (code == 0) {
       write_ready(o.ready_fd);
       uv_run(&loop, UV_RUN_DEFAULT);
@@ -243,8 +257,6 @@ int slirp4netns_main(int argc, char** argv, const char* program) {
     if (config_path != nullptr && *config_path != '\0') ignored = apply_config_file(settings, config_path);
     set_up_logging(settings.log_level);
     for (const auto& message : ignored) spdlog::warn("SLIPWAY_CONFIG: {}", message);
-    if (o.enable_sandbox) spdlog::info("--enable-sandbox: slipway-slirp4netns does not enter a sandbox yet (the slipway program does); running without one");
-    if (o.enable_seccomp) spdlog::info("--enable-seccomp: slipway-slirp4netns loads no seccomp filter yet (the slipway program does); running without one");
     check_fd("exit-fd", o.exit_fd);
     check_fd("ready-fd", o.ready_fd);
 

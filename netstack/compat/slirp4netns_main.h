@@ -25,8 +25,9 @@
 //
 //   Like slirp4netns, the program prints a summary of the network on
 //   stdout ("Starting slirp" ... "* Recommended IP: 10.0.2.100"), which
-//   Podman keeps in the container's slirp4netns log, and the warnings of
-//   the options it does not implement (--enable-sandbox, --enable-seccomp).
+//   Podman keeps in the container's slirp4netns log. --enable-sandbox or
+//   --enable-seccomp enters slipway's sandbox (sys/sandbox.h) after set-up,
+//   before the ready fd is written; failing to is a start-up failure.
 //
 // Limits: SIGHUP re-reads nothing (it is logged); one network per process.
 #pragma once

@@ -232,8 +232,8 @@ std::string usage(const std::string& program) {
   u += "--disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace\n";
   u += "--netns-type=TYPE        specify network namespace type ([path|pid], default=pid)\n";
   u += "--userns-path=PATH       specify user namespace path\n";
-  u += "--enable-sandbox         accepted; no effect: slipway-slirp4netns enters no sandbox yet\n";
-  u += "--enable-seccomp         accepted; no effect: slipway-slirp4netns loads no seccomp filter yet\n";
+  u += "--enable-sandbox         enter slipway's sandbox once set up (capabilities, no new privileges, seccomp)\n";
+  u += "--enable-seccomp         the same sandbox (slipway has one: both options select it)\n";
   u += "--outbound-addr=IPv4     refused: slipway cannot bind outbound sockets to an address yet\n";
   u += "--outbound-addr6=IPv6    refused: slipway cannot bind outbound sockets to an address yet\n";
   u += "--disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect\n";

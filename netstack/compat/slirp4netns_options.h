@@ -31,10 +31,8 @@
 //   - MTU 576..65520 (slirp4netns: 1..65521); --cidr prefix 8..25
 //     (slirp4netns: 1..25).
 //   - --outbound-addr, --outbound-addr6 and --target-type=bess are refused
-//     with UnsupportedOption. --enable-sandbox and --enable-seccomp are
-//     accepted (Podman passes them by default) and have no effect: this
-//     entry point enters no sandbox yet (the slipway program does); the
-//     caller says so on stdout.
+//     with UnsupportedOption. --enable-sandbox and --enable-seccomp
+//     (Podman passes them by default) both select slipway's one sandbox.
 #pragma once
 
 #include <set>

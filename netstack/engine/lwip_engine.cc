@@ -477,16 +477,20 @@ void LwipEngine::start_served_session(const FlowKey& key, wire::Bytes syn, uint3
     return;
   }
   uint64_t now = clock_.now_ms();
-  if (!take_flow_token(now)) {
-    stats_.tcp_rate_limited++;
-    if (may_log("tcp-rate", &suffix))
-      spdlog::warn("tcp: more than {} new flows a second: refusing {}{}", config_.max_new_flows_per_second,
-                   key.to_string(), suffix);
-    refuse_syn(key, syn_seq);
-    return;
-  }
+  if (refuse_if_rate_limited(key, syn_seq, now)) return;
   served_handshakes_.emplace(key, Handshake{syn_seq, now});
   feed(syn);
+}
+
+bool LwipEngine::refuse_if_rate_limited(const FlowKey& key, uint32_t syn_seq, uint64_t now) {
+  if (take_flow_token(now)) return false;
+  stats_.tcp_rate_limited++;
+  std::string suffix;
+  if (may_log("tcp-rate", &suffix))
+    spdlog::warn("tcp: more than {} new flows a second: refusing {}{}", config_.max_new_flows_per_second,
+                 key.to_string(), suffix);
+  refuse_syn(key, syn_seq);
+  return true;
 }
 
 bool LwipEngine::take_flow_token(uint64_t now) {
@@ -601,14 +605,7 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
     return;
   }
   uint64_t now = clock_.now_ms();
-  if (!take_flow_token(now)) {
-    stats_.tcp_rate_limited++;
-    if (may_log("tcp-rate", &suffix))
-      spdlog::warn("tcp: more than {} new flows a second: refusing {}{}", config_.max_new_flows_per_second,
-                   key.to_string(), suffix);
-    refuse_syn(key, syn_seq);
-    return;
-  }
+  if (refuse_if_rate_limited(key, syn_seq, now)) return;
   stats_.tcp_connects++;
   auto* flow = new TcpFlow(*this, key, syn, syn_seq, now);
   tcp_flows_.emplace(key, flow);

@@ -194,6 +194,9 @@ class LwipEngine final : public Engine, private FlowHost {
 
   // A token for a new outbound flow (max_new_flows_per_second).
   bool take_flow_token(uint64_t now);
+  // Past the new-flow rate: counts, logs (rate-limited), refuses the SYN;
+  // true if it did.
+  bool refuse_if_rate_limited(const FlowKey& key, uint32_t syn_seq, uint64_t now);
   // Whether a line for `key` may be logged now; *suffix says how many were
   // held back (kLogIntervalMs).
   bool may_log(std::string_view key, std::string* suffix);

@@ -82,6 +82,27 @@ socklen_t sockaddr_len(const sockaddr* sa) {
 
 }  // namespace
 
+// A unix socket of slipway's that libslirp's guest forwards connect to:
+// listening (unreferenced: it keeps no loop alive), each connection handed
+// to owner->accept(listener). Throws, naming `what`, if it cannot listen.
+template <typename Owner>
+uv_pipe_t* listen_unix(uv_loop_t* loop, const std::string& path, const char* what, Owner* owner) {
+  auto* listener = new uv_pipe_t;
+  uv_pipe_init(loop, listener, 0);
+  listener->data = owner;
+  int rc = uv_pipe_bind(listener, path.c_str());
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener), 64, [](uv_stream_t* s, int status) {
+      if (status == 0) static_cast<Owner*>(s->data)->accept(s);
+    });
+  if (rc != 0) {
+    close_and_delete(listener);
+    throw std::runtime_error(std::string("slirp engine: ") + what + " " + path + ": " + uv_strerror(rc));
+  }
+  uv_unref(reinterpret_cast<uv_handle_t*>(listener));
+  return listener;
+}
+
 // DNS over TCP at the DNS address (IPv4): slirp connects each guest
 // connection to a unix socket of ours (slirp_add_unix), where each message
 // (RFC 1035 §4.2.2: a 2-byte length, then the message) goes to the resolver
@@ -95,19 +116,7 @@ class DnsStreamServer {
 
   DnsStreamServer(uv_loop_t* loop, const std::string& path, std::function<DnsResolver*()> resolver)
       : resolver_(std::move(resolver)) {
-    listener_ = new uv_pipe_t;
-    uv_pipe_init(loop, listener_, 0);
-    listener_->data = this;
-    int rc = uv_pipe_bind(listener_, path.c_str());
-    if (rc == 0)
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 64, [](uv_stream_t* s, int status) {
-        if (status == 0) static_cast<DnsStreamServer*>(s->data)->accept(s);
-      });
-    if (rc != 0) {
-      close_and_delete(listener_);
-      throw std::runtime_error("slirp engine: DNS socket " + path + ": " + uv_strerror(rc));
-    }
-    uv_unref(reinterpret_cast<uv_handle_t*>(listener_));
+    listener_ = listen_unix(loop, path, "DNS socket", this);
   }
   ~DnsStreamServer() {
     close_and_delete(listener_);
@@ -118,6 +127,8 @@ class DnsStreamServer {
   size_t sessions() const { return sessions_.size(); }
 
  private:
+  template <typename Owner>
+  friend uv_pipe_t* listen_unix(uv_loop_t*, const std::string&, const char*, Owner*);
   struct Session : std::enable_shared_from_this<Session> {
     uv_pipe_t* pipe = nullptr;
     DnsStreamServer* owner = nullptr;  // null once closed
@@ -235,19 +246,7 @@ class TcpTargetRelay {
 
   TcpTargetRelay(uv_loop_t* loop, const std::string& path, const IpAddr& host, uint16_t port)
       : target_(to_sockaddr(host, port)) {
-    listener_ = new uv_pipe_t;
-    uv_pipe_init(loop, listener_, 0);
-    listener_->data = this;
-    int rc = uv_pipe_bind(listener_, path.c_str());
-    if (rc == 0)
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 64, [](uv_stream_t* s, int status) {
-        if (status == 0) static_cast<TcpTargetRelay*>(s->data)->accept(s);
-      });
-    if (rc != 0) {
-      close_and_delete(listener_);
-      throw std::runtime_error("slirp engine: guest forward socket " + path + ": " + uv_strerror(rc));
-    }
-    uv_unref(reinterpret_cast<uv_handle_t*>(listener_));
+    listener_ = listen_unix(loop, path, "guest forward socket", this);
   }
   ~TcpTargetRelay() {
     close_and_delete(listener_);
@@ -258,6 +257,8 @@ class TcpTargetRelay {
   TcpTargetRelay& operator=(const TcpTargetRelay&) = delete;
 
  private:
+  template <typename Owner>
+  friend uv_pipe_t* listen_unix(uv_loop_t*, const std::string&, const char*, Owner*);
   struct Splice {
     TcpTargetRelay* owner;
     uv_pipe_t guest{};  // side 0
@@ -575,6 +576,14 @@ SlirpEngine::SlirpEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig 
   prepare_->data = this;
   uv_prepare_start(prepare_, [](uv_prepare_t* h) { static_cast<SlirpEngine*>(h->data)->fill(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
+
+  // libslirp's clock (its global `curtime`) is read only in
+  // slirp_pollfds_poll, and a new UDP socket's expiry is stamped from it:
+  // before the first poll it is 0, so a datagram the guest sent then got a
+  // socket that the next poll expired at once, with the host's reply. One
+  // poll now (no sockets yet) sets it; the poll timer keeps it within a
+  // second from then on.
+  poll(false);
 }
 
 SlirpEngine::~SlirpEngine() {

@@ -188,16 +188,17 @@ void TcpFlow::connect_guest(struct tcp_pcb* pcb, const FlowKey& key) {
   if (tcp_connect(pcb, &guest, key.guest_port, TcpFlowCallbacks::on_guest_connected) != ERR_OK) abort_guest();
 }
 
+void TcpFlow::refuse_unopened() {
+  // No host socket to close: the guest's SYN gets a RST, and the flow goes.
+  host_->counters().tcp_refused++;
+  host_->refuse_syn(key_, syn_seq_);
+  host_->closed(this);
+  delete this;
+}
+
 void TcpFlow::connect(const IpAddr& host, uint16_t port) {
   int rc = uv_tcp_init(host_->loop(), &sock_.tcp);
-  if (rc != 0) {
-    // Nothing to close: report and delete at once.
-    host_->counters().tcp_refused++;
-    host_->refuse_syn(key_, syn_seq_);
-    host_->closed(this);
-    delete this;
-    return;
-  }
+  if (rc != 0) return refuse_unopened();
   socket_open_ = true;
   sockaddr_storage sa = to_sockaddr(host, port);
   rc = uv_tcp_connect(&connect_req_, &sock_.tcp, reinterpret_cast<const sockaddr*>(&sa), TcpFlowCallbacks::on_connect);
@@ -206,13 +207,7 @@ void TcpFlow::connect(const IpAddr& host, uint16_t port) {
 
 void TcpFlow::connect_unix(const std::string& path) {
   unix_ = true;
-  if (uv_pipe_init(host_->loop(), &sock_.pipe, 0) != 0) {
-    host_->counters().tcp_refused++;
-    host_->refuse_syn(key_, syn_seq_);
-    host_->closed(this);
-    delete this;
-    return;
-  }
+  if (uv_pipe_init(host_->loop(), &sock_.pipe, 0) != 0) return refuse_unopened();
   socket_open_ = true;
   // Failures (no such socket, refused) come to on_connect.
   uv_pipe_connect(&connect_req_, &sock_.pipe, path.c_str(), TcpFlowCallbacks::on_connect);
@@ -226,11 +221,7 @@ void TcpFlow::connect_command(const std::string& command) {
   if (rc != 0) {
     if (sv[0] >= 0) ::close(sv[0]);
     if (sv[1] >= 0) ::close(sv[1]);
-    host_->counters().tcp_refused++;
-    host_->refuse_syn(key_, syn_seq_);
-    host_->closed(this);
-    delete this;
-    return;
+    return refuse_unopened();
   }
   socket_open_ = true;
   rc = uv_pipe_open(&sock_.pipe, sv[0]);

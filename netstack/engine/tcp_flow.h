@@ -129,6 +129,9 @@ class TcpFlow {
   uint64_t bytes_to_guest() const { return bytes_to_guest_; }
 
  private:
+  // A host socket that could not even be set up: RST to the guest, and the
+  // flow deletes itself.
+  void refuse_unopened();
   friend struct TcpFlowCallbacks;
   ~TcpFlow() = default;  // deleted only from the close callback
 

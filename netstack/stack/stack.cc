@@ -142,7 +142,10 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
   published_ = std::make_unique<portfwd::PublishedPorts>(
       loop_, *engine_, config_.gateway.nat.guest, config_.publish_source_gateway,
       [this](const std::string& guest) { return gateway_->dhcp().address_of(guest); });
-  gateway_->set_lease_listener([this] { update_names(); });
+  gateway_->set_lease_listener([this] {
+    update_names();
+    published_->guests_changed();
+  });
   update_names();  // static leases are named from the start
   for (const auto& rule : config_.publish) {
     auto err = published_->add(rule, portfwd::PublishedPorts::Origin::kStatic);

@@ -124,6 +124,27 @@ json request(const std::string& path, const json& req, std::chrono::milliseconds
   return parsed;
 }
 
+std::optional<nlohmann::json> request_for_tool(const char* program, const std::string& path,
+                                               const nlohmann::json& req, bool raw, int* status) {
+  using nlohmann::json;
+  *status = 1;
+  json reply;
+  try {
+    reply = request(path, req);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return std::nullopt;
+  }
+  if (raw) std::printf("%s\n", reply.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+  if (reply.value("ok", false) != true) {
+    std::fprintf(stderr, "%s: %s\n", program, cell(reply, "error").c_str());
+    return std::nullopt;
+  }
+  *status = 0;
+  if (raw) return std::nullopt;
+  return reply;
+}
+
 std::string cell(const nlohmann::json& object, const char* key) {
   using nlohmann::json;
   if (!object.is_object()) return "-";

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,14 @@ inline constexpr std::chrono::milliseconds kDefaultRequestTimeout{5000};
 
 nlohmann::json request(const std::string& path, const nlohmann::json& req,
                        std::chrono::milliseconds timeout = kDefaultRequestTimeout);
+
+// A control tool's exchange: sends `req`; with `raw`, prints the reply as
+// it came (one JSON line); a failed exchange or a reply with ok=false goes
+// to stderr as "PROGRAM: MESSAGE". Returns the reply when the tool should
+// go on to print it (ok and not raw), else nothing, with *status set to the
+// tool's exit status (0 for a raw ok reply, else 1).
+std::optional<nlohmann::json> request_for_tool(const char* program, const std::string& path,
+                                               const nlohmann::json& req, bool raw, int* status);
 
 // For the tools' tables: a field of a reply as text (strings as they are,
 // absent or null as "-", anything else as compact JSON), and rows printed

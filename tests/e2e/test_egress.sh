@@ -77,23 +77,17 @@ udp_probe() {
   slipway_run "$@" -- python3 -c '
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(1.5)
+s.settimeout(3)
 s.connect((sys.argv[1], int(sys.argv[2])))
 t0 = time.monotonic()
-# Sent a second time when no answer came: with --engine slirp the reply to the
-# first datagram of a new UDP mapping is lost (README, "Engines").
-for attempt in (1, 2):
-    s.send(b"egress-probe")
-    try:
-        d = s.recv(100)
-        print("echo=%s ms=%d" % (d.decode(), (time.monotonic() - t0) * 1000))
-        break
-    except socket.timeout:
-        if attempt == 2:
-            print("errno=0 ms=%d" % ((time.monotonic() - t0) * 1000))
-    except OSError as e:
-        print("errno=%d ms=%d" % (e.errno or 0, (time.monotonic() - t0) * 1000))
-        break
+s.send(b"egress-probe")
+try:
+    d = s.recv(100)
+    print("echo=%s ms=%d" % (d.decode(), (time.monotonic() - t0) * 1000))
+except socket.timeout:
+    print("errno=0 ms=%d" % ((time.monotonic() - t0) * 1000))
+except OSError as e:
+    print("errno=%d ms=%d" % (e.errno or 0, (time.monotonic() - t0) * 1000))
 ' "$GATEWAY_IP" "$U" 2>&1 || true
 }
 out=$(udp_probe)

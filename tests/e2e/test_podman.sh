@@ -54,8 +54,10 @@ IMAGE=localhost/slipway-e2e-busybox:latest
 # One containers.conf per slirp4netns; its network_cmd_path is a wrapper
 # that records the arguments.
 mkdir -p "$E2E_TMP/args" && chmod 1777 "$E2E_TMP/args"
+declare -A bin_of
 for entry in "${COMPAT_BINS[@]}"; do
   name=${entry%%=*} bin=${entry#*=}
+  bin_of[$name]=$bin
   cat >"$E2E_TMP/bin/net-$name" <<EOF
 #!/bin/sh
 echo "\$*" >>"$E2E_TMP/args/$name"
@@ -134,9 +136,22 @@ checks() {
     got=$(curl -sS --max-time 1 "http://127.0.0.1:$port/index.html" 2>/dev/null) && [ -n "$got" ] && break
     sleep 0.1
   done
+  # Podman passes --enable-sandbox --enable-seccomp: slipway's sandbox is
+  # on in the network process that serves this container (and the port
+  # above was added through its API socket after it was entered).
+  local pid='' status=''
+  if [ "$name" = slipway ]; then
+    pid=$(pgrep -n -f -- "^${bin_of[$name]} .*--api-socket" || true)
+    [ -n "$pid" ] && status=$(grep -E '^(Seccomp|NoNewPrivs):' "/proc/$pid/status" 2>/dev/null | tr -s '\t\n' '  ')
+  fi
   pm "$mode" "$name" rm -f -t 0 "web-$name" >/dev/null 2>&1 || true
   [ "$got" = hello-from-the-container ] || fail "$tag the container's httpd did not answer on 127.0.0.1:$port (got '$got')"
   ok "$tag the container's httpd answers on the host's 127.0.0.1:$port"
+  if [ "$name" = slipway ]; then
+    [ -n "$pid" ] || fail "$tag no ${bin_of[$name]} process with --api-socket found"
+    [[ $status == *"NoNewPrivs: 1"* && $status == *"Seccomp: 2"* ]] || fail "$tag pid $pid is not sandboxed: '$status'"
+    ok "$tag the network process (pid $pid) is sandboxed: $status"
+  fi
 }
 
 # The arguments Podman passed to NAME's wrapper: one run per check (two per

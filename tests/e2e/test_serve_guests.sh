@@ -62,7 +62,7 @@ SERVE_PID=
 serve() {
   local name=$1; shift
   rm -f "$E2E_TMP/gamma.sock" "$CTL"
-  bg "$name" timeout -k 5 200 "$SLIPWAY" serve --netns /run/netns/alpha --netns /run/netns/beta \
+  bg "$name" timeout -k 5 200 "$SLIPWAY" serve --engine "$ENGINE" --netns /run/netns/alpha --netns /run/netns/beta \
     --stream "$E2E_TMP/gamma.sock,name=gamma" --control "$CTL" --mtu 1500 --log-level info "$@"
   SERVE_PID=$BG_PID
   for ((i = 0; i < 500; i++)); do

@@ -48,7 +48,7 @@ wait_file "$E2E_TMP/alpha-http.port" 10 "$BG_PID" || { show_log "$E2E_TMP/alpha-
 ALPHA_PORT=$(cat "$E2E_TMP/alpha-http.port")
 
 SOCK=$E2E_TMP/vm.sock CTL=$E2E_TMP/sw.ctl
-bg slipway timeout -k 5 "$E2E_TIMEOUT" "$SLIPWAY" serve --netns /run/netns/alpha --netns /run/netns/beta \
+bg slipway timeout -k 5 "$E2E_TIMEOUT" "$SLIPWAY" serve --engine "$ENGINE" --netns /run/netns/alpha --netns /run/netns/beta \
   --stream "$SOCK,name=vm" --control "$CTL" --mtu 1500 --log-level info
 SW_PID=$BG_PID
 for ((i = 0; i < 500; i++)); do [ -S "$SOCK" ] && [ -S "$CTL" ] && break; sleep 0.02; done

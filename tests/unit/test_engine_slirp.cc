@@ -13,6 +13,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "netstack/engine/slirp_engine.h"
@@ -22,6 +24,8 @@
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/tcp.h"
 #include "netstack/wire/udp.h"
+#include "portfwd/published_ports.h"
+#include "portfwd/rule.h"
 
 using namespace slipway;
 using wire::Ipv4Addr;
@@ -132,6 +136,45 @@ TEST_CASE("slirp engine: DNS at the DNS address goes to the resolver, not to lib
   CHECK(r.engine->stats().dns_udp_queries == 1);
 }
 
+TEST_CASE("slirp engine: the reply to the first datagram of a new UDP mapping reaches the guest", "[slirp]") {
+  // libslirp stamps a new UDP socket's expiry with its clock of the last
+  // poll: a datagram that came before any poll got a socket that expired
+  // at once, and the host's reply was lost with it.
+  SlirpRig r;
+  int echo = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(echo, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  socklen_t len = sizeof(a);
+  getsockname(echo, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t port = ntohs(a.sin_port);
+  std::vector<std::byte> hello = {std::byte{'h'}, std::byte{'i'}};
+  r.input(wire::build_ipv4_udp_frame({}, {}, kGuest, 40001, kGw, port, hello));
+  bool echoed = r.pump([&] {
+    char buf[64];
+    sockaddr_in from{};
+    socklen_t fl = sizeof(from);
+    ssize_t n = recvfrom(echo, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
+    if (n <= 0) return false;
+    sendto(echo, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), fl);
+    return true;
+  });
+  REQUIRE(echoed);
+  auto reply = [&]() -> bool {
+    for (const auto& p : r.out) {
+      auto ip = wire::Ipv4Packet::parse(p);
+      if (!ip || ip->protocol() != wire::ipproto::kUdp) continue;
+      auto udp = wire::UdpDatagram::parse(ip->payload());
+      if (udp && ip->src() == kGw && udp->src_port() == port && udp->dst_port() == 40001 && udp->payload().size() == 2)
+        return true;
+    }
+    return false;
+  };
+  CHECK(r.pump(reply));
+  close(echo);
+}
+
 TEST_CASE("slirp engine: a refused destination gets a RST before libslirp sees it", "[slirp]") {
   SlirpRig r;
   r.input(wire::build_ipv4_tcp_frame({}, {}, kGuest, Ipv4Addr{127, 0, 0, 1}, syn(40001, 80), {}));
@@ -193,4 +236,58 @@ TEST_CASE("slirp engine: a host forward opens a connection to a guest it never h
   CHECK(wire::TcpSegment::parse(ip->payload())->dst_port() == 8000);
   close(c);
   r.engine->remove_host_forward(false, reinterpret_cast<sockaddr*>(&host));
+}
+
+TEST_CASE("slirp engine: a published port for a named guest follows the guest's lease", "[slirp]") {
+  // libslirp forwards a host port to one fixed guest address: a rule naming
+  // a guest with no lease yet opens its port when the lease comes, and the
+  // port follows the lease when it moves (PublishedPorts::guests_changed).
+  SlirpRig r;
+  std::map<std::string, Ipv4Addr> leases;
+  portfwd::PublishedPorts published(&r.loop, *r.engine, kGuest, false,
+                                    [&](const std::string& name) -> std::optional<Ipv4Addr> {
+                                      auto it = leases.find(name);
+                                      if (it == leases.end()) return std::nullopt;
+                                      return it->second;
+                                    });
+  uint16_t port = 0;
+  close(listen_tcp(&port));  // a free port, released for the forward
+  std::string error;
+  auto rule = portfwd::parse_rule("127.0.0.1:" + std::to_string(port) + ":beta:8000", &error);
+  REQUIRE(rule);
+  REQUIRE(published.add(*rule) == "");  // no lease yet: waits for one
+  sockaddr_in host{};
+  host.sin_family = AF_INET;
+  host.sin_port = htons(port);
+  host.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto syn_to = [&](Ipv4Addr want) {
+    r.out.clear();
+    int n = 0;
+    r.pump([&] { return ++n > 20; });  // the engine polls its listener
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(c, reinterpret_cast<sockaddr*>(&host), sizeof(host));
+    bool got = r.pump([&] { return r.tcp_out(wire::tcpflag::kSyn).has_value(); });
+    close(c);
+    if (!got) return false;
+    auto packet = r.tcp_out(wire::tcpflag::kSyn);
+    auto ip = wire::Ipv4Packet::parse(*packet);
+    return ip->dst() == want && wire::TcpSegment::parse(ip->payload())->dst_port() == 8000;
+  };
+  {
+    // Nobody listens on the host port before beta has a lease.
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, reinterpret_cast<sockaddr*>(&host), sizeof(host)) != 0);
+    close(c);
+  }
+  leases["beta"] = Ipv4Addr{10, 0, 2, 16};
+  published.guests_changed();
+  CHECK(syn_to(Ipv4Addr{10, 0, 2, 16}));
+  leases["beta"] = Ipv4Addr{10, 0, 2, 17};
+  published.guests_changed();
+  CHECK(syn_to(Ipv4Addr{10, 0, 2, 17}));
+  leases.clear();
+  published.guests_changed();
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(connect(c, reinterpret_cast<sockaddr*>(&host), sizeof(host)) != 0);
+  close(c);
 }

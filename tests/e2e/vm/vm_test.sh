@@ -213,7 +213,7 @@ while True:
       netdev=(-netdev "dgram,id=n0,local.type=unix,local.path=$qemu_sock,remote.type=unix,remote.path=$sock") ;;
     *) fail "unknown transport $transport" ;;
   esac
-  bg slipway timeout -k 5 "$E2E_TIMEOUT" "$SLIPWAY" serve "--$transport" "$sock" --mtu 1500 \
+  bg slipway timeout -k 5 "$E2E_TIMEOUT" "$SLIPWAY" serve --engine "$ENGINE" "--$transport" "$sock" --mtu 1500 \
     --dns-upstream "127.0.0.1:$dns_port" -p "127.0.0.1:$fwd_port:80" --log-level info
   local sw_pid=$BG_PID
   local i
