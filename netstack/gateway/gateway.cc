@@ -11,7 +11,6 @@
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/icmpv6.h"
 #include "netstack/wire/ipv6.h"
-#include "netstack/wire/tftp.h"
 #include "netstack/wire/udp.h"
 
 namespace slipway::gateway {

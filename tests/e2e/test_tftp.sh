@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # --tftp DIR and --boot-file NAME (QEMU's tftp= and bootfile=): real TFTP
 # clients in a `slipway run` guest fetch from the gateway.
-#   - busybox tftp -g -b 1400 and curl tftp:// (blksize 65464 and the
-#     default 512) fetch a multi-MiB random file; its SHA-256 matches;
-#     the rate is printed;
+#   - busybox tftp -g -b 1400 and curl tftp:// (blksize 65464, the default
+#     512 through a symlink inside DIR, and 1400 over IPv6 from fd00::2)
+#     fetch a multi-MiB random file; its SHA-256 matches; the rate is
+#     printed;
 #   - with --restrict too (the TFTP server is a gateway service);
 #   - ../, an absolute path and a symlink out of DIR are refused, and
 #     nothing outside DIR arrives; a write (tftp -p) is refused;
@@ -48,6 +49,7 @@ t() { s=\$(date +%s%N); "\$@"; e=\$(date +%s%N); echo "\$((e - s))"; }
 echo "busybox1400 \$(t busybox tftp -g -b 1400 -l $out/bb.bin -r sub/image.bin $GATEWAY_IP)"
 echo "curl65464 \$(t curl -sS --tftp-blksize 65464 -o $out/curl.bin tftp://$GATEWAY_IP/sub/image.bin)"
 echo "curl512 \$(t curl -sS --tftp-no-options -o $out/curl512.bin tftp://$GATEWAY_IP/inside-link)"
+echo "curl6 \$(t curl -sS -g --tftp-blksize 1400 -o $out/curl6.bin "tftp://[fd00::2]/sub/image.bin")"
 EOF
 chmod 755 "$E2E_TMP/fetch.sh"
 
@@ -58,13 +60,13 @@ for mode in plain restrict; do
   rc=0
   slipway_run --tftp "$dir" "${extra[@]}" -- "$E2E_TMP/fetch.sh" >"$E2E_TMP/fetch-$mode.log" 2>&1 || rc=$?
   [ $rc = 0 ] || { show_log "$E2E_TMP/fetch-$mode.log"; fail "fetch ($mode) exited $rc"; }
-  for f in bb curl curl512; do
+  for f in bb curl curl512 curl6; do
     [ -f "$out/$f.bin" ] || { show_log "$E2E_TMP/fetch-$mode.log"; fail "$f: nothing fetched ($mode)"; }
     got=$(sha256_of "$out/$f.bin")
     [ "$got" = "$want" ] || fail "$f ($mode): sha256 $got, want $want ($(stat -c %s "$out/$f.bin") of $N bytes)"
   done
   while read -r name ns; do
-    case $name in busybox1400 | curl65464 | curl512) ;; *) continue ;; esac
+    case $name in busybox1400 | curl65464 | curl512 | curl6) ;; *) continue ;; esac
     rate=$(python3 -c "print(f'{$N / 1048576 / ($ns / 1e9):.1f}')")
     ok "$mode: $name: $N bytes intact in $(python3 -c "print(f'{$ns / 1e9:.2f}')") s ($rate MiB/s)"
   done <"$E2E_TMP/fetch-$mode.log"
