@@ -101,7 +101,7 @@ struct Settings {
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;
   size_t max_icmp_flows = 1024;
-  uint32_t max_new_flows_per_second = 10'000;  // 0: no limit
+  uint32_t max_new_flows_per_second = 50'000;  // 0: no limit
   uint32_t max_buffered_mib = 256;             // 0: no limit
   // [egress]: CIDR[:PORTS] rules; an allow rule wins over a deny rule
   std::vector<std::string> egress_allow;

@@ -26,7 +26,7 @@
 // Limits (EngineConfig, each counted in EngineStats and logged at most once
 // per 10 s, sys/log_limiter.h): TCP flows (max_tcp_flows, 16384; DNS and
 // line sessions count too) and UDP mappings (max_udp_flows, 4096); new
-// outbound flows per second (max_new_flows_per_second, 10,000, with a burst of
+// outbound flows per second (max_new_flows_per_second, 50,000, with a burst of
 // as many); bytes held for all flows together (max_buffered_bytes, 256
 // MiB). A guest SYN refused by a limit, or because the host is out of
 // file descriptors (EMFILE, ENFILE), gets a RST at once; a datagram, ICMP
@@ -64,7 +64,7 @@ struct EngineConfig {
   size_t max_udp_flows = 4096;   // UDP mappings at once (and published-port UDP sessions)
   // New outbound TCP connections and UDP mappings per second (a token
   // bucket holding one second's worth); 0: no limit.
-  uint32_t max_new_flows_per_second = 10'000;
+  uint32_t max_new_flows_per_second = 50'000;
   // Bytes held for all flows together (data not yet taken by the host
   // socket or acknowledged by the guest); 0: no limit.
   uint64_t max_buffered_bytes = 256ull << 20;

@@ -127,7 +127,10 @@ end_transfer
 stats final-stats
 EOS
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-run_guest floods "$E2E_TMP/floods.sh" --max-tcp-flows "$FLOOD_MAX_FLOWS"
+# The new-flow rate at 10,000 a second (the default, 50,000, is above what
+# the flood's 40,000 SYNs a second reach): the limiter is part of what the
+# flood meets, and the host's listen queue is not what the test measures.
+run_guest floods "$E2E_TMP/floods.sh" --max-tcp-flows "$FLOOD_MAX_FLOWS" --max-new-flows-per-second 10000
 out=$(cat "$E2E_TMP/floods.out")
 val() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$out" | head -1; }  # the first: stats lines come later
 stat() { sed -n "s/^$1 .*\b$2=\([0-9]*\).*/\1/p" <<<"$out"; }  # stat LABEL KEY
@@ -149,6 +152,7 @@ connects=$(stat syn-stats tcp_connects); resets=$(stat syn-stats tcp_handshake_r
 rated=$(stat syn-stats tcp_rate_limited); left=$(val syn_flows_left)
 [ "$resets" -ge $((connects * 9 / 10)) ] || fail "SYN flood: $connects host connections, only $resets reset by the guest"
 [ "$left" -le 10 ] || fail "SYN flood: $left flows left 15 s after the flood"
+[ "${rated:-0}" -gt 0 ] || fail "SYN flood: no SYN met the new-flow rate (10,000 a second)"
 ok "SYN flood: $(val syn_sent) SYNs sent, $(stat syn-stats frames_in) frames reached slipway (the TAP queue drops the rest), $connects host connects, $resets reset at once by the guest's RST, $rated rate-limited (RST), $left flows left $(val syn_drained_s) s after it; RSS $(val rss_before_kb) -> $(val syn_rss_during_kb) -> $(val syn_rss_after_kb) KiB"
 limited=$(stat final-stats udp_limit)
 [ "$limited" -gt 0 ] || fail "UDP flood: no datagram met the mapping limit"
