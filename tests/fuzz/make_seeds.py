@@ -146,6 +146,8 @@ def frame_seeds():
                dhcp4(3, extra=bytes([50, 4]) + GUEST + bytes([54, 4]) + GW))
     write("frame", "dhcp", records(eth(BCAST, 0x0800, ipv4(b"\0" * 4, b"\xff" * 4, 17, disc)),
                                    eth(BCAST, 0x0800, ipv4(b"\0" * 4, b"\xff" * 4, 17, req))))
+    rrq = udp4(GUEST, 2000, GW, 69, tftp_rrq(b"boot.ipxe", opts=((b"blksize", b"1400"), (b"tsize", b"0"))))
+    write("frame", "tftp", records(eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 17, rrq))))
     ping = icmp4(8, 0, 0x00010001, b"slipway-fuzz-ping")
     write("frame", "icmp", records(eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 1, ping)),
                                    eth(GW_MAC, 0x0800, ipv4(GUEST, bytes([192, 0, 2, 1]), 1, ping))))
