@@ -6,7 +6,7 @@
 #
 # Usage: bench/run.sh
 # Env:   QUICK=1          a short pass (about 3.7 minutes instead of 8.5 here)
-#        SYSTEMS="..."    a subset of: loopback veth slirp4netns pasta slipway
+#        SYSTEMS="..."    a subset of: loopback veth slirp4netns pasta slipway slipway_slirp
 #                         slipway_slirp (slipway --engine slirp)
 #        FIGURES="..."    a subset of: bulk rr udp conn inbound scale
 #                         (bulk also gives the CPU-per-GB figures)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "netstack/sys/rx_blocks.h"
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/vlan.h"
 
@@ -141,6 +142,14 @@ void Switch::age(uint64_t now) {
 
 void Switch::input(PortId from, link::Frame frame, const link::Offload& offload) {
   if (from >= slots_.size() || slots_[from].port == nullptr) return;
+  // A send() may forward again before it returns: restore the outer one.
+  const PortId outer = ingress_;
+  ingress_ = from;
+  forward(from, frame, offload);
+  ingress_ = outer;
+}
+
+void Switch::forward(PortId from, link::Frame frame, const link::Offload& offload) {
   if (monitor_) monitor_(from, frame);
   SwitchPortStats& in = slots_[from].stats;
   in.rx_frames++;
@@ -183,7 +192,9 @@ void Switch::input(PortId from, link::Frame frame, const link::Offload& offload)
     }
   }
   // Broadcast, multicast, unknown unicast: every other port of the VLAN.
+  // Each reads the same frame: none may keep its memory (sys/rx_blocks.h).
   in.flooded++;
+  sys::RxBlocks::Withhold one_frame_many_readers;
   for (PortId to = 0; to < slots_.size(); ++to) {
     if (to == from || slots_[to].port == nullptr || !carries(slots_[to], vlan)) continue;
     if (from >= slots_.size() || !allowed(slots_[from].options, slots_[to].options)) continue;

@@ -118,6 +118,10 @@ class Switch {
   size_t mac_count() const { return macs_.size(); }
   // Where a MAC is (kNoPort if unknown), for tests and the control API.
   PortId where(wire::MacAddr mac, uint16_t vlan = 0) const;
+  // The port whose frame the switch is forwarding now (kNoPort outside
+  // input()): a port's send() learns which port the frame came in on, e.g.
+  // the gateway counting flows per guest. A guest cannot forge it.
+  PortId ingress() const { return ingress_; }
 
  private:
   struct Slot {
@@ -152,6 +156,8 @@ class Switch {
   std::unordered_map<MacKey, MacEntry, MacKeyHash> macs_;
   uint64_t last_ageing_ = 0;
   Monitor monitor_;
+  PortId ingress_ = kNoPort;
+  void forward(PortId from, link::Frame frame, const link::Offload& offload);
 };
 
 }  // namespace slipway::vswitch

@@ -152,6 +152,7 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                 {"tcp_unreachable", e.tcp_unreachable},
                 {"tcp_limit", e.tcp_limit},
                 {"tcp_rate_limited", e.tcp_rate_limited},
+                {"guest_share_refused", e.guest_share_refused},
                 {"tcp_no_fd", e.tcp_no_fd},
                 {"tcp_handshake_resets", e.tcp_handshake_resets},
                 {"udp_datagrams_out", e.udp_datagrams_out},

@@ -78,6 +78,9 @@ struct EngineStats {
   // Guest SYNs refused (RST) at max_tcp_flows, at max_new_flows_per_second, or
   // because the host had no file descriptor left (EMFILE/ENFILE).
   uint64_t tcp_limit = 0, tcp_rate_limited = 0, tcp_no_fd = 0;
+  // Of tcp_limit and udp_limit: refused because that guest held its share
+  // (half of the limit) while others shared the gateway.
+  uint64_t guest_share_refused = 0;
   uint64_t tcp_handshake_resets = 0;  // the guest reset a connection before completing it
   uint64_t udp_datagrams_out = 0, udp_datagrams_in = 0, udp_dropped = 0, udp_filtered = 0;
   // Guest datagrams refused (ICMP unreachable) for want of a mapping: at
@@ -153,6 +156,14 @@ class Engine {
   // Data already in lwIP still goes out. May be called from inside the
   // engine's own output.
   virtual void set_link_ready(bool ready) = 0;
+
+  // Several guests behind one gateway: `who` names the guest whose packet
+  // input() is taking now (the switch port it came in on; kNoGuest when
+  // unknown). The engine then lets no one guest hold more than half of
+  // max_tcp_flows or of max_udp_flows, so a guest that floods cannot lock
+  // the others out. Engines without limits (slirp) ignore it.
+  static constexpr uint32_t kNoGuest = ~uint32_t{0};
+  virtual void set_guest_identity(std::function<uint32_t()> /*who*/) {}
 
   // Inbound (a published port): accepts a connection waiting on `listener`
   // and opens a guest connection to guest:guest_port for it. The guest sees

@@ -24,6 +24,7 @@ extern "C" {
 
 #include "netstack/engine/tcp_flow.h"
 #include "netstack/engine/udp_flow.h"
+#include "netstack/sys/rx_blocks.h"
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/frame.h"
 #include "netstack/wire/icmp.h"
@@ -377,17 +378,62 @@ void LwipEngine::input_udp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4,
   udp_from_guest(src, udp->src_port(), dst, udp->dst_port(), udp->payload(), packet);
 }
 
+namespace {
+
+// A pbuf over a transport's receive block (sys/rx_blocks.h), kept instead
+// of copying the packet out of it; the block goes back when lwIP frees it.
+struct BlockPbuf {
+  struct pbuf_custom custom;  // first: lwIP's pbuf* is this
+  std::byte* block;
+  size_t block_size;
+
+  static void free(struct pbuf* p) {
+    auto* b = reinterpret_cast<BlockPbuf*>(p);
+    sys::RxBlocks::release(b->block, b->block_size);
+    delete b;
+  }
+};
+
+// Packets from this size on are kept in their receive block; smaller ones
+// are copied (a block is as large as the largest frame: keeping a small
+// packet in it would hold far more memory than the packet).
+constexpr size_t kKeepBlockFrom = 16 * 1024;
+
+// The packet as a pbuf over its receive block, if the transport offers it.
+struct pbuf* pbuf_over_block(wire::Bytes packet) {
+  if (packet.size() < kKeepBlockFrom) return nullptr;
+  size_t size = 0;
+  std::byte* block = sys::RxBlocks::take(packet, &size);
+  if (block == nullptr) return nullptr;
+  auto* b = new BlockPbuf{};
+  b->block = block;
+  b->block_size = size;
+  b->custom.custom_free_function = BlockPbuf::free;
+  // PBUF_ROM: the memory stays put while lwIP holds the pbuf (lwIP may
+  // queue it, and rewrites headers in place as with any received pbuf).
+  auto len = static_cast<u16_t>(packet.size());
+  struct pbuf* p = pbuf_alloced_custom(PBUF_RAW, len, PBUF_ROM, &b->custom,
+                                       const_cast<std::byte*>(packet.data()), len);
+  if (p == nullptr) BlockPbuf::free(&b->custom.pbuf);
+  return p;
+}
+
+}  // namespace
+
 void LwipEngine::feed(wire::Bytes packet) {
   if (packet.empty() || packet.size() > 0xffff) {
     stats_.packets_dropped++;
     return;
   }
-  struct pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
+  struct pbuf* p = pbuf_over_block(packet);
   if (p == nullptr) {
-    stats_.packets_dropped++;
-    return;
+    p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
+    if (p == nullptr) {
+      stats_.packets_dropped++;
+      return;
+    }
+    std::memcpy(p->payload, packet.data(), packet.size());
   }
-  std::memcpy(p->payload, packet.data(), packet.size());
   if ((static_cast<uint8_t>(packet[0]) >> 4) == 6) {
     ip6_input(p, netif_.get());  // takes ownership of p
   } else {
@@ -605,11 +651,22 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
     refuse_syn(key, syn_seq);
     return;
   }
+  const uint32_t guest = input_guest();
+  if (guest != kNoGuest && over_share(guest, guest_flows_[guest].tcp, config_.max_tcp_flows)) {
+    stats_.tcp_limit++;
+    stats_.guest_share_refused++;
+    if (may_log("tcp-guest-limit", &suffix))
+      spdlog::warn("tcp: guest on port {} holds half the flow limit ({} of {}), refusing {}{}", guest,
+                   guest_flows_[guest].tcp, config_.max_tcp_flows, key.to_string(), suffix);
+    refuse_syn(key, syn_seq);
+    return;
+  }
   uint64_t now = clock_.now_ms();
   if (refuse_if_rate_limited(key, syn_seq, now)) return;
   stats_.tcp_connects++;
   auto* flow = new TcpFlow(*this, key, syn, syn_seq, now);
   tcp_flows_.emplace(key, flow);
+  count_flow(flow, guest, true);
   if (fwd == nullptr) {
     flow->connect(*host, key.remote_port);
   } else if (fwd->kind == GuestForward::Kind::kUnix) {
@@ -833,6 +890,17 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
       refuse_udp(packet);
       return;
     }
+    const uint32_t guest = input_guest();
+    if (guest != kNoGuest && over_share(guest, guest_flows_[guest].udp, config_.max_udp_flows)) {
+      stats_.udp_limit++;
+      stats_.udp_dropped++;
+      stats_.guest_share_refused++;
+      if (may_log("udp-guest-limit", &suffix))
+        spdlog::warn("udp: guest on port {} holds half the mapping limit ({} of {}), refusing datagrams from {}{}",
+                     guest, guest_flows_[guest].udp, config_.max_udp_flows, src.endpoint(src_port), suffix);
+      refuse_udp(packet);
+      return;
+    }
     if (!take_flow_token(now)) {
       stats_.udp_rate_limited++;
       stats_.udp_dropped++;
@@ -849,6 +917,7 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
       return;
     }
     udp_flows_.emplace(key, flow);
+    count_flow(flow, guest, false);
   }
   stats_.udp_datagrams_out++;
   flow->send(*host, dst_port, payload, now);
@@ -964,12 +1033,32 @@ void LwipEngine::closed(TcpFlow* flow) {
     std::replace(waiting_for_buffers_.begin(), waiting_for_buffers_.end(), flow, static_cast<TcpFlow*>(nullptr));
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
+  uncount_flow(flow, true);
 }
 
 void LwipEngine::closed(UdpFlow* flow) {
   std::replace(udp_to_flush_.begin(), udp_to_flush_.end(), flow, static_cast<UdpFlow*>(nullptr));
   auto it = udp_flows_.find(UdpKey{flow->guest(), flow->guest_port()});
   if (it != udp_flows_.end() && it->second == flow) udp_flows_.erase(it);
+  uncount_flow(flow, false);
+}
+
+void LwipEngine::count_flow(const void* flow, uint32_t guest, bool tcp) {
+  if (guest == kNoGuest) return;
+  flow_guest_[flow] = guest;
+  auto& g = guest_flows_[guest];
+  (tcp ? g.tcp : g.udp)++;
+}
+
+void LwipEngine::uncount_flow(const void* flow, bool tcp) {
+  auto it = flow_guest_.find(flow);
+  if (it == flow_guest_.end()) return;
+  auto g = guest_flows_.find(it->second);
+  flow_guest_.erase(it);
+  if (g == guest_flows_.end()) return;
+  size_t& n = tcp ? g->second.tcp : g->second.udp;
+  if (n > 0) n--;
+  if (g->second.tcp == 0 && g->second.udp == 0) guest_flows_.erase(g);
 }
 
 void LwipEngine::housekeeping(uint64_t now) {

@@ -147,6 +147,7 @@ class LwipEngine final : public Engine, private FlowHost {
   void forget_inbound_udp(uv_udp_t* listener) override;
   void set_link_offloads(bool csum, bool tso) override;
   void set_link_ready(bool ready) override;
+  void set_guest_identity(std::function<uint32_t()> who) override { guest_of_input_ = std::move(who); }
   std::vector<std::byte>& read_buffer() override { return read_buffer_; }
   const EngineConfig& config() const override { return config_; }
   const EngineStats& stats() const override { return stats_; }
@@ -248,6 +249,22 @@ class LwipEngine final : public Engine, private FlowHost {
   std::unordered_map<FlowKey, TcpFlow*, FlowKeyHash> tcp_flows_;
   std::vector<TcpFlow*> to_flush_;  // flush() at the end of the loop iteration; null: closed since
   bool link_ready_ = true;  // set_link_ready()
+  // Several guests (set_guest_identity): the flows each guest holds, so
+  // that none holds more than half of a limit. Flows remember their guest.
+  std::function<uint32_t()> guest_of_input_;
+  struct GuestFlows {
+    size_t tcp = 0, udp = 0;
+  };
+  std::unordered_map<uint32_t, GuestFlows> guest_flows_;
+  std::unordered_map<const void*, uint32_t> flow_guest_;  // TcpFlow* / UdpFlow* -> guest
+  // The guest of the packet being taken (kNoGuest with one guest).
+  uint32_t input_guest() const { return guest_of_input_ ? guest_of_input_() : kNoGuest; }
+  // True if `guest` holds its share of `limit` already (`held` of them).
+  static bool over_share(uint32_t guest, size_t held, size_t limit) {
+    return guest != kNoGuest && held >= std::max<size_t>(1, limit / 2);
+  }
+  void count_flow(const void* flow, uint32_t guest, bool tcp);
+  void uncount_flow(const void* flow, bool tcp);
   std::vector<UdpFlow*> udp_to_flush_;
   TimeWaitTable time_wait_{config_.max_tcp_flows};
   struct UdpKey {

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "netstack/sys/rx_blocks.h"
 #include "netstack/wire/ethernet.h"
 
 namespace slipway::link {
@@ -154,7 +155,11 @@ void FaultPort::enter(Dir dir, Frame frame, const Offload& offload) {
 void FaultPort::faults_on(Dir dir, Frame frame, const Offload& offload) {
   if (chance(faults_.dup)) {
     stats_dir_[dir].duplicated++;
+    // The same memory goes out twice: the first reader may not keep it.
+    sys::RxBlocks::Withhold one_frame_two_readers;
     reorder_step(dir, frame, offload);
+    reorder_step(dir, frame, offload);
+    return;
   }
   reorder_step(dir, frame, offload);
 }

@@ -6,7 +6,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
+
+#include "netstack/sys/rx_blocks.h"
 
 namespace slipway::link {
 
@@ -19,12 +22,14 @@ struct TapPort::Handle {
 TapPort::TapPort(uv_loop_t* loop, int fd, size_t max_frame, bool vnet_header)
     : handle_(new Handle),
       vnet_header_(vnet_header),
-      rx_buffer_(vnet_header ? kVnetHeaderLen + std::max(max_frame, kMaxGsoFrame) : max_frame + 50) {
+      rx_size_(vnet_header ? kVnetHeaderLen + std::max(max_frame, kMaxGsoFrame) : max_frame + 50),
+      rx_block_(sys::RxBlocks::acquire(rx_size_)) {
   if (vnet_header_) set_capabilities(Capabilities{.csum = true, .tso = true});
   handle_->fd = fd;
   handle_->owner = this;
   int rc = uv_poll_init(loop, &handle_->poll, fd);
   if (rc != 0) {
+    sys::RxBlocks::release(rx_block_, rx_size_);
     delete handle_;
     ::close(fd);
     throw std::runtime_error(std::string("TAP: cannot poll the device: ") + uv_strerror(rc));
@@ -34,6 +39,7 @@ TapPort::TapPort(uv_loop_t* loop, int fd, size_t max_frame, bool vnet_header)
 }
 
 TapPort::~TapPort() {
+  sys::RxBlocks::release(rx_block_, rx_size_);
   handle_->owner = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&handle_->poll), [](uv_handle_t* h) {
     auto* hd = static_cast<Handle*>(h->data);
@@ -58,25 +64,31 @@ void TapPort::on_poll(int status, int events) {
   if (events & UV_WRITABLE) drain_queue();
   if (events & UV_READABLE) {
     for (int i = 0; i < kMaxReadsPerWake; ++i) {
-      ssize_t n = ::read(handle_->fd, rx_buffer_.data(), rx_buffer_.size());
+      ssize_t n = ::read(handle_->fd, rx_block_, rx_size_);
       if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) spdlog::debug("TAP: read: {}", std::strerror(errno));
         break;
       }
       if (n == 0) break;
-      Frame frame(rx_buffer_.data(), static_cast<size_t>(n));
-      if (!vnet_header_) {
-        deliver(frame);
-        continue;
+      Frame frame(rx_block_, static_cast<size_t>(n));
+      std::optional<Offload> offload = Offload{};
+      if (vnet_header_) {
+        wire::OffloadError err{};
+        offload = wire::parse_virtio_net_hdr(frame, &err);
+        if (!offload || frame.size() <= kVnetHeaderLen) {
+          stats_.rx_dropped++;
+          spdlog::trace("TAP: dropping a frame with a bad virtio-net header: {}", wire::to_string(err));
+          continue;
+        }
+        frame = frame.subspan(kVnetHeaderLen);
       }
-      wire::OffloadError err{};
-      auto offload = wire::parse_virtio_net_hdr(frame, &err);
-      if (!offload || frame.size() <= kVnetHeaderLen) {
-        stats_.rx_dropped++;
-        spdlog::trace("TAP: dropping a frame with a bad virtio-net header: {}", wire::to_string(err));
-        continue;
+      bool taken = false;
+      {
+        sys::RxBlocks::Offer offer(rx_block_, rx_size_);
+        deliver(frame, *offload);
+        taken = offer.taken();
       }
-      deliver(frame.subspan(kVnetHeaderLen), *offload);
+      if (taken) rx_block_ = sys::RxBlocks::acquire(rx_size_);
     }
   }
 }

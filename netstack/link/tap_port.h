@@ -56,7 +56,10 @@ class TapPort : public Port {
 
   Handle* handle_;
   bool vnet_header_;
-  std::vector<std::byte> rx_buffer_;
+  // Each frame is read into this block, offered to the sink for keeping
+  // (sys/rx_blocks.h): when the sink keeps it, the next read gets a new one.
+  size_t rx_size_;
+  std::byte* rx_block_;
   std::deque<std::vector<std::byte>> tx_queue_;
   size_t tx_queued_bytes_ = 0;
   bool want_write_ = false;

@@ -123,6 +123,9 @@ void Stack::build(std::unique_ptr<link::Port> transport) {
   // queue, the engine stops reading host sockets (link/port.h). With a
   // switch (several guests) the gateway's side is a patch port, always
   // ready: one slow guest must not stall the others.
+  // Several guests: each switch port is one guest for the engine's limits
+  // (no one guest holds more than half of a flow limit).
+  if (switch_) engine_->set_guest_identity([this] { return switch_->ingress(); });
   engine_->set_link_ready(guest_side->tx_ready());
   guest_side->set_tx_ready_listener([this](bool ready) { engine_->set_link_ready(ready); });
 

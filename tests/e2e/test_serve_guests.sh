@@ -226,7 +226,11 @@ stop_serve
 
 # ------------------------------------------------------------------ isolate
 log "check: --isolate: the gateway and the host yes, the other guests no"
-serve isolated --isolate
+# lwIP: --max-tcp-flows 16, of which one guest may hold half (the libslirp
+# engine has no flow limits and refuses the option: README "Engines").
+limit_args=()
+[ "$ENGINE" = lwip ] && limit_args=(--max-tcp-flows 16)
+serve isolated --isolate "${limit_args[@]}"
 A=$(addr_of alpha) B=$(addr_of beta) G=$(addr_of gamma)
 can_ping alpha "$GATEWAY_IP" || fail "isolated alpha cannot ping the gateway"
 can_ping gamma "$GATEWAY_IP" || fail "isolated gamma cannot ping the gateway"
@@ -239,5 +243,45 @@ fetch_host gamma
 got=$(in_alpha dig +short +time=2 +tries=2 beta.internal A) || true
 [ -n "$got" ] || fail "isolated: DNS at the gateway does not answer alpha"
 ok "isolated: guests reach the gateway, its DNS and the host, not each other"
+
+if [ "$ENGINE" = lwip ]; then
+  # alpha tries 12 connections to the host and holds them: it gets its half
+  # of 16 (8), the rest are refused at once; beta still connects meanwhile.
+  hold='
+import socket, sys, time
+ok = bad = 0
+held = []
+for i in range(int(sys.argv[3])):
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect((sys.argv[1], int(sys.argv[2])))
+        held.append(s)
+        ok += 1
+    except OSError:
+        bad += 1
+print("established=%d refused=%d" % (ok, bad), flush=True)
+time.sleep(float(sys.argv[4]))
+'
+  in_alpha python3 -c "$hold" "$GATEWAY_IP" "$HTTP_PORT" 12 4 >"$E2E_TMP/alpha-hold.txt" 2>&1 &
+  hp=$!
+  for ((i = 0; i < 250; i++)); do grep -q established "$E2E_TMP/alpha-hold.txt" && break; sleep 0.02; done
+  got_b=$(in_beta python3 -c "$hold" "$GATEWAY_IP" "$HTTP_PORT" 2 0 2>&1)
+  wait "$hp" || true
+  got_a=$(cat "$E2E_TMP/alpha-hold.txt")
+  [ "$got_a" = "established=8 refused=4" ] || fail "alpha with --max-tcp-flows 16: '$got_a', want established=8 refused=4"
+  [ "$got_b" = "established=2 refused=0" ] || fail "beta while alpha holds its share: '$got_b', want established=2 refused=0"
+  refused=$(python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"op\":\"stats\"}\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    d = s.recv(65536)
+    if not d: break
+    buf += d
+print(json.loads(buf)["stats"]["guest_share_refused"])' "$CTL" 2>&1)
+  [ "$refused" = 4 ] || fail "stats: guest_share_refused '$refused', want 4"
+  ok "--max-tcp-flows 16: alpha holds its half (8 connections, 4 refused at once, counted), beta still connects"
+fi
 stop_serve
 pass

@@ -967,6 +967,42 @@ TEST_CASE_METHOD(GuestConnection,
   CHECK(rig.stats().tcp_handshake_resets == 1);
 }
 
+TEST_CASE("engine: with several guests, one guest holds at most half of max_tcp_flows", "[engine][tcp]") {
+  // The switch port a packet came in on names its guest (set_guest_identity):
+  // guest 1 fills its half, its next SYN gets RST; guest 2 still connects.
+  auto config = engine_config();
+  config.max_tcp_flows = 4;
+  EngineRig rig(config);
+  uint32_t port = 1;
+  rig.engine().set_guest_identity([&] { return port; });
+  HostListener listener;
+  GuestTcp a(rig, kGuest4, 40301, kGateway4, listener.port());
+  GuestTcp b(rig, kGuest4, 40302, kGateway4, listener.port());
+  GuestTcp c(rig, kGuest4, 40303, kGateway4, listener.port());
+  HostConn ha = establish(rig, a, listener);
+  HostConn hb = establish(rig, b, listener);
+  size_t before = rig.out.size();
+  c.syn(3000);
+  REQUIRE(rig.out.size() == before + 1);  // RST at once, no host connect
+  check_refusal(rig.packets(before)[0], kGateway4, listener.port(), kGuest4, 40303, 3001);
+  CHECK(rig.stats().tcp_limit == 1);
+  CHECK(rig.stats().guest_share_refused == 1);
+
+  port = 2;  // another guest (its own address, as a second lease would be)
+  const Ipv4Addr other{10, 0, 2, 16};
+  GuestTcp d(rig, other, 40304, kGateway4, listener.port());
+  HostConn hd = establish(rig, d, listener);
+  CHECK(rig.engine().tcp_flow_count() == 3);
+
+  // Guest 1's share frees as its flows end.
+  port = 1;
+  a.rst();
+  REQUIRE(rig.run_until([&] { return rig.engine().tcp_flow_count() == 2; }));
+  GuestTcp e(rig, kGuest4, 40305, kGateway4, listener.port());
+  HostConn he = establish(rig, e, listener);
+  CHECK(rig.stats().guest_share_refused == 1);
+}
+
 TEST_CASE("engine: max_new_flows_per_second: SYNs past the rate get RST at once", "[engine][tcp]") {
   auto config = engine_config();
   config.max_new_flows_per_second = 2;

@@ -208,6 +208,34 @@ TEST_CASE("engine: max_udp_flows: a datagram needing a mapping beyond the limit 
   CHECK(got[1] == bytes_of("third"));
 }
 
+TEST_CASE("engine: with several guests, one guest holds at most half of max_udp_flows", "[engine][udp]") {
+  auto config = engine_config();
+  config.max_udp_flows = 4;
+  EngineRig rig(config);
+  uint32_t port = 1;
+  rig.engine().set_guest_identity([&] { return port; });
+  HostUdp server;
+  rig.input(guest_udp_packet(kGuest4, 7100, kGateway4, server.port(), bytes_of("a")));
+  rig.input(guest_udp_packet(kGuest4, 7101, kGateway4, server.port(), bytes_of("b")));
+  size_t before = rig.out.size();
+  rig.input(guest_udp_packet(kGuest4, 7102, kGateway4, server.port(), bytes_of("c: over its share")));
+  REQUIRE(rig.out.size() == before + 1);
+  CHECK(rig.packets(before)[0].protocol == wire::ipproto::kIcmp);
+  CHECK(rig.stats().udp_limit == 1);
+  CHECK(rig.stats().guest_share_refused == 1);
+  port = 2;  // another guest still gets mappings
+  const wire::Ipv4Addr other{10, 0, 2, 16};
+  rig.input(guest_udp_packet(other, 7100, kGateway4, server.port(), bytes_of("d")));
+  rig.input(guest_udp_packet(other, 7101, kGateway4, server.port(), bytes_of("e")));
+  CHECK(rig.engine().udp_flow_count() == 4);
+  CHECK(rig.stats().guest_share_refused == 1);
+  std::vector<std::vector<std::byte>> got;
+  rig.run_for(100, [&] {
+    while (auto d = server.receive()) got.push_back(d->payload);
+  });
+  CHECK(got.size() == 4);
+}
+
 TEST_CASE("engine: UDP over IPv6 reaches ::1 through the IPv6 gateway and the reply comes back",
           "[engine][udp][ipv6]") {
   if (!have_ipv6_loopback()) {
