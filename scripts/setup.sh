@@ -14,7 +14,7 @@ build_deps=(build-essential cmake ninja-build pkg-config dpkg-dev
   clang libclang-rt-14-dev llvm)  # clang: the sanitizer build and the fuzzers
 test_deps=(iproute2 util-linux busybox curl iperf3 slirp4netns python3
   tshark socat procps dnsmasq dnsutils dnsperf rinetd wrk nginx passt iputils-ping
-  qemu-system-x86 cpio xz-utils kmod
+  qemu-system-x86 ipxe-qemu cpio xz-utils kmod  # ipxe-qemu: test_vm_netboot's ROM
   rootlesskit podman runc uidmap help2man bash-completion man-db
   vde2 ethtool)
 

@@ -116,6 +116,14 @@ void NetworkOptions::add_to(CLI::App& app) {
                  "connection, its stdin/stdout/stderr the connection) (QEMU's guestfwd; also with --restrict; "
                  "repeatable)")
       ->type_name("ADDR:PORT=TARGET");
+  app.add_option("--tftp", tftp_dir,
+                 "Serve the files of DIR read-only over TFTP at the gateway address (UDP port 69; for network boot; "
+                 "also with --restrict)")
+      ->type_name("DIR");
+  app.add_option("--boot-file", boot_file,
+                 "DHCP tells the guest to boot NAME from the gateway (options 66/67, next-server and file): a file "
+                 "in the --tftp directory, or a URL that iPXE fetches itself")
+      ->type_name("NAME");
   app.add_option("--publish-source", publish_source,
                  "Source address the guest sees on published ports: the real client's (loopback clients appear "
                  "as the gateway) or always the gateway's")
@@ -349,6 +357,8 @@ stack::StackConfig NetworkOptions::stack_config() const {
     if (!f) throw CLI::ValidationError("--guest-forward", "'" + g + "': " + err);
     c.nat.guest_forwards.push_back(*f);
   }
+  c.tftp_root = tftp_dir;
+  c.boot_file = boot_file;
   sc.publish_source_gateway = publish_source == "gateway";
   sc.pcap = pcap;
   for (const auto& r : egress_deny) {

@@ -8,6 +8,7 @@
 #include "netstack/config/config_file.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -220,6 +221,25 @@ std::string check_link_faults(std::string_view s) {
 
 std::string check_name_address(std::string_view s) {
   return wire::Ipv4Addr::parse(s) || parse_ipv6(s) ? "" : quote(s) + " is not an IPv4 or IPv6 address";
+}
+
+// The TFTP server's directory must be there when it starts ("" is none).
+std::string check_tftp_dir(std::string_view s) {
+  if (s.empty()) return "";
+  struct stat st {};
+  if (::stat(std::string(s).c_str(), &st) != 0)
+    return "cannot use " + quote(s) + " as the TFTP directory: " + std::strerror(errno);
+  if (!S_ISDIR(st.st_mode)) return quote(s) + " is not a directory; allowed: an existing directory";
+  return "";
+}
+
+// A boot file name for DHCP options 67 (and the BOOTP file field): 1 to 255
+// printable characters ("" is none).
+std::string check_boot_file(std::string_view s) {
+  bool ok = s.size() <= 255;
+  for (char c : s) ok = ok && static_cast<unsigned char>(c) >= ' ' && c != 0x7f;
+  return ok ? "" : quote(s) + " is not a boot file name; allowed: 1 to 255 printable characters (a path in the TFTP "
+                              "directory, or a URL for iPXE)";
 }
 
 std::string check_guest_forward(std::string_view s) {
@@ -547,6 +567,15 @@ const std::vector<KeyDef>& schema() {
             s.publish_source = one_of(n, c, {"client", "gateway"});
           },
           [](const S& s) { return quote(s.publish_source); }),
+      // [tftp]
+      def<&S::tftp_dir>(
+          "tftp", "directory", "--tftp",
+          [](auto& n, auto& c, S& s) { s.tftp_dir = checked_string(n, c, check_tftp_dir, "a directory name"); },
+          [](const S& s) { return quote(s.tftp_dir); }),
+      def<&S::boot_file>(
+          "tftp", "boot_file", "--boot-file",
+          [](auto& n, auto& c, S& s) { s.boot_file = checked_string(n, c, check_boot_file, "a file name"); },
+          [](const S& s) { return quote(s.boot_file); }),
       // [limits]
       def<&S::max_tcp_flows>(
           "limits", "max_tcp_flows", "--max-tcp-flows",
@@ -729,6 +758,14 @@ void check_together(const Settings& s, const Positions& where, const std::string
       }
     }
   }
+  if (s.mode == "mirrored" && !s.tftp_dir.empty())
+    fail({"tftp.directory", "mode"},
+         "a TFTP server is not available in mirrored mode (the gateway address is the host's real router); "
+         "allowed: mode = \"nat\"");
+  if (s.mode == "mirrored" && !s.boot_file.empty())
+    fail({"tftp.boot_file", "mode"},
+         "a boot file is not available in mirrored mode (it names the gateway as the TFTP server); allowed: mode = "
+         "\"nat\"");
   if (s.engine == "slirp") {
     // What libslirp cannot do is refused, not dropped (README, "Engines").
     const Settings d;
@@ -876,6 +913,8 @@ void check(const Settings& s, const std::string& origin) {
   value("ipv6.dns", check_ipv6(s.ipv6_dns));
   value("mirrored.addresses", member(s.mirrored_addresses, {"loopback", "all"}));
   value("dns.hosts_file", check_hosts_file(s.dns_hosts));
+  value("tftp.directory", check_tftp_dir(s.tftp_dir));
+  value("tftp.boot_file", check_boot_file(s.boot_file));
   for (const auto& [name, addrs] : s.dns_names)
     for (const auto& a : addrs) value("dns.names." + key_text(name), check_name_address(a));
   check_together(s, {}, origin);

@@ -16,6 +16,7 @@
 //     [forwarding] forwards (rule strings or {host_addr, host_port,
 //                  guest_port, protocol} tables) guest_forwards auto
 //                  exclude agent_port source
+//     [tftp]       directory boot_file
 //     [limits]     max_tcp_flows max_udp_flows max_icmp_flows
 //                  max_new_flows_per_second max_buffered_mib
 //     [egress]     allow deny  (CIDR[:PORTS] strings; engine/egress_policy.h)
@@ -93,6 +94,9 @@ struct Settings {
   bool forward_auto = false;  // `run` and `serve` turn it on by default
   std::vector<uint16_t> forward_exclude;
   uint16_t agent_port = 7777;
+  // [tftp]
+  std::string tftp_dir;   // --tftp: the TFTP server's directory ("": no server)
+  std::string boot_file;  // --boot-file: DHCP's boot file ("": none)
   // [limits]
   size_t max_tcp_flows = 16384;
   size_t max_udp_flows = 4096;

@@ -197,6 +197,17 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
         s["faults"] = {{"to_guest", dir(f->to_inner_stats())}, {"from_guest", dir(f->from_inner_stats())},
                        {"dropped_bad_checksum", g.dropped_bad_checksum}};
       }
+      if (const auto* tftp = stack.gateway().tftp()) {
+        const auto& ts = tftp->stats();
+        s["tftp"] = {{"requests", ts.requests},       {"transfers", ts.transfers},
+                     {"completed", ts.completed},     {"timed_out", ts.timed_out},
+                     {"aborted", ts.aborted},         {"retransmits", ts.retransmits},
+                     {"duplicate_acks", ts.duplicate_acks}, {"bytes_sent", ts.bytes_sent},
+                     {"not_found", ts.not_found},     {"access_denied", ts.access_denied},
+                     {"write_refused", ts.write_refused}, {"busy", ts.busy},
+                     {"bad_requests", ts.bad_requests}, {"dropped", ts.dropped},
+                     {"sessions", tftp->sessions()}};
+      }
       if (const auto* d = stack.dns()) {
         const auto& ds = d->stats();
         s["dns"] = {{"queries", ds.queries}, {"cache_hits", ds.cache_hits}, {"upstream_queries", ds.upstream_queries},

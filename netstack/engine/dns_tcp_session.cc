@@ -20,11 +20,14 @@ struct DnsTcpCallbacks {
     } else {
       s->received(p, s->clock_.now_ms());
     }
-    return ERR_OK;
+    // The session may have aborted the pcb (it stays alive until the end of
+    // this loop iteration, dns_tcp_session.h).
+    return s->aborted_ ? ERR_ABRT : ERR_OK;
   }
   static err_t on_sent(void* arg, struct tcp_pcb*, u16_t) {
-    static_cast<DnsTcpSession*>(arg)->flush();
-    return ERR_OK;
+    auto* s = static_cast<DnsTcpSession*>(arg);
+    s->flush();
+    return s->aborted_ ? ERR_ABRT : ERR_OK;
   }
   static void on_err(void* arg, err_t) {
     auto* s = static_cast<DnsTcpSession*>(arg);
@@ -178,13 +181,19 @@ struct tcp_pcb* DnsTcpSession::detach() {
 void DnsTcpSession::close() {
   if (struct tcp_pcb* pcb = detach()) {
     // Unread input would make lwIP reset anyway.
-    if (unacked_ > 0 || tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
+    if (unacked_ > 0 || tcp_close(pcb) != ERR_OK) {
+      aborted_ = true;
+      tcp_abort(pcb);
+    }
   }
   finished();
 }
 
 void DnsTcpSession::abort() {
-  if (struct tcp_pcb* pcb = detach()) tcp_abort(pcb);
+  if (struct tcp_pcb* pcb = detach()) {
+    aborted_ = true;
+    tcp_abort(pcb);
+  }
   finished();
 }
 

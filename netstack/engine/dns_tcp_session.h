@@ -78,6 +78,9 @@ class DnsTcpSession : public std::enable_shared_from_this<DnsTcpSession> {
   size_t outstanding_ = 0;
   bool guest_fin_ = false;
   bool closed_ = false;
+  // tcp_abort() was called on the pcb: a callback lwIP is running must
+  // return ERR_ABRT, or lwIP goes on using the freed pcb.
+  bool aborted_ = false;
   bool processing_ = false;
 };
 

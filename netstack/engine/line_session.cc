@@ -17,7 +17,7 @@ struct LineCallbacks {
     } else {
       s->received(p, s->clock_.now_ms());
     }
-    return ERR_OK;
+    return s->aborted_ ? ERR_ABRT : ERR_OK;
   }
   static void on_err(void* arg, err_t) {
     auto* s = static_cast<LineSession*>(arg);
@@ -55,7 +55,10 @@ void LineSession::received(struct pbuf* p, uint64_t now) {
   }
   buf_.erase(0, start);
   if (buf_.size() > kMaxLine) {
-    if (struct tcp_pcb* pcb = detach()) tcp_abort(pcb);
+    if (struct tcp_pcb* pcb = detach()) {
+      aborted_ = true;
+      tcp_abort(pcb);
+    }
     finished();
   }
 }
@@ -72,8 +75,12 @@ struct tcp_pcb* LineSession::detach() {
 }
 
 void LineSession::close() {
-  if (struct tcp_pcb* pcb = detach())
-    if (tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
+  if (struct tcp_pcb* pcb = detach()) {
+    if (tcp_close(pcb) != ERR_OK) {
+      aborted_ = true;
+      tcp_abort(pcb);
+    }
+  }
   finished();
 }
 

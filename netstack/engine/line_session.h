@@ -45,6 +45,9 @@ class LineSession {
   uint64_t last_active_;
   std::string buf_;
   bool closed_ = false;
+  // tcp_abort() was called on the pcb: lwIP's running callback must return
+  // ERR_ABRT, or lwIP goes on using the freed pcb.
+  bool aborted_ = false;
 };
 
 }  // namespace slipway::engine

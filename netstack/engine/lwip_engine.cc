@@ -477,7 +477,8 @@ void LwipEngine::feed(wire::Bytes packet) {
 
 void LwipEngine::input_tcp(const IpAddr& src, const IpAddr& dst, wire::Bytes l4, wire::Bytes packet) {
   auto seg = wire::TcpSegment::parse(l4);
-  if (!seg) {
+  // Options lwIP could read past (wire/tcp.h): dropped, as a malformed segment.
+  if (!seg || !wire::tcp_options_well_formed(seg->options())) {
     stats_.packets_dropped++;
     return;
   }

@@ -113,7 +113,7 @@ struct TcpFlowCallbacks {
       f->guest_data(p);
       if (!f->closing_) f->account();
     }
-    return ERR_OK;
+    return f->pcb_aborted_ ? ERR_ABRT : ERR_OK;
   }
 
   static err_t on_guest_connected(void* arg, struct tcp_pcb* pcb, err_t) {
@@ -126,7 +126,7 @@ struct TcpFlowCallbacks {
     auto* f = static_cast<TcpFlow*>(arg);
     f->guest_acked();
     if (!f->closing_) f->account();
-    return ERR_OK;
+    return f->pcb_aborted_ ? ERR_ABRT : ERR_OK;
   }
 
   static void on_lwip_err(void* arg, err_t err) {
@@ -561,7 +561,10 @@ void TcpFlow::maybe_finish() {
   if (pcb_ != nullptr) {
     struct tcp_pcb* pcb = pcb_;
     detach_pcb();
-    if (tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
+    if (tcp_close(pcb) != ERR_OK) {
+      pcb_aborted_ = true;
+      tcp_abort(pcb);
+    }
   }
   close_socket(false);
 }
@@ -579,6 +582,7 @@ void TcpFlow::abort_guest() {
   if (pcb_ != nullptr) {
     struct tcp_pcb* pcb = pcb_;
     detach_pcb();
+    pcb_aborted_ = true;
     tcp_abort(pcb);  // sends RST
   }
   close_socket(true);
@@ -588,6 +592,7 @@ void TcpFlow::close() {
   if (pcb_ != nullptr) {
     struct tcp_pcb* pcb = pcb_;
     detach_pcb();
+    pcb_aborted_ = true;
     tcp_abort(pcb);
   }
   close_socket(false);

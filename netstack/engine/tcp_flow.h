@@ -190,6 +190,10 @@ class TcpFlow {
   bool host_eof_ = false;             // host sent EOF
   bool fin_to_guest_ = false;         // FIN queued in lwIP
   bool closing_ = false;
+  // tcp_abort() was called on the pcb: a callback lwIP is running must
+  // return ERR_ABRT, or lwIP goes on using the freed pcb. (The flow itself
+  // lives until its socket's close callback.)
+  bool pcb_aborted_ = false;
   bool inbound_ = false;
   bool flush_pending_ = false;        // registered with FlowHost::flush_later()
   uint32_t host_reads_ = 0;           // reads from the host socket so far

@@ -387,6 +387,12 @@ void DhcpServer::add_config_options(DhcpMessage& reply, bool with_lease) const {
   reply.interface_mtu = config_.mtu;
   reply.domain_name = config_.domain_name;
   reply.domain_search = config_.search_domains;
+  if (!config_.boot_file.empty()) {
+    reply.siaddr = config_.next_server;
+    reply.file = config_.boot_file;
+    reply.tftp_server_name = config_.next_server.to_string();
+    reply.bootfile_name = config_.boot_file;
+  }
 }
 
 DhcpServerReply DhcpServer::address(const DhcpMessage& request, const DhcpMessage& reply,

@@ -25,7 +25,9 @@
 // Replies carry message type, server id, lease time with T1 = 50% and
 // T2 = 87.5% (not for INFORM), subnet mask, router, DNS, interface MTU,
 // domain name and domain search list, and echo the client identifier
-// (RFC 6842). They are addressed per RFC 2131 §4.1: to ciaddr if set, else
+// (RFC 6842). With a boot file, OFFERs and ACKs also carry the next server
+// (siaddr) and the boot file (the header's file field, when it fits in its
+// 128 bytes, and options 66 and 67), as PXE and iPXE read them. They are addressed per RFC 2131 §4.1: to ciaddr if set, else
 // broadcast if the client set the broadcast flag, else to yiaddr at chaddr;
 // NAKs are always broadcast.
 //
@@ -78,6 +80,11 @@ struct DhcpServerConfig {
     friend bool operator==(const StaticLease&, const StaticLease&) = default;
   };
   std::vector<StaticLease> statics;
+  // Network boot (--boot-file): replies name the TFTP server (siaddr and
+  // option 66, `next_server`) and the boot file (the BOOTP file field when
+  // it fits, and option 67). "" for none.
+  std::string boot_file;
+  wire::Ipv4Addr next_server;
 };
 
 // Empty if `config` is usable, else a message saying what is wrong (for the

@@ -65,6 +65,10 @@ DhcpServerConfig dhcp_config_for(const GatewayConfig& config) {
   d.domain_name = config.domain_name;
   d.search_domains = config.search_domains;
   d.statics = config.dhcp_statics;
+  if (!config.boot_file.empty()) {
+    d.next_server = nat.gateway;
+    d.boot_file = config.boot_file;
+  }
   return d;
 }
 
@@ -94,14 +98,62 @@ Gateway::Gateway(uv_loop_t* loop, const sys::Clock& clock, GatewayConfig config,
     ndp_ = std::make_unique<NdpResponder>(nc);
     start_router_adverts(loop);
   }
+  if (!config_.tftp_root.empty()) {
+    TftpServerConfig tc;
+    tc.root = config_.tftp_root;
+    tc.mtu = config_.mtu;
+    tftp_ = std::make_unique<TftpServer>(
+        tc, [this](const engine::IpAddr& guest, uint16_t guest_port, uint16_t server_port, wire::Bytes payload) {
+          send_tftp(guest, guest_port, server_port, payload);
+        });
+    tftp_timer_ = new uv_timer_t;
+    uv_timer_init(loop, tftp_timer_);
+    tftp_timer_->data = this;
+  }
 }
 
 Gateway::~Gateway() {
-  if (ra_timer_ != nullptr) {
-    ra_timer_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(ra_timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  for (uv_timer_t* t : {ra_timer_, tftp_timer_}) {
+    if (t == nullptr) continue;
+    t->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
+}
+
+bool Gateway::to_tftp(const engine::IpAddr& src, wire::Bytes udp_bytes, uint64_t now) {
+  auto udp = wire::UdpDatagram::parse(udp_bytes);
+  if (!udp || !tftp_->owns(src, udp->src_port(), udp->dst_port())) return false;
+  tftp_->handle(src, udp->src_port(), udp->dst_port(), udp->payload(), now);
+  arm_tftp_timer();
+  return true;
+}
+
+void Gateway::send_tftp(const engine::IpAddr& guest, uint16_t guest_port, uint16_t server_port, wire::Bytes payload) {
+  if (guest.v6) {
+    deliver_frame(wire::build_ipv6_udp_frame({}, {}, config_.nat.gateway6, server_port, guest.v6addr, guest_port,
+                                             payload));
+  } else {
+    deliver_frame(
+        wire::build_ipv4_udp_frame({}, {}, config_.nat.gateway, server_port, guest.v4, guest_port, payload));
+  }
+}
+
+void Gateway::arm_tftp_timer() {
+  auto next = tftp_->next_deadline();
+  if (!next) {
+    uv_timer_stop(tftp_timer_);
+    return;
+  }
+  const uint64_t now = clock_.now_ms();
+  uv_timer_start(
+      tftp_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Gateway*>(t->data);
+        if (self == nullptr) return;
+        self->tftp_->poll(self->clock_.now_ms());
+        self->arm_tftp_timer();
+      },
+      *next > now ? *next - now : 0, 0);
 }
 
 void Gateway::start_router_adverts(uv_loop_t* loop) {
@@ -286,6 +338,9 @@ void Gateway::on_ipv4(const wire::EthernetFrame& eth, uint64_t now) {
     return;
   }
   learn(ip->src(), eth.src());
+  if (tftp_ && ip->protocol() == wire::ipproto::kUdp && ip->dst() == config_.nat.gateway && !ip->is_fragment() &&
+      to_tftp(ip->src(), ip->payload(), now))
+    return;
   switch (ip->protocol()) {
     case wire::ipproto::kIcmp:
       on_icmp(*ip, now);
@@ -350,6 +405,9 @@ void Gateway::on_ipv6(const wire::EthernetFrame& eth, wire::Bytes frame, const w
     return;
   }
   learn(ip->src(), eth.src());
+  if (tftp_ && ul->protocol == wire::ipproto::kUdp && ip->dst() == config_.nat.gateway6 && !ul->is_fragment &&
+      to_tftp(ip->src(), ul->data, now))
+    return;
   switch (ul->protocol) {
     case wire::ipproto::kTcp:
     case wire::ipproto::kUdp:

@@ -9,6 +9,10 @@
 //       MAC, and learns the guest's IP -> MAC bindings (a bounded table) from
 //       the ARP and IPv4 frames the guest sends;
 //     - DHCPv4 (UDP to port 67): served by DhcpServer;
+//     - TFTP (with config.tftp_root): UDP to the gateway address (IPv4 or
+//       IPv6) on port 69, and to each transfer's own port, is TftpServer's,
+//       whichever engine runs (so with --restrict too); the gateway's timer
+//       drives its retransmissions;
 //     - ICMP echo: answered for the gateway and DNS addresses, relayed to
 //       other destinations through the IcmpEchoRelay, whose replies and
 //       errors come back through echo_reply()/echo_error() to be framed;
@@ -59,6 +63,7 @@
 #include "netstack/engine/nat.h"
 #include "netstack/gateway/dhcp_server.h"
 #include "netstack/gateway/ndp_responder.h"
+#include "netstack/gateway/tftp_server.h"
 #include "netstack/link/port.h"
 #include "netstack/sys/clock.h"
 #include "netstack/wire/bytes.h"
@@ -92,6 +97,14 @@ struct GatewayConfig {
   // corrupt, and a bad checksum only spoils the guest's own data; on under
   // a FaultPort that corrupts (link/fault_port.h).
   bool verify_checksums = false;
+  // --tftp DIR: a read-only TFTP server at the gateway address (UDP port
+  // 69, tftp_server.h); "" for none.
+  std::string tftp_root;
+  // --boot-file NAME: DHCPv4 tells the guest to boot NAME (options 66 and
+  // 67, the BOOTP header's siaddr and file); "" for nothing. The TFTP
+  // server named is the gateway (even without tftp_root: NAME may be a URL
+  // that iPXE fetches itself).
+  std::string boot_file;
 };
 
 struct GatewayStats {
@@ -142,6 +155,7 @@ class Gateway : public link::Port {
   // NAME.internal follows the leases).
   void set_lease_listener(std::function<void()> listener) { lease_listener_ = std::move(listener); }
   const NdpResponder* ndp() const { return ndp_.get(); }
+  const TftpServer* tftp() const { return tftp_.get(); }
 
  private:
   static constexpr size_t kMaxNeighbors = 256;
@@ -172,6 +186,12 @@ class Gateway : public link::Port {
   void hold_for_neighbor(const engine::IpAddr& dst, wire::MutBytes frame, const wire::Offload& offload,
                          uint64_t now);
   void start_router_adverts(uv_loop_t* loop);
+  // A UDP datagram from the guest to a gateway address: true if the TFTP
+  // server took it.
+  bool to_tftp(const engine::IpAddr& src, wire::Bytes udp, uint64_t now);
+  void send_tftp(const engine::IpAddr& guest, uint16_t guest_port, uint16_t server_port, wire::Bytes payload);
+  // Runs the TFTP server's timer for its next deadline.
+  void arm_tftp_timer();
 
   const sys::Clock& clock_;
   GatewayConfig config_;
@@ -181,6 +201,8 @@ class Gateway : public link::Port {
   engine::IcmpEchoRelay* icmp_;
   std::unique_ptr<NdpResponder> ndp_;  // IPv6 only
   uv_timer_t* ra_timer_ = nullptr;     // freed in its close callback
+  std::unique_ptr<TftpServer> tftp_;   // with config.tftp_root
+  uv_timer_t* tftp_timer_ = nullptr;   // freed in its close callback
   std::function<void()> lease_listener_;
   struct Neighbor {
     wire::MacAddr mac;

@@ -269,6 +269,13 @@ void Stack::log_stats() const {
                "malformed {} bad-source {} unsupported {}",
                g.frames_in, g.frames_out, e.tcp_connects, e.tcp_refused, e.tcp_unreachable, e.udp_datagrams_out,
                e.udp_datagrams_in, g.dropped_malformed, g.dropped_bad_source, g.dropped_unsupported);
+  if (const auto* t = gateway_->tftp()) {
+    const auto& ts = t->stats();
+    spdlog::info("tftp: {} transfers, {} completed, {} timed out, {} aborted, {} retransmits, {} bytes; refused: {} "
+                 "not found, {} access, {} writes, {} busy, {} malformed",
+                 ts.transfers, ts.completed, ts.timed_out, ts.aborted, ts.retransmits, ts.bytes_sent, ts.not_found,
+                 ts.access_denied, ts.write_refused, ts.busy, ts.bad_requests);
+  }
   if (faults_) {
     // At warn level, as the faults' start-up line: whoever turned faults on
     // wants to see what they did.

@@ -15,8 +15,15 @@ struct FreeBlock {
 thread_local RxBlocks::Offer* current = nullptr;
 thread_local int withheld = 0;  // open Withhold scopes
 
-std::vector<FreeBlock>& free_list() {
-  thread_local std::vector<FreeBlock> list;
+// Owns the blocks on it (freed at thread exit).
+struct FreeList : std::vector<FreeBlock> {
+  ~FreeList() {
+    for (const auto& b : *this) ::operator delete(b.block);
+  }
+};
+
+FreeList& free_list() {
+  thread_local FreeList list;
   return list;
 }
 

@@ -23,8 +23,8 @@ constexpr const char* kAllowed[] = {
     // I/O on fds
     "read", "write", "readv", "writev", "pread64", "pwrite64", "close", "lseek", "fcntl", "ioctl", "dup", "dup2",
     "dup3", "fsync", "fdatasync", "ftruncate",
-    // files: the DNS hosts file, the configuration (SIGHUP), /proc, pcap
-    "open", "openat", "stat", "fstat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
+    // files: the DNS hosts file, the configuration (SIGHUP), /proc, pcap, TFTP
+    "open", "openat", "openat2", "stat", "fstat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
     "readlink", "readlinkat", "getdents64", "unlink", "unlinkat", "rmdir",
     // sockets
     "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",

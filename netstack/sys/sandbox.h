@@ -10,7 +10,8 @@
 //   2. PR_SET_NO_NEW_PRIVS: no exec can ever gain privileges;
 //   3. a seccomp filter (libseccomp, all threads) that allows the system
 //      calls of the data path, the control socket, the DNS proxy's file
-//      reads, pcap writes, SIGHUP reloads and signal handling, and - only
+//      reads, the TFTP server's (openat2 below its directory, pread), pcap
+//      writes, SIGHUP reloads and signal handling, and - only
 //      when namespace_helpers is set (`serve` with a control socket, whose
 //      add-port may open a TAP in a namespace) - the fork, setns and wait of
 //      the namespace helper (sys/netns.h). Nothing else: no execve, no

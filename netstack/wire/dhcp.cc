@@ -9,12 +9,15 @@
 #include "netstack/wire/dhcp.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace slipway::wire {
 
 namespace {
 
 constexpr size_t kChaddrOffset = 28;
+constexpr size_t kSnameOffset = 44;
+constexpr size_t kFileOffset = 108;
 
 // The options area up to End (or the buffer end); nullopt if any option runs
 // past the buffer.
@@ -138,6 +141,13 @@ std::optional<DhcpMessage> DhcpMessage::parse(Bytes p) {
   m.siaddr = Ipv4Addr::load(p, 20);
   m.giaddr = Ipv4Addr::load(p, 24);
   m.chaddr = MacAddr::load(p, kChaddrOffset);
+  auto field = [&](size_t at, size_t len) {
+    auto f = p.subspan(at, len);
+    auto nul = std::find(f.begin(), f.end(), std::byte{0});
+    return std::string(reinterpret_cast<const char*>(f.data()), static_cast<size_t>(nul - f.begin()));
+  };
+  m.sname = field(kSnameOffset, kSnameLen);
+  m.file = field(kFileOffset, kFileLen);
   if (load32(p, kFixedLen) != kMagicCookie) return std::nullopt;
 
   auto opts = validated_options(p);
@@ -180,6 +190,8 @@ std::optional<DhcpMessage> DhcpMessage::parse(Bytes p) {
   if (auto v = gather(*opts, dhcpopt::kHostname)) m.hostname = to_text(*v);
   if (auto v = gather(*opts, dhcpopt::kDomainName)) m.domain_name = to_text(*v);
   if (auto v = gather(*opts, dhcpopt::kMessage)) m.message = to_text(*v);
+  if (auto v = gather(*opts, dhcpopt::kTftpServerName)) m.tftp_server_name = to_text(*v);
+  if (auto v = gather(*opts, dhcpopt::kBootfileName)) m.bootfile_name = to_text(*v);
   if (auto v = gather(*opts, dhcpopt::kDomainSearch)) {
     auto names = decode_domain_search(*v);
     if (!names) return std::nullopt;
@@ -202,6 +214,8 @@ std::vector<std::byte> DhcpMessage::emit() const {
   siaddr.store(out, 20);
   giaddr.store(out, 24);
   chaddr.store(out, kChaddrOffset);
+  if (sname.size() < kSnameLen) std::memcpy(out.data() + kSnameOffset, sname.data(), sname.size());
+  if (file.size() < kFileLen) std::memcpy(out.data() + kFileOffset, file.data(), file.size());
   store32(out, kFixedLen, kMagicCookie);
 
   if (message_type != 0) put_u8(out, dhcpopt::kMessageType, message_type);
@@ -219,6 +233,8 @@ std::vector<std::byte> DhcpMessage::emit() const {
   }
   if (interface_mtu) put_u16(out, dhcpopt::kInterfaceMtu, *interface_mtu);
   put_text(out, dhcpopt::kMessage, message);
+  put_text(out, dhcpopt::kTftpServerName, tftp_server_name);
+  put_text(out, dhcpopt::kBootfileName, bootfile_name);
   if (requested_ip) put_u32(out, dhcpopt::kRequestedIp, requested_ip->value);
   if (!client_id.empty()) put_option(out, dhcpopt::kClientId, client_id);
   put_text(out, dhcpopt::kHostname, hostname);

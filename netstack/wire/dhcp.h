@@ -8,7 +8,8 @@
 // after End are ignored; a missing End is tolerated when the last option ends
 // exactly at the end of the buffer. Repeated instances of an option are
 // concatenated (RFC 3396). Option overload (52) is ignored: options in sname
-// and file are not read. Unknown options are skipped.
+// and file are not read (the fields are read as names). Unknown options are
+// skipped.
 //
 // emit() writes the fixed part, the cookie, every set option (message type
 // first; long values split into 255-byte pieces per RFC 3396), End, and pads
@@ -37,7 +38,8 @@ namespace dhcpopt {
 constexpr uint8_t kPad = 0, kSubnetMask = 1, kRouter = 3, kDns = 6, kHostname = 12, kDomainName = 15,
                   kInterfaceMtu = 26, kRequestedIp = 50, kLeaseTime = 51, kOverload = 52, kMessageType = 53,
                   kServerId = 54, kParameterRequestList = 55, kMessage = 56, kMaxMessageSize = 57,
-                  kRenewalTime = 58, kRebindingTime = 59, kClientId = 61, kDomainSearch = 119, kEnd = 255;
+                  kRenewalTime = 58, kRebindingTime = 59, kClientId = 61, kTftpServerName = 66, kBootfileName = 67,
+                  kDomainSearch = 119, kEnd = 255;
 }
 
 constexpr uint16_t kDhcpServerPort = 67;
@@ -60,6 +62,11 @@ struct DhcpMessage {
   uint16_t flags = 0;  // kFlagBroadcast
   Ipv4Addr ciaddr, yiaddr, siaddr, giaddr;
   MacAddr chaddr;  // the first 6 bytes of the 16-byte chaddr field
+  // The BOOTP header's server host name (64 bytes) and boot file name (128
+  // bytes), NUL-terminated: read up to the first NUL; emit() leaves a value
+  // that does not fit (with its NUL) out.
+  std::string sname, file;
+  static constexpr size_t kSnameLen = 64, kFileLen = 128;
 
   // Client options.
   uint8_t message_type = 0;  // 0: absent (plain BOOTP)
@@ -77,6 +84,8 @@ struct DhcpMessage {
   std::string domain_name;
   std::vector<std::string> domain_search;  // option 119, RFC 3397 encoding
   std::string message;                     // option 56
+  std::string tftp_server_name;            // option 66 (RFC 2132 §9.4)
+  std::string bootfile_name;               // option 67 (RFC 2132 §9.5)
 
   static std::optional<DhcpMessage> parse(Bytes udp_payload);
   std::vector<std::byte> emit() const;

@@ -18,6 +18,24 @@ std::optional<TcpSegment> TcpSegment::parse(Bytes l4) {
   return TcpSegment{l4};
 }
 
+bool tcp_options_well_formed(Bytes options) {
+  constexpr uint8_t kEol = 0, kNop = 1;
+  size_t i = 0;
+  while (i < options.size()) {
+    uint8_t kind = load8(options, i);
+    if (kind == kEol) return true;
+    if (kind == kNop) {
+      ++i;
+      continue;
+    }
+    if (i + 1 >= options.size()) return false;
+    uint8_t len = load8(options, i + 1);
+    if (len < 2 || i + len > options.size()) return false;
+    i += len;
+  }
+  return true;
+}
+
 namespace {
 
 // The header and payload with a zero checksum; returns their length.

@@ -46,6 +46,13 @@ class TcpSegment {
   Bytes data_;
 };
 
+// True if every option in `options` (a header's option bytes) is whole:
+// EOL ends the list, NOP is one byte, any other kind has a length byte of
+// at least 2 that keeps it within the options. A list that is not is
+// dropped before lwIP sees it (lwIP 2.1.3's tcp_parseopt reads one byte past
+// the header for a kind whose length byte is missing).
+bool tcp_options_well_formed(Bytes options);
+
 struct TcpHeaderFields {
   uint16_t src_port = 0, dst_port = 0;
   uint32_t seq = 0, ack = 0;

@@ -2,7 +2,7 @@
 // frames (fuzz_common.h's records) that a guest sends on an in-memory link
 // to a whole Stack: Ethernet, ARP, IPv4 and IPv6 (fragments, extension
 // headers), ICMP, ICMPv6/NDP, DHCPv4/v6, UDP and TCP into lwIP and the
-// flows, DNS to the proxy. The Stack lives for the whole run (lwIP's state
+// flows, DNS to the proxy, TFTP to the gateway's server. The Stack lives for the whole run (lwIP's state
 // is global), so state carries over between inputs as it would in a long
 // session; the clock advances 100 ms per frame so timers and leases move.
 // Runs in a private network namespace (fuzz_common.h), whose loopback has
@@ -15,8 +15,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <memory>
+#include <string>
 
 #include "fuzz_common.h"
 #include "netstack/link/memory_port.h"
@@ -26,6 +31,8 @@
 using namespace slipway;
 
 namespace {
+
+std::string g_tftp_root;  // the TFTP server's directory, removed at exit
 
 struct Rig {
   uv_loop_t loop;
@@ -67,6 +74,19 @@ struct Rig {
     // An upstream on the namespace's loopback where nothing answers.
     c.dns_config.upstreams = {{"127.0.0.1", 53}};
     c.dns_config.static_names["fuzz.test"] = {"10.0.2.99", "fd00::99"};
+    // The TFTP server at the gateway (port 69), with one file to serve,
+    // named as the boot file in DHCP.
+    char tftp_dir[] = "/tmp/slipway-fuzz-frame-tftp.XXXXXX";
+    if (mkdtemp(tftp_dir) != nullptr) {
+      g_tftp_root = tftp_dir;
+      std::ofstream(g_tftp_root + "/boot.ipxe") << "#!ipxe\n" << std::string(3000, 'x');
+      c.gateway.tftp_root = g_tftp_root;
+      c.gateway.boot_file = "boot.ipxe";
+      std::atexit([] {
+        (void)unlink((g_tftp_root + "/boot.ipxe").c_str());
+        (void)rmdir(g_tftp_root.c_str());
+      });
+    }
     auto clk = std::make_unique<sys::ManualClock>();
     clock = clk.get();
     stack = std::make_unique<stack::Stack>(&loop, std::move(b), c, std::move(clk));

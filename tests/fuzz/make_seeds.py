@@ -146,6 +146,8 @@ def frame_seeds():
                dhcp4(3, extra=bytes([50, 4]) + GUEST + bytes([54, 4]) + GW))
     write("frame", "dhcp", records(eth(BCAST, 0x0800, ipv4(b"\0" * 4, b"\xff" * 4, 17, disc)),
                                    eth(BCAST, 0x0800, ipv4(b"\0" * 4, b"\xff" * 4, 17, req))))
+    rrq = udp4(GUEST, 2000, GW, 69, tftp_rrq(b"boot.ipxe", opts=((b"blksize", b"1400"), (b"tsize", b"0"))))
+    write("frame", "tftp", records(eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 17, rrq))))
     ping = icmp4(8, 0, 0x00010001, b"slipway-fuzz-ping")
     write("frame", "icmp", records(eth(GW_MAC, 0x0800, ipv4(GUEST, GW, 1, ping)),
                                    eth(GW_MAC, 0x0800, ipv4(GUEST, bytes([192, 0, 2, 1]), 1, ping))))
@@ -346,7 +348,36 @@ def portfwd_seeds():
     write("portfwd", "agent-all", b"\x03" + report)
 
 
+def tftp_rrq(name, mode=b"octet", opts=(), op=1):
+    m = struct.pack("!H", op) + name + b"\0" + mode + b"\0"
+    for k, v in opts:
+        m += k + b"\0" + v + b"\0"
+    return m
+
+
+def tftp_seeds():
+    ack = lambda n: struct.pack("!HH", 4, n)
+    write("tftp", "rrq-acks", records(
+        b"\x00" + tftp_rrq(b"sub/file"), b"\x01" + ack(1), b"\x01" + ack(1), b"\x01" + ack(2),
+        b"\x01" + ack(3), b"\x01" + ack(4), b"\x01" + ack(5), b"\x01" + ack(6), b"\x01" + ack(7),
+        b"\x01" + ack(8), b"\x01" + ack(9), b"\x01" + ack(10)))
+    write("tftp", "oack-blksize-tsize", records(
+        b"\x00" + tftp_rrq(b"/sub/file", opts=((b"blksize", b"1400"), (b"tsize", b"0"), (b"timeout", b"2"))),
+        b"\x01" + ack(0), b"\x01" + ack(1), b"\x01" + ack(2), b"\x01" + ack(3), b"\x01" + ack(4)))
+    write("tftp", "netascii", records(b"\x00" + tftp_rrq(b"lines", b"netascii"), b"\x01" + ack(1),
+                                      b"\x01" + ack(2), b"\x01" + ack(3), b"\x01" + ack(4), b"\x01" + ack(5)))
+    write("tftp", "refusals", records(
+        b"\x00" + tftp_rrq(b"../etc/passwd"), b"\x00" + tftp_rrq(b"out"), b"\x00" + tftp_rrq(b"fifo"),
+        b"\x00" + tftp_rrq(b"sub"), b"\x00" + tftp_rrq(b"x", op=2), b"\x00" + tftp_rrq(b"small", b"mail"),
+        b"\x00" + b"\x00\x01abc", b"\x00" + ack(1)))
+    write("tftp", "timeouts", records(
+        b"\x00" + tftp_rrq(b"small"), b"\x04" + tftp_rrq(b"small"), b"\x08" + tftp_rrq(b"lines"),
+        b"\x0c" + tftp_rrq(b"sub/file"), b"\x00" + tftp_rrq(b"small"), b"\x02\x0a", b"\x02\x0a", b"\x02\x0a",
+        b"\x02\x0a", b"\x02\x0a", b"\x02\x0a", b"\x02\x1e", b"\x01" + struct.pack("!HH", 5, 0) + b"stop\0"))
+
+
 def main():
+    tftp_seeds()
     frame_seeds()
     dhcp_seeds()
     dns_seeds()

@@ -72,6 +72,9 @@ auto = false
 exclude = [22, 2049]
 agent_port = 7000
 source = "gateway"
+[tftp]
+directory = ""  # mirrored mode takes none (test_tftp_server.cc)
+boot_file = ""
 [limits]
 max_tcp_flows = 100
 max_udp_flows = 50
@@ -228,7 +231,7 @@ TEST_CASE("config: errors name file, line, column, key and what is allowed", "[c
   SECTION("unknown table") {
     auto e = must_fail("[netwrok]\nmtu = 1\n");
     CHECK(std::string(e.what()) ==
-          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, limits, egress, "
+          "t.toml:1:2: netwrok: unknown key; allowed: mode, engine, network, ipv6, dns, forwarding, tftp, limits, egress, "
           "sandbox, faults, log, control, "
           "dhcp, serve, mirrored");
   }

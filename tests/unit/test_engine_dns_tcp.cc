@@ -2,13 +2,15 @@
 // played by hand against the engine's DNS address, with a resolver that
 // answers or drops each query as the DNS proxy does. What a hostile guest
 // may do: queries that are dropped, a client trickling bytes, many
-// sessions at once.
+// sessions at once. And the line service (portfwd-agent's reports), served
+// the same way.
 #include <catch2/catch.hpp>
 #include <vector>
 
 #include "engine_rig.h"
 #include "guest_tcp.h"
 #include "netstack/engine/dns_tcp_session.h"
+#include "netstack/engine/line_session.h"
 
 using namespace slipway;
 using namespace slipway::test;
@@ -139,4 +141,59 @@ TEST_CASE("engine: DNS over TCP: sessions past the limit get RST at once, and co
     again.poll();
     return again.established;
   }));
+}
+
+TEST_CASE("engine: DNS over TCP: a FIN after part of a query resets the session without touching a freed pcb",
+          "[engine][dns]") {
+  // The session aborts its pcb inside lwIP's receive callback (unread input
+  // makes it reset); the callback must then say ERR_ABRT, or lwIP goes on
+  // using the freed pcb (found by fuzz_frame under ASan).
+  EngineRig rig;
+  size_t answered = 0, dropped = 0;
+  serve_dns(rig, &answered, &dropped);
+  GuestTcp g(rig, kGuest4, 41002, rig.engine().config().nat.dns, kDnsPort);
+  g.syn(100);
+  REQUIRE(rig.run_until([&] {
+    g.poll();
+    return g.established;
+  }));
+  g.send(std::vector<std::byte>{std::byte{0}});  // half a length prefix
+  g.fin();
+  CHECK(rig.run_until([&] {
+    g.poll();
+    return g.got_rst;
+  }));
+  CHECK(rig.engine().served_session_count() == 0);
+  // The engine still serves DNS over TCP.
+  GuestTcp h(rig, kGuest4, 41003, rig.engine().config().nat.dns, kDnsPort);
+  h.syn(500);
+  auto q = framed(9, 12);
+  h.send(q);
+  CHECK(rig.run_until([&] {
+    h.poll();
+    return h.received.size() >= q.size();
+  }));
+}
+
+TEST_CASE("engine: line service: a line over the bound resets the session without touching a freed pcb",
+          "[engine][dns]") {
+  // The same pattern as DNS over TCP: the session aborts inside lwIP's
+  // receive callback, which must then say ERR_ABRT.
+  EngineRig rig;
+  size_t lines = 0;
+  constexpr uint16_t kLinePort = 7777;
+  rig.engine().set_line_service(kLinePort, [&](std::string_view) { lines++; });
+  GuestTcp g(rig, kGuest4, 41010, rig.engine().config().nat.gateway, kLinePort);
+  g.syn(100);
+  REQUIRE(rig.run_until([&] {
+    g.poll();
+    return g.established;
+  }));
+  g.send(std::vector<std::byte>(engine::LineSession::kMaxLine + 4096, std::byte{'x'}));
+  CHECK(rig.run_until([&] {
+    g.poll();
+    return g.got_rst;
+  }));
+  CHECK(lines == 0);
+  CHECK(rig.engine().served_session_count() == 0);
 }

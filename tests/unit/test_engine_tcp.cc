@@ -562,6 +562,21 @@ TEST_CASE_METHOD(GuestConnection, "engine: a guest RST resets the host socket", 
   CHECK(rig.out.size() == before);  // nothing back to the guest for its RST
 }
 
+TEST_CASE_METHOD(GuestConnection, "engine: guest data to a host that reset is answered with RST without touching a freed pcb",
+                 "[engine][tcp]") {
+  // The host write fails inside lwIP's receive callback, where the flow
+  // aborts its pcb; the callback must say ERR_ABRT, or lwIP goes on using
+  // the freed pcb (ASan: heap-use-after-free in tcp_output).
+  open();
+  linger lg{1, 0};
+  REQUIRE(setsockopt(host.fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+  host.fd.reset();  // RST, before the engine has read it
+  g.send(bytes_of("data for a host that is gone"));
+  g.poll();  // straight into the engine: its host write fails
+  REQUIRE(converse(rig, g, nullptr, [&] { return g.got_rst; }));
+  CHECK(rig.run_until([&] { return rig.engine().tcp_flow_count() == 0; }));
+}
+
 TEST_CASE_METHOD(GuestConnection, "engine: a host reset sends RST to the guest", "[engine][tcp]") {
   open();
   const auto data = bytes_of("some data first");

@@ -125,6 +125,23 @@ TEST_CASE("TcpSegment rejects bad data offsets and short segments", "[wire]") {
   REQUIRE_FALSE(TcpSegment::parse(big));
 }
 
+TEST_CASE("tcp_options_well_formed accepts whole options and refuses a missing or bad length", "[wire]") {
+  auto ok = [](std::vector<uint8_t> v) {
+    std::vector<std::byte> b;
+    for (auto c : v) b.push_back(std::byte{c});
+    return tcp_options_well_formed(b);
+  };
+  CHECK(ok({}));
+  CHECK(ok({2, 4, 0x05, 0xb4, 1, 3, 3, 7}));         // MSS, NOP, window scale
+  CHECK(ok({1, 1, 0, 0xb4}));                        // EOL: the rest is not read
+  CHECK(ok({0xfe, 3, 5, 1}));                        // an unknown kind skipped by its length, then NOP
+  CHECK_FALSE(ok({0xfe, 3, 5, 0xb4}));               // a kind whose length byte is missing (fuzz_frame)
+  CHECK_FALSE(ok({2, 4, 0x05}));                     // running past the options
+  CHECK_FALSE(ok({8, 0, 1, 1}));                     // length 0
+  CHECK_FALSE(ok({8, 1, 1, 1}));                     // length 1
+  CHECK_FALSE(ok({2}));
+}
+
 TEST_CASE("emit_tcp writes a RST that parses back", "[wire]") {
   TcpHeaderFields f;
   f.src_port = 80;
