@@ -169,6 +169,10 @@ ControlServer::Handler stack_handler(stack::Stack& stack, PortOpener open_port) 
                 {"buffer_waits", e.buffer_waits},
                 {"link_waits", e.link_waits},
                 {"memory_trims", e.memory_trims},
+                {"tcp_recoveries", e.tcp_recoveries},
+                {"tcp_recovery_retransmits", e.tcp_recovery_retransmits},
+                {"tcp_loss_probes", e.tcp_loss_probes},
+                {"tcp_timeouts", e.tcp_timeouts},
                 {"egress_denied", e.egress_denied + g.icmp_echo_denied}};
       const auto& c = stack.config();
       s["limits"] = {{"max_tcp_flows", c.max_tcp_flows},

@@ -95,6 +95,10 @@ struct EngineStats {
   uint64_t link_waits = 0;       // times a flow stopped reading for the guest's link (set_link_ready)
   uint64_t memory_trims = 0;     // free memory returned to the system after a flood
   uint64_t egress_denied = 0;  // SYNs and datagrams the egress policy denied
+  // Loss recovery of the TCP data sent to the guest (lwIP engine; 0 on
+  // slirp): fast recoveries entered, segments they retransmitted, loss
+  // probes sent, and retransmission time-outs.
+  uint64_t tcp_recoveries = 0, tcp_recovery_retransmits = 0, tcp_loss_probes = 0, tcp_timeouts = 0;
 };
 
 // One flow as the control API lists it.

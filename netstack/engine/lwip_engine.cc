@@ -183,6 +183,22 @@ struct EngineCallbacks {
 
   static void on_lwip_timer(uv_timer_t*) { sys_check_timeouts(); }
 
+  // Before the loop polls (so after any timer callback, lwIP's own
+  // included, that fed lwIP or ran its timeouts): arm the lwIP timer for
+  // lwIP's next timeout. Armed only after polling (uv_check), a timeout
+  // that a timer callback re-armed (lwIP's TCP timer re-arms itself from
+  // its callback) waited for the next I/O event or housekeeping tick, up to
+  // a second: with a quiet link that delayed every retransmission.
+  static void on_prepare(uv_prepare_t* p) {
+    auto* e = static_cast<LwipEngine*>(p->data);
+    u32_t sleep = sys_timeouts_sleeptime();
+    if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
+      uv_timer_stop(e->lwip_timer_);
+    } else {
+      uv_timer_start(e->lwip_timer_, on_lwip_timer, sleep, 0);
+    }
+  }
+
   // After every loop iteration: lwIP may have armed new timeouts.
   static void on_check(uv_check_t* c) {
     auto* e = static_cast<LwipEngine*>(c->data);
@@ -205,12 +221,7 @@ struct EngineCallbacks {
     e->dead_dns_sessions_.clear();
     e->dead_line_sessions_.clear();
     e->resume_waiting_flows();
-    u32_t sleep = sys_timeouts_sleeptime();
-    if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
-      uv_timer_stop(e->lwip_timer_);
-    } else {
-      uv_timer_start(e->lwip_timer_, on_lwip_timer, sleep, 0);
-    }
+    // lwIP's next timeout is armed by on_prepare, before the next poll.
   }
 
   static void on_housekeeping(uv_timer_t* t) {
@@ -235,6 +246,12 @@ LwipEngine::LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig co
   // lwIP's timeouts are global and may have been armed on an earlier
   // engine's clock: count them from this one.
   sys_restart_timeouts();
+#if SLIPWAY_TCP_RECOVERY
+  recovery_base_[0] = slipway_tcp_recovery.recoveries;
+  recovery_base_[1] = slipway_tcp_recovery.fast_rexmits;
+  recovery_base_[2] = slipway_tcp_recovery.rtos;
+  recovery_base_[3] = slipway_tcp_recovery.probes;
+#endif
   read_buffer_.resize(256 * 1024);
   flow_tokens_ = config_.max_new_flows_per_second;  // a full second's worth to start with
   tokens_at_ = clock_.now_ms();
@@ -280,11 +297,27 @@ LwipEngine::LwipEngine(uv_loop_t* loop, const sys::Clock& clock, EngineConfig co
   check_->data = this;
   uv_check_start(check_, EngineCallbacks::on_check);
   uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(loop_, prepare_);
+  prepare_->data = this;
+  uv_prepare_start(prepare_, EngineCallbacks::on_prepare);
+  uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
   housekeeping_timer_ = new uv_timer_t;
   uv_timer_init(loop_, housekeeping_timer_);
   housekeeping_timer_->data = this;
   uv_timer_start(housekeeping_timer_, EngineCallbacks::on_housekeeping, kHousekeepingMs, kHousekeepingMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_timer_));
+}
+
+const EngineStats& LwipEngine::stats() const {
+#if SLIPWAY_TCP_RECOVERY
+  // lwIP counts loss recovery for all its connections (patches/0004).
+  stats_.tcp_recoveries = slipway_tcp_recovery.recoveries - recovery_base_[0];
+  stats_.tcp_recovery_retransmits = slipway_tcp_recovery.fast_rexmits - recovery_base_[1];
+  stats_.tcp_timeouts = slipway_tcp_recovery.rtos - recovery_base_[2];
+  stats_.tcp_loss_probes = slipway_tcp_recovery.probes - recovery_base_[3];
+#endif
+  return stats_;
 }
 
 LwipEngine::~LwipEngine() {
@@ -326,6 +359,7 @@ LwipEngine::~LwipEngine() {
 
   close_and_free(lwip_timer_);
   close_and_free(check_);
+  close_and_free(prepare_);
   close_and_free(housekeeping_timer_);
   g_engine = nullptr;
   g_clock = nullptr;

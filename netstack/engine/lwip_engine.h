@@ -150,7 +150,7 @@ class LwipEngine final : public Engine, private FlowHost {
   void set_guest_identity(std::function<uint32_t()> who) override { guest_of_input_ = std::move(who); }
   std::vector<std::byte>& read_buffer() override { return read_buffer_; }
   const EngineConfig& config() const override { return config_; }
-  const EngineStats& stats() const override { return stats_; }
+  const EngineStats& stats() const override;
   size_t tcp_flow_count() const override { return tcp_flows_.size(); }
   // DNS and line sessions, and those services' handshakes under way.
   size_t served_session_count() const {
@@ -232,7 +232,8 @@ class LwipEngine final : public Engine, private FlowHost {
   const sys::Clock& clock_;
   EngineConfig config_;
   Output output_;
-  EngineStats stats_;
+  mutable EngineStats stats_;  // stats() copies lwIP's loss-recovery counters in
+  uint64_t recovery_base_[4] = {};  // those counters when this engine started
   std::unique_ptr<struct netif> netif_;
   struct tcp_pcb* listener_ = nullptr;
   struct udp_pcb* udp_receiver_ = nullptr;
@@ -240,6 +241,7 @@ class LwipEngine final : public Engine, private FlowHost {
   // Timer handles are heap-allocated and freed in their close callbacks.
   uv_timer_t* lwip_timer_;
   uv_check_t* check_;
+  uv_prepare_t* prepare_;  // arms lwip_timer_ before each poll
   uv_timer_t* housekeeping_timer_;
   std::vector<std::byte> out_buffer_;
   bool link_csum_ = false;  // set_link_offloads()

@@ -283,8 +283,11 @@ void Stack::log_stats() const {
       return fmt::format("{} frames, {} lost, {} corrupted, {} duplicated, {} reordered, {} delayed", f.frames, f.lost,
                          f.corrupted, f.duplicated, f.reordered, f.delayed);
     };
-    spdlog::warn("link faults: to the guest {}; from the guest {}; gateway dropped {} with bad checksums",
-                 line(faults_->to_inner_stats()), line(faults_->from_inner_stats()), g.dropped_bad_checksum);
+    spdlog::warn(
+        "link faults: to the guest {}; from the guest {}; gateway dropped {} with bad checksums; TCP to the guest "
+        "recovered in {} fast recoveries ({} segments retransmitted), {} loss probes and {} retransmission time-outs",
+        line(faults_->to_inner_stats()), line(faults_->from_inner_stats()), g.dropped_bad_checksum, e.tcp_recoveries,
+        e.tcp_recovery_retransmits, e.tcp_loss_probes, e.tcp_timeouts);
   }
 }
 

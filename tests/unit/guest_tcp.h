@@ -13,7 +13,13 @@
 // every segment the engine sent on this connection, for assertions.
 //
 // To make the engine retransmit, `drop_data_segments` loses the next data
-// segments it sends (as if the link had dropped them).
+// segments it sends (as if the link had dropped them), and `drop_offsets`
+// loses the first segment to carry each of the given stream offsets.
+//
+// As a Linux guest does, `reassemble` keeps out-of-order data and ACKs every
+// data segment at once (so that a hole draws duplicate ACKs), and `sack`
+// (which implies it) offers SACK in the SYN and puts SACK blocks (RFC 2018,
+// at most three, the lowest first) on those ACKs.
 //
 // What it checks as it goes (counters for the test to assert on): TCP
 // checksums, data beyond the window it advertised, segments out of order.
@@ -25,6 +31,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,6 +60,10 @@ class GuestTcp {
   bool complete_handshake = true;   // false: never ACK the SYN-ACK
   bool auto_ack = true;             // ACK what arrives
   size_t drop_data_segments = 0;    // the next N data segments are lost on the way
+  std::set<size_t> drop_offsets;    // the first segment carrying each offset is lost
+  bool reassemble = false;          // keep out-of-order data, ACK each data segment
+  bool sack = false;                // offer SACK and send SACK blocks (implies reassemble)
+  std::vector<std::pair<uint32_t, uint32_t>> false_sacks;  // stream offsets [first, second) claimed too
 
   // State.
   uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
@@ -85,6 +97,9 @@ class GuestTcp {
     wire::store8(opts, 5, 3);  // window scale
     wire::store8(opts, 6, 3);
     wire::store8(opts, 7, wscale);
+    if (sack) {
+      for (uint8_t b : {1, 1, 4, 2}) opts.push_back(std::byte{b});  // NOP NOP SACK-permitted
+    }
     transmit(iss, 0, wire::tcpflag::kSyn, 0xffff, opts, {});
   }
   // Queues data, sent by poll() as the window allows.
@@ -92,7 +107,7 @@ class GuestTcp {
   // FIN once every queued byte is sent.
   void fin() { fin_wanted_ = true; }
   void rst() { transmit(snd_nxt, rcv_nxt, wire::tcpflag::kRst | wire::tcpflag::kAck, 0, {}, {}); }
-  void ack() { transmit(snd_nxt, rcv_nxt, wire::tcpflag::kAck, window_field(), {}, {}); }
+  void ack() { transmit(snd_nxt, rcv_nxt, wire::tcpflag::kAck, window_field(), sack_blocks(), {}); }
   // Completes a handshake held back with complete_handshake = false.
   void complete() {
     complete_handshake = established = true;
@@ -141,10 +156,18 @@ class GuestTcp {
       if (!seg || seg->src_port() != remote_port_ || seg->dst_port() != guest_port_) continue;
       if (!l4_checksum_ok(p->src, p->dst, wire::ipproto::kTcp, p->l4())) bad_checksums++;
       progress = true;
-      must_ack |= take(*seg);
+      bool data = !seg->payload().empty();
+      bool want = take(*seg);
+      if (want && data && auto_ack && (reassemble || sack)) {
+        ack();  // every data segment, at once
+      } else {
+        must_ack |= want;
+      }
     }
     if (established) progress |= transmit_queued();
-    if (auto_ack && established && (rcv_nxt != rcv_before || must_ack) && !sent_data_this_poll_) ack();
+    bool acks_each = reassemble || sack;
+    if (auto_ack && established && ((rcv_nxt != rcv_before && !acks_each) || must_ack) && !sent_data_this_poll_)
+      ack();
     sent_data_this_poll_ = false;
     return progress;
   }
@@ -185,6 +208,15 @@ class GuestTcp {
       lost++;
       return false;
     }
+    if (!seg.payload().empty()) {
+      const uint32_t begin = seg.seq() - (irs + 1), end = begin + static_cast<uint32_t>(seg.payload().size());
+      auto hit = drop_offsets.lower_bound(begin);
+      if (hit != drop_offsets.end() && *hit < end) {
+        drop_offsets.erase(hit);
+        lost++;
+        return false;
+      }
+    }
     bool want_ack = false;
     wire::Bytes data = seg.payload();
     uint32_t seq = seg.seq();
@@ -193,6 +225,7 @@ class GuestTcp {
       int32_t skip = static_cast<int32_t>(rcv_nxt - seq);
       if (skip < 0) {
         out_of_order++;
+        if (reassemble || sack) ooo_.emplace(seq - (irs + 1), std::vector<std::byte>(data.begin(), data.end()));
         return true;
       }
       if (static_cast<size_t>(skip) < data.size()) {
@@ -205,6 +238,7 @@ class GuestTcp {
         received.insert(received.end(), data.begin(), data.end());
         rcv_nxt += static_cast<uint32_t>(data.size());
         if (!app_reading) unread += data.size();
+        take_reassembled();
       }
       seq = seg.seq() + static_cast<uint32_t>(seg.payload().size());
     }
@@ -231,6 +265,47 @@ class GuestTcp {
       if (kind == 3 && len == 3) peer_wscale = wire::load8(o, i + 2);
       i += len;
     }
+  }
+
+  // Moves out-of-order data that now follows rcv_nxt into `received`.
+  void take_reassembled() {
+    while (!ooo_.empty()) {
+      auto it = ooo_.begin();
+      const uint32_t at = rcv_nxt - (irs + 1);
+      if (it->first > at) break;
+      const size_t skip = at - it->first;
+      if (skip < it->second.size()) {
+        received.insert(received.end(), it->second.begin() + static_cast<std::ptrdiff_t>(skip), it->second.end());
+        rcv_nxt += static_cast<uint32_t>(it->second.size() - skip);
+        if (!app_reading) unread += it->second.size() - skip;
+      }
+      ooo_.erase(it);
+    }
+  }
+
+  // NOP NOP and up to three SACK blocks for the out-of-order data held.
+  std::vector<std::byte> sack_blocks() const {
+    std::vector<std::byte> o;
+    if (!sack || (ooo_.empty() && false_sacks.empty())) return o;
+    std::vector<std::pair<uint32_t, uint32_t>> blocks = false_sacks;  // offsets [first, second)
+    for (const auto& [off, bytes] : ooo_) {
+      const uint32_t end = off + static_cast<uint32_t>(bytes.size());
+      if (!blocks.empty() && blocks.size() > false_sacks.size() && off <= blocks.back().second)
+        blocks.back().second = std::max(blocks.back().second, end);
+      else
+        blocks.emplace_back(off, end);
+    }
+    if (blocks.size() > 3) blocks.resize(3);
+    o.resize(2 + 2 + 8 * blocks.size());
+    wire::store8(o, 0, 1);
+    wire::store8(o, 1, 1);
+    wire::store8(o, 2, 5);
+    wire::store8(o, 3, static_cast<uint8_t>(2 + 8 * blocks.size()));
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      wire::store32(o, 4 + 8 * i, irs + 1 + blocks[i].first);
+      wire::store32(o, 8 + 8 * i, irs + 1 + blocks[i].second);
+    }
+    return o;
   }
 
   uint16_t window_field() const {
@@ -282,6 +357,7 @@ class GuestTcp {
   IpAddr remote_;
   uint16_t remote_port_;
   size_t cursor_ = 0;  // next packet of rig_.out to look at
+  std::map<uint32_t, std::vector<std::byte>> ooo_;  // out-of-order data by stream offset
   std::vector<std::byte> to_send_;
   size_t sent_ = 0;
   bool fin_wanted_ = false, fin_sent_ = false;

@@ -102,6 +102,23 @@
 #define TCP_MAXRTX 12
 #define TCP_SYNMAXRTX 6
 #define LWIP_TCP_KEEPALIVE 1
+/* patches/0004-loss-recovery.patch: the TCP timer ticks every 25 ms (the
+ * slow timer, which counts retransmission time-outs, every 50 ms) while a
+ * connection has a retransmission timer or a delayed ACK running, and
+ * sleeps 250 ms at a time otherwise; the RTO is at least 200 ms (Linux's
+ * minimum). lwIP's own ticks (250 and 500 ms) gave an RTO of 1 to 1.5 s on
+ * a sub-millisecond link. */
+#define SLIPWAY_TCP_TIMER 1
+#if SLIPWAY_TCP_TIMER
+#define TCP_TMR_INTERVAL 25
+#define SLIPWAY_TCP_IDLE_MS 250
+#define SLIPWAY_TCP_MIN_RTO_MS 200
+#endif
+/* ... and the sender recovers from loss with the guest's SACK blocks,
+ * NewReno's partial ACKs and a loss probe, instead of Reno's one segment
+ * per fast recovery. Either macro may be set to 0 (lwIP's own behaviour;
+ * the engine's loss-recovery counters then stay 0). */
+#define SLIPWAY_TCP_RECOVERY 1
 #define LWIP_CALLBACK_API 1
 #define LWIP_EVENT_API 0
 #define TCP_CALCULATE_EFF_SEND_MSS 1
@@ -134,7 +151,9 @@
 
 /* slipway's hooks and patches: transparent termination
  * (patches/0001-transparent-termination.patch), a new SYN recycling a
- * TIME-WAIT 4-tuple (patches/0002-timewait-recycle.patch), TSO (0003). */
+ * TIME-WAIT 4-tuple (patches/0002-timewait-recycle.patch), TSO (0003),
+ * loss recovery and finer TCP timers (0004, SLIPWAY_TCP_RECOVERY and
+ * SLIPWAY_TCP_TIMER above). */
 #define SLIPWAY_TRANSPARENT 1
 #define SLIPWAY_TIMEWAIT_RECYCLE 1
 /* patches/0003-tso-no-fragment.patch: a TCP segment longer than the MTU is
