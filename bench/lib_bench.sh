@@ -53,7 +53,7 @@ ALL_SYSTEMS=(loopback veth slirp4netns pasta slipway slipway_slirp)
 declare -A GUEST_PORT=([iperf]=5201 [http]=8080 [sockperf]=11111)
 declare -A PUBLISH_BASE=([slirp4netns]=22000 [pasta]=23000 [slipway]=24000 [slipway_slirp]=25000)
 declare -A PUBLISH_OFFSET=([iperf]=1 [http]=2 [sockperf]=3)
-LOOPBACK_BASE=25000
+LOOPBACK_BASE=26000  # apart from every PUBLISH_BASE
 
 # -------------------------------------------------------------- records
 # Every figure becomes one JSON line in $RAW (bench/report.py reads it).
