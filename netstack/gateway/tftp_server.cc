@@ -205,6 +205,14 @@ void TftpServer::on_request(const engine::IpAddr& guest, uint16_t guest_port, wi
   transmit(ref, now);
 }
 
+bool TftpServer::fail_read(Session& s) {
+  spdlog::warn("tftp: reading '{}': {}", s.name, std::strerror(errno));
+  send_(s.guest, s.guest_port, s.tid, wire::emit_tftp_error(wire::tftperr::kNotDefined, "read error"));
+  stats_.aborted++;
+  erase(s.tid);  // s is gone from here on
+  return false;
+}
+
 bool TftpServer::fill_block(Session& s) {
   s.packet.resize(kTftpHeader + s.blksize);
   wire::emit_tftp_data_header(s.packet, static_cast<uint16_t>(s.block));
@@ -215,13 +223,7 @@ bool TftpServer::fill_block(Session& s) {
     while (n < s.blksize) {
       ssize_t r = ::pread(s.file.get(), out + n, s.blksize - n, static_cast<off_t>(at + n));
       if (r < 0 && errno == EINTR) continue;
-      if (r < 0) {
-        spdlog::warn("tftp: reading '{}': {}", s.name, std::strerror(errno));
-        send_(s.guest, s.guest_port, s.tid, wire::emit_tftp_error(wire::tftperr::kNotDefined, "read error"));
-        stats_.aborted++;
-        erase(s.tid);
-        return false;
-      }
+      if (r < 0) return fail_read(s);
       if (r == 0) break;
       n += static_cast<size_t>(r);
     }
@@ -234,13 +236,7 @@ bool TftpServer::fill_block(Session& s) {
     while (n < s.blksize) {
       ssize_t r = ::pread(s.file.get(), chunk, std::min(sizeof chunk, s.blksize - n), static_cast<off_t>(s.offset));
       if (r < 0 && errno == EINTR) continue;
-      if (r < 0) {
-        spdlog::warn("tftp: reading '{}': {}", s.name, std::strerror(errno));
-        send_(s.guest, s.guest_port, s.tid, wire::emit_tftp_error(wire::tftperr::kNotDefined, "read error"));
-        stats_.aborted++;
-        erase(s.tid);
-        return false;
-      }
+      if (r < 0) return fail_read(s);
       if (r == 0) break;
       // Translate until the block is full; what was not used is read again.
       ssize_t used = 0;

@@ -130,6 +130,9 @@ class TftpServer {
   void on_transfer(Session& s, wire::Bytes payload, uint64_t now);
   // Reads block `s.block` into s.packet; false on a read error (sent as ERROR).
   bool fill_block(Session& s);
+  // The file could not be read (errno): ERROR to the guest, the transfer
+  // ends (s is erased). Returns false, for fill_block.
+  bool fail_read(Session& s);
   void transmit(Session& s, uint64_t now);
   void refuse(const engine::IpAddr& guest, uint16_t guest_port, uint16_t code, const std::string& message);
   std::optional<uint16_t> pick_port();
