@@ -70,12 +70,16 @@ for k, v in st.items():
 print(sys.argv[2] + " " + " ".join(f"{k}={v}" for k, v in flat.items()))
 EOF
 }
-fresh() {  # a new connection must work within 2 s
+# A new connection must work within 3 s: slipway has drained by then (see
+# drain), but the host's test server (one Python thread) may still be taking
+# the flood's reset connections off its listen queue, and a host connect
+# dropped there is retried by the host's kernel after 1 s.
+fresh() {
   python3 -c "
 import socket, time, sys
 t = time.time()
 try:
-    socket.create_connection(('$GW', $HOLD), timeout=2).close(); print(f'fresh_connect_ms={int((time.time() - t) * 1000)}')
+    socket.create_connection(('$GW', $HOLD), timeout=3).close(); print(f'fresh_connect_ms={int((time.time() - t) * 1000)}')
 except OSError as e:
     print(f'FAIL: a new connection after the flood: {e}')"
 }
@@ -113,7 +117,7 @@ start_transfer
 # test host's limit, not what the test checks.
 python3 "\$F" syn --dst "\$GW" --port "\$HOLD" --count "\$FLOOD_SYNS" --seconds 40 --min-seconds 2.5 >syn.out &
 p=\$!; sleep 2; echo "syn_rss_during_kb=\$(rss)"; wait \$p; cat syn.out
-fresh; drain syn; echo "syn_rss_after_kb=\$(rss)"
+drain syn; fresh; echo "syn_rss_after_kb=\$(rss)"
 stats syn-stats
 # 2. UDP flood.
 python3 "\$F" udp --dst "\$GW" --ports "\$FLOOD_UDP_PORTS" --seconds 40 >udp.out &
@@ -153,7 +157,7 @@ rated=$(stat syn-stats tcp_rate_limited); left=$(val syn_flows_left)
 [ "$resets" -ge $((connects * 9 / 10)) ] || fail "SYN flood: $connects host connections, only $resets reset by the guest"
 [ "$left" -le 10 ] || fail "SYN flood: $left flows left 15 s after the flood"
 [ "${rated:-0}" -gt 0 ] || fail "SYN flood: no SYN met the new-flow rate (10,000 a second)"
-ok "SYN flood: $(val syn_sent) SYNs sent, $(stat syn-stats frames_in) frames reached slipway (the TAP queue drops the rest), $connects host connects, $resets reset at once by the guest's RST, $rated rate-limited (RST), $left flows left $(val syn_drained_s) s after it; RSS $(val rss_before_kb) -> $(val syn_rss_during_kb) -> $(val syn_rss_after_kb) KiB"
+ok "SYN flood: $(val syn_sent) SYNs sent, $(stat syn-stats frames_in) frames reached slipway (the TAP queue drops the rest), $connects host connects, $resets reset at once by the guest's RST, $rated rate-limited (RST), $left flows left $(val syn_drained_s) s after it, a new connection in $(val fresh_connect_ms) ms; RSS $(val rss_before_kb) -> $(val syn_rss_during_kb) -> $(val syn_rss_after_kb) KiB"
 limited=$(stat final-stats udp_limit)
 [ "$limited" -gt 0 ] || fail "UDP flood: no datagram met the mapping limit"
 [ "$(val guest_icmp_errors)" -ge $((limited * 9 / 10)) ] ||
