@@ -68,9 +68,14 @@ void AutoForwarder::update_from_agent(std::string_view line) {
       auto proto = l.at("proto").get<std::string>();
       if (proto != "tcp" && proto != "udp") continue;
       x.proto = proto == "tcp" ? Protocol::kTcp : Protocol::kUdp;
-      x.family = l.at("family").get<int>() == 6 ? AF_INET6 : AF_INET;
+      // Numbers only as integers: a guest's 1e300 is no int (converting
+      // it would be undefined behaviour; UBSan under fuzz_portfwd).
+      const auto& family = l.at("family");
+      const auto& port_field = l.at("port");
+      if (!family.is_number_integer() || !port_field.is_number_integer()) continue;
+      x.family = family.get<int64_t>() == 6 ? AF_INET6 : AF_INET;
       x.address = l.at("address").get<std::string>();
-      int port = l.at("port").get<int>();
+      int64_t port = port_field.get<int64_t>();
       if (port <= 0 || port > 65535) continue;
       x.port = static_cast<uint16_t>(port);
       listeners.push_back(std::move(x));

@@ -53,8 +53,12 @@ for t in "${targets[@]}"; do
   ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=0:abort_on_error=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
     "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-      -print_final_stats=1 -artifact_prefix="$art/" ${FUZZ_ARGS:-} "$work" "$seeds" > "$log" 2>&1
+      -print_final_stats=1 -error_exitcode=99 -timeout_exitcode=98 -artifact_prefix="$art/" ${FUZZ_ARGS:-} \
+      "$work" "$seeds" > "$log" 2>&1
   rc=$?
+  # 77 is only a target's own "cannot run here" (fuzz_common.h): libFuzzer's
+  # crash and timeout codes are moved off it above (its default for a crash
+  # is 77 too, which made a crash look like a skip).
   if [ $rc -eq 77 ]; then
     echo "fuzz $t: skipped ($(head -n1 "$log"))"
     continue

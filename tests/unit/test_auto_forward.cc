@@ -180,6 +180,13 @@ TEST_CASE("agent reports publish and withdraw automatic forwards", "[autofwd]") 
     CHECK(gw.published().list().size() == 1);
     af.update_from_agent(R"({"listeners":[{"proto":"tcp","family":4,"address":"0.0.0.0","port":70000}]})");
     CHECK(gw.published().list().empty());  // an out-of-range port is skipped; the old forward is withdrawn
+    // Numbers that are no int (a guest's 6.2e64, 1.5) are skipped, the rest
+    // of the report taken (converting them was undefined behaviour).
+    af.update_from_agent(R"({"listeners":[{"proto":"tcp","family":4,"address":"0.0.0.0","port":62e63},)"
+                         R"({"proto":"tcp","family":4.5,"address":"0.0.0.0","port":)" + port + "}," +
+                         R"({"proto":"tcp","family":4,"address":"0.0.0.0","port":)" + port + "}]}");
+    REQUIRE(gw.published().list().size() == 1);
+    CHECK(gw.published().list()[0].rule.to_string() == "127.0.0.1:" + port + ":" + port + "/tcp");
     af.update_from_agent(R"({"listeners":[]})");
     CHECK(gw.published().list().empty());
   }
