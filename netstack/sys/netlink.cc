@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
+#include <climits>
 #include <cstring>
 
 #include "netstack/sys/error.h"
@@ -267,7 +268,7 @@ DumpStep read_dump_datagram(Bytes datagram, uint32_t seq, uint32_t port, const O
       const auto code = error_code(*m);
       if (code && *code < 0) {
         result.error = DumpError::kKernel;
-        result.code = -*code;
+        result.code = *code == INT_MIN ? INT_MAX : -*code;  // (INT_MIN: no int negation)
         return DumpStep::kFailed;
       }
       return DumpStep::kDone;
