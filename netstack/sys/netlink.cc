@@ -254,7 +254,7 @@ int request_ack(int sock, const Request& request) noexcept {
   if (!m || m->type != NLMSG_ERROR) return EPROTO;
   const auto code = error_code(*m);
   if (!code) return EPROTO;
-  return *code < 0 ? -*code : *code;
+  return *code == INT_MIN ? INT_MAX : (*code < 0 ? -*code : *code);  // (INT_MIN: no int negation)
 }
 
 DumpStep read_dump_datagram(Bytes datagram, uint32_t seq, uint32_t port, const OnMessage& on_message,
@@ -282,7 +282,7 @@ DumpStep read_dump_datagram(Bytes datagram, uint32_t seq, uint32_t port, const O
       }
       if (*code == 0) continue;  // an acknowledgement; we did not ask for one
       result.error = DumpError::kKernel;
-      result.code = *code < 0 ? -*code : *code;
+      result.code = *code == INT_MIN ? INT_MAX : (*code < 0 ? -*code : *code);
       return DumpStep::kFailed;
     }
     if (m->type < NLMSG_MIN_TYPE) continue;  // NOOP, OVERRUN
