@@ -14,7 +14,6 @@
 // Once set up, the process enters the sandbox (sys/sandbox.h) unless
 // --no-sandbox: a seccomp allow-list, no new privileges, capabilities
 // dropped.
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -39,6 +38,7 @@
 #include "netstack/config/config_file.h"
 #include "netstack/control/stack_api.h"
 #include "netstack/link/tap_port.h"
+#include "netstack/sys/heap.h"
 #include "netstack/link/vm_transports.h"
 #include "netstack/ns/namespace.h"
 #include "netstack/stack/stack.h"
@@ -306,22 +306,10 @@ void set_up_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-// A bulk transfer towards the guest allocates and frees a 64 KiB lwIP
-// segment per frame. With glibc's defaults, freeing the top of the heap
-// returns it to the kernel (trim above 128 KiB), so the next segment faults
-// its 16 pages in again and clears them: 12-15 % of the process's time in
-// perf on a download at MTU 65520, and downloads 17-23 Gbit/s from run to
-// run. Freed memory up to 64 MiB stays in the heap for the next segments
-// (the flows' own limit, --max-buffered-mib, is what bounds the data held).
-void keep_freed_memory() {
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  keep_freed_memory();
+  sys::keep_freed_heap_memory();
   // `slipway slirp4netns ...`: slirp4netns's own command line (netstack/compat/).
   if (argc >= 2 && std::strcmp(argv[1], "slirp4netns") == 0)
     return compat::slirp4netns_main(argc - 1, argv + 1, "slipway slirp4netns");
