@@ -2,7 +2,8 @@
 // for the next ones without faulting its pages in again (with glibc's
 // defaults, freeing a megabyte of 64 KiB blocks at the heap top trims it,
 // and the next megabyte faults all 256 pages in again).
-// ASan replaces the allocator (mallopt does nothing there): not built then.
+// ASan replaces the allocator (mallopt does nothing there; GCC and clang
+// say so differently): not built then.
 #include <sys/resource.h>
 
 #include <catch2/catch.hpp>
@@ -12,7 +13,15 @@
 
 #include "netstack/sys/heap.h"
 
-#if !defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)
+#define SLIPWAY_ASAN_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLIPWAY_ASAN_ALLOCATOR 1
+#endif
+#endif
+
+#if !defined(SLIPWAY_ASAN_ALLOCATOR)
 
 namespace {
 
