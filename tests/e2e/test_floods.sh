@@ -27,6 +27,7 @@ need_cmd python3
 : "${FLOOD_MAX_FLOWS:=16384}"
 F=$E2E_TOOLS/flood.py
 B=$E2E_TOOLS/blob.py
+CS=$E2E_TOOLS/ctl_stats.py
 TRANSFER=$((48 << 20))
 
 # The host: a server that holds every connection, and a paced transfer.
@@ -44,7 +45,7 @@ run_guest() {  # NAME GUEST_SCRIPT [slipway options...]
   local blob_port; blob_port=$(cat "$E2E_TMP/$name.blob.port")
   # shellcheck disable=SC2086
   timeout -k 5 170 "$SLIPWAY" run ${SLIPWAY_RUN_ARGS:-} --control "$E2E_TMP/$name.ctl" "$@" -- \
-    env F="$F" B="$B" GW=$GATEWAY_IP HOLD=$hold_port BLOB=$blob_port CTL="$E2E_TMP/$name.ctl" \
+    env F="$F" B="$B" CS="$CS" GW=$GATEWAY_IP HOLD=$hold_port BLOB=$blob_port CTL="$E2E_TMP/$name.ctl" \
     FLOOD_SYNS=$FLOOD_SYNS FLOOD_UDP_PORTS=$FLOOD_UDP_PORTS FLOOD_CONNS=$FLOOD_CONNS \
     sh -c 'SLIPWAY_PID=$PPID exec bash '"$script" >"$E2E_TMP/$name.out" 2>"$E2E_TMP/$name.err" || true
   sed "s/^/[$E2E_NAME]   $name: /" "$E2E_TMP/$name.out"
@@ -53,23 +54,7 @@ run_guest() {  # NAME GUEST_SCRIPT [slipway options...]
 # Shared by the guest scripts: RSS of slipway, the stats, a fresh connection.
 cat >"$E2E_TMP/common.sh" <<'EOS'
 rss() { python3 "$F" rss --pid "$SLIPWAY_PID"; }
-stats() {
-  python3 - "$CTL" "$1" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{"op":"stats"}\n')
-b = b""
-while not b.endswith(b"\n"):
-    b += s.recv(65536)
-st = json.loads(b)["stats"]
-flat = {}
-for k, v in st.items():
-    if isinstance(v, dict):
-        flat.update({f"{k}_{k2}": v2 for k2, v2 in v.items()})
-    else:
-        flat[k] = v
-print(sys.argv[2] + " " + " ".join(f"{k}={v}" for k, v in flat.items()))
-EOF
-}
+stats() { python3 "$CS" "$CTL" --label "$1"; }
 # A new connection must work within 3 s: slipway has drained by then (see
 # drain), but the host's test server (one Python thread) may still be taking
 # the flood's reset connections off its listen queue, and a host connect
@@ -83,22 +68,7 @@ try:
 except OSError as e:
     print(f'FAIL: a new connection after the flood: {e}')"
 }
-drain() {  # LABEL: seconds until at most 10 TCP flows are left (bounded by 15 s)
-  python3 - "$CTL" "$1" <<'EOF'
-import json, socket, sys, time
-t0 = time.time()
-while True:
-    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{"op":"stats"}\n')
-    b = b""
-    while not b.endswith(b"\n"):
-        b += s.recv(65536)
-    n = json.loads(b)["stats"]["tcp_flows"]
-    if n <= 10 or time.time() - t0 > 15:
-        break
-    time.sleep(0.1)
-print(f"{sys.argv[2]}_drained_s={time.time() - t0:.1f} {sys.argv[2]}_flows_left={n}")
-EOF
-}
+drain() { python3 "$CS" "$CTL" --label "$1" --until-flows 10 --within 15; }  # LABEL: seconds until at most 10 TCP flows are left
 start_transfer() { python3 "$B" recv --connect "$GW:$BLOB" >transfer.out 2>&1 & TRANSFER_PID=$!; }
 end_transfer() { wait $TRANSFER_PID; echo "transfer $(cat transfer.out)"; }
 EOS

@@ -271,15 +271,7 @@ time.sleep(float(sys.argv[4]))
   got_a=$(cat "$E2E_TMP/alpha-hold.txt")
   [ "$got_a" = "established=8 refused=4" ] || fail "alpha with --max-tcp-flows 16: '$got_a', want established=8 refused=4"
   [ "$got_b" = "established=2 refused=0" ] || fail "beta while alpha holds its share: '$got_b', want established=2 refused=0"
-  refused=$(python3 -c '
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"op\":\"stats\"}\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    d = s.recv(65536)
-    if not d: break
-    buf += d
-print(json.loads(buf)["stats"]["guest_share_refused"])' "$CTL" 2>&1)
+  refused=$(python3 "$E2E_TOOLS/ctl_stats.py" "$CTL" guest_share_refused 2>&1)
   [ "$refused" = 4 ] || fail "stats: guest_share_refused '$refused', want 4"
   ok "--max-tcp-flows 16: alpha holds its half (8 connections, 4 refused at once, counted), beta still connects"
 fi

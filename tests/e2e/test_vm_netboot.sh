@@ -102,21 +102,7 @@ lease=$(vm_result dhcp)
 ping_r=$(vm_result ping)
 ok "the netbooted guest's own DHCP lease ${lease%% *} and ping to the gateway: $ping_r"
 
-stats=$(python3 - "$ctl" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b'{"op":"stats"}\n')
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-t = json.loads(buf)["stats"]["tftp"]
-print(t["completed"], t["bytes_sent"], t["timed_out"], t["access_denied"])
-EOF
-) || fail "no TFTP stats from the control socket"
+stats=$(python3 "$E2E_TOOLS/ctl_stats.py" "$ctl" tftp.completed tftp.bytes_sent tftp.timed_out tftp.access_denied) || fail "no TFTP stats from the control socket"
 read -r completed bytes timed_out denied <<<"$stats"
 [ "$completed" -ge 3 ] || fail "TFTP completed $completed transfers, want 3 (boot.ipxe, vmlinuz, initrd.gz)"
 [ "$bytes" -ge "$size" ] || fail "TFTP sent $bytes bytes, want at least $size"

@@ -47,22 +47,7 @@ RG_MAC=52:54:00:12:34:56
 in_ns() { local pid=$1; shift; nsenter --net="/proc/$pid/ns/net" "$@"; }
 
 # link_dropped CTL: frames slipway dropped on their way to the guest.
-link_dropped() {
-  python3 - "$1" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b'{"op":"stats"}\n')
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-print(json.loads(buf)["stats"]["link"]["tx_dropped"])
-PY
-}
+link_dropped() { python3 "$E2E_TOOLS/ctl_stats.py" "$1" link.tx_dropped; }
 
 relay_guest_up() {
   local name=$1 transport=$2 offload=${3:-} sock="$E2E_TMP/$1.sock" i
