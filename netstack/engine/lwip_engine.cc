@@ -700,7 +700,8 @@ void LwipEngine::start_tcp_flow(const FlowKey& key, wire::Bytes syn, uint32_t sy
   stats_.tcp_connects++;
   auto* flow = new TcpFlow(*this, key, syn, syn_seq, now);
   tcp_flows_.emplace(key, flow);
-  count_flow(flow, guest, true);
+  flow->set_guest_id(guest);
+  count_flow(guest, true);
   if (fwd == nullptr) {
     flow->connect(*host, key.remote_port);
   } else if (fwd->kind == GuestForward::Kind::kUnix) {
@@ -951,7 +952,8 @@ void LwipEngine::udp_from_guest(const IpAddr& src, uint16_t src_port, const IpAd
       return;
     }
     udp_flows_.emplace(key, flow);
-    count_flow(flow, guest, false);
+    flow->set_guest_id(guest);
+    count_flow(guest, false);
   }
   stats_.udp_datagrams_out++;
   flow->send(*host, dst_port, payload, now);
@@ -1067,28 +1069,28 @@ void LwipEngine::closed(TcpFlow* flow) {
     std::replace(waiting_for_buffers_.begin(), waiting_for_buffers_.end(), flow, static_cast<TcpFlow*>(nullptr));
   auto it = tcp_flows_.find(flow->key());
   if (it != tcp_flows_.end() && it->second == flow) tcp_flows_.erase(it);
-  uncount_flow(flow, true);
+  uncount_flow(flow->guest_id(), true);
 }
 
 void LwipEngine::closed(UdpFlow* flow) {
   std::replace(udp_to_flush_.begin(), udp_to_flush_.end(), flow, static_cast<UdpFlow*>(nullptr));
   auto it = udp_flows_.find(UdpKey{flow->guest(), flow->guest_port()});
   if (it != udp_flows_.end() && it->second == flow) udp_flows_.erase(it);
-  uncount_flow(flow, false);
+  uncount_flow(flow->guest_id(), false);
 }
 
-void LwipEngine::count_flow(const void* flow, uint32_t guest, bool tcp) {
+// A flow starts with no guest (tcp_flow.h, udp_flow.h spell it out).
+static_assert(Engine::kNoGuest == ~uint32_t{0});
+
+void LwipEngine::count_flow(uint32_t guest, bool tcp) {
   if (guest == kNoGuest) return;
-  flow_guest_[flow] = guest;
   auto& g = guest_flows_[guest];
   (tcp ? g.tcp : g.udp)++;
 }
 
-void LwipEngine::uncount_flow(const void* flow, bool tcp) {
-  auto it = flow_guest_.find(flow);
-  if (it == flow_guest_.end()) return;
-  auto g = guest_flows_.find(it->second);
-  flow_guest_.erase(it);
+void LwipEngine::uncount_flow(uint32_t guest, bool tcp) {
+  if (guest == kNoGuest) return;
+  auto g = guest_flows_.find(guest);
   if (g == guest_flows_.end()) return;
   size_t& n = tcp ? g->second.tcp : g->second.udp;
   if (n > 0) n--;

@@ -258,15 +258,14 @@ class LwipEngine final : public Engine, private FlowHost {
     size_t tcp = 0, udp = 0;
   };
   std::unordered_map<uint32_t, GuestFlows> guest_flows_;
-  std::unordered_map<const void*, uint32_t> flow_guest_;  // TcpFlow* / UdpFlow* -> guest
   // The guest of the packet being taken (kNoGuest with one guest).
   uint32_t input_guest() const { return guest_of_input_ ? guest_of_input_() : kNoGuest; }
   // True if `guest` holds its share of `limit` already (`held` of them).
   static bool over_share(uint32_t guest, size_t held, size_t limit) {
     return guest != kNoGuest && held >= std::max<size_t>(1, limit / 2);
   }
-  void count_flow(const void* flow, uint32_t guest, bool tcp);
-  void uncount_flow(const void* flow, bool tcp);
+  void count_flow(uint32_t guest, bool tcp);
+  void uncount_flow(uint32_t guest, bool tcp);
   std::vector<UdpFlow*> udp_to_flush_;
   TimeWaitTable time_wait_{config_.max_tcp_flows};
   struct UdpKey {

@@ -127,6 +127,10 @@ class TcpFlow {
   bool inbound() const { return inbound_; }
   uint64_t bytes_to_host() const { return bytes_to_host_; }
   uint64_t bytes_to_guest() const { return bytes_to_guest_; }
+  // Which guest opened the flow, for the engine's per-guest limits
+  // (Engine::set_guest_identity; Engine::kNoGuest with one guest).
+  uint32_t guest_id() const { return guest_id_; }
+  void set_guest_id(uint32_t id) { guest_id_ = id; }
 
  private:
   // A host socket that could not even be set up: RST to the guest, and the
@@ -201,6 +205,7 @@ class TcpFlow {
   size_t owed_window_ = 0;            // guest bytes taken but not yet tcp_recved (budget spent)
   bool waiting_buffers_ = false;      // registered with FlowHost::wait_for_buffers
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
+  uint32_t guest_id_ = ~uint32_t{0};  // Engine::kNoGuest
 };
 
 }  // namespace slipway::engine

@@ -51,6 +51,9 @@ class UdpFlow {
   uint64_t last_active() const { return last_active_; }
   uint64_t bytes_to_host() const { return bytes_to_host_; }
   uint64_t bytes_to_guest() const { return bytes_to_guest_; }
+  // Which guest opened the mapping (TcpFlow::guest_id).
+  uint32_t guest_id() const { return guest_id_; }
+  void set_guest_id(uint32_t id) { guest_id_ = id; }
 
  private:
   friend struct UdpFlowCallbacks;
@@ -65,6 +68,7 @@ class UdpFlow {
   uv_udp_t sock_;
   bool closing_ = false;
   uint64_t bytes_to_host_ = 0, bytes_to_guest_ = 0;
+  uint32_t guest_id_ = ~uint32_t{0};  // Engine::kNoGuest
   std::vector<IpAddr> peers_;
   struct Queued {
     sockaddr_storage to;
