@@ -142,7 +142,9 @@ prepare_slipway() {
 # gateway), to set the two engines side by side.
 prepare_slipway_slirp() {
   prepare_slipway || return 1
-  "$SLIPWAY" run --help 2>/dev/null | grep -q -- --engine || { NOTE="'slipway run' lacks --engine"; return 1; }
+  # grep reads it all (no -q): stopping at the match could kill slipway with
+  # SIGPIPE while it writes the rest, and pipefail then failed the check.
+  "$SLIPWAY" run --help 2>/dev/null | grep -- --engine >/dev/null || { NOTE="'slipway run' lacks --engine"; return 1; }
 }
 
 variant_mtu() { case $1 in mtu1500) echo 1500 ;; *) echo 65520 ;; esac; }
