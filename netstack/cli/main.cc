@@ -38,10 +38,10 @@
 #include "netstack/config/config_file.h"
 #include "netstack/control/stack_api.h"
 #include "netstack/link/tap_port.h"
-#include "netstack/sys/heap.h"
 #include "netstack/link/vm_transports.h"
 #include "netstack/ns/namespace.h"
 #include "netstack/stack/stack.h"
+#include "netstack/sys/heap.h"
 #include "netstack/sys/sandbox.h"
 #include "portfwd/listeners.h"
 
