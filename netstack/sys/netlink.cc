@@ -121,6 +121,10 @@ std::optional<int32_t> error_code(const Message& message) {
   return load_i32(message.payload, 0);
 }
 
+// An error code as a positive errno; INT_MIN (which an int cannot negate)
+// as INT_MAX.
+static int as_errno(int32_t code) { return code == INT_MIN ? INT_MAX : (code < 0 ? -code : code); }
+
 // ---- Writing. ----------------------------------------------------------------
 
 Request::Request(uint16_t type, uint16_t flags) {
@@ -254,7 +258,7 @@ int request_ack(int sock, const Request& request) noexcept {
   if (!m || m->type != NLMSG_ERROR) return EPROTO;
   const auto code = error_code(*m);
   if (!code) return EPROTO;
-  return *code == INT_MIN ? INT_MAX : (*code < 0 ? -*code : *code);  // (INT_MIN: no int negation)
+  return as_errno(*code);
 }
 
 DumpStep read_dump_datagram(Bytes datagram, uint32_t seq, uint32_t port, const OnMessage& on_message,
@@ -268,7 +272,7 @@ DumpStep read_dump_datagram(Bytes datagram, uint32_t seq, uint32_t port, const O
       const auto code = error_code(*m);
       if (code && *code < 0) {
         result.error = DumpError::kKernel;
-        result.code = *code == INT_MIN ? INT_MAX : -*code;  // (INT_MIN: no int negation)
+        result.code = as_errno(*code);
         return DumpStep::kFailed;
       }
       return DumpStep::kDone;
@@ -282,7 +286,7 @@ DumpStep read_dump_datagram(Bytes datagram, uint32_t seq, uint32_t port, const O
       }
       if (*code == 0) continue;  // an acknowledgement; we did not ask for one
       result.error = DumpError::kKernel;
-      result.code = *code == INT_MIN ? INT_MAX : (*code < 0 ? -*code : *code);
+      result.code = as_errno(*code);
       return DumpStep::kFailed;
     }
     if (m->type < NLMSG_MIN_TYPE) continue;  // NOOP, OVERRUN
